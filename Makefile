@@ -1,0 +1,60 @@
+# Two commands matter: `make demo` and `make test` (see README.md).
+# Both work on a fresh Debian machine: they create .venv, install syncer with its
+# dev extras, and (as root) install the Debian packages the real-server tests need.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEB_PACKAGES := dovecot-imapd dovecot-pop3d postgresql
+PYTEST_ARGS ?=
+
+.PHONY: test demo lint typecheck bench deps clean help
+
+help:
+	@echo "make demo   - sync a throwaway local Dovecot into demo/archive.db and show it"
+	@echo "make test   - install what is needed, then ruff, mypy and the test suite"
+	@echo "make bench  - the benchmarks against mbsync (long; not part of make test)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); \
+	  else echo "python3-venv is missing: apt-get install python3-venv" >&2; exit 1; fi; }
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,postgres]'
+	touch $(STAMP)
+
+# Installs the servers the tests run (never starts the system services).
+deps:
+	@missing=""; \
+	command -v dovecot >/dev/null 2>&1 || missing="$$missing dovecot-imapd dovecot-pop3d"; \
+	[ -e /usr/lib/dovecot/pop3 ] || missing="$$missing dovecot-pop3d"; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) >/dev/null; \
+	  else echo "Missing Debian packages:$$missing (run: sudo apt-get install $(DEB_PACKAGES))" >&2; fi; \
+	fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check syncer migrations tests
+	$(VENV)/bin/lint-imports
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: deps $(STAMP) lint typecheck
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+demo: deps $(STAMP)
+	$(PY) -m tests.demo
+
+bench: deps $(STAMP)
+	@command -v mbsync >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq isync >/dev/null; }
+	$(PY) -m tests.bench.run_bench --messages 10000 --runs 3
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

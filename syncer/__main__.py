@@ -1,0 +1,7 @@
+"""`python -m syncer` is the same as the `syncer` console script."""
+
+from __future__ import annotations
+
+from syncer.cli import main
+
+main()

@@ -1,0 +1,330 @@
+"""The TOML configuration: found, parsed, validated into frozen pydantic models.
+
+Every problem in a file is collected and raised at once as one ``ConfigError``
+(exit status 2), each naming the file, the key path and what was expected.
+Values are never echoed for keys that could hold a secret, and secrets are
+never read from the file itself: each comes from an environment variable, a
+file or a command, resolved only when a command needs it (``resolve_secret``).
+
+Lookup order for the file: ``--config``, ``$SYNCER_CONFIG``, ``./syncer.toml``,
+``$XDG_CONFIG_HOME/syncer/config.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from syncer.errors import ConfigError
+
+Security = Literal["tls", "starttls", "plain"]
+Namespace = Literal["personal", "other", "shared"]
+_PERSONAL_ONLY: tuple[Namespace, ...] = ("personal",)
+
+_DEFAULT_PORTS: dict[tuple[str, str], int] = {
+    ("imap", "tls"): 993,
+    ("imap", "starttls"): 143,
+    ("imap", "plain"): 143,
+    ("pop3", "tls"): 995,
+    ("pop3", "starttls"): 110,
+    ("pop3", "plain"): 110,
+    ("smtp", "tls"): 465,
+    ("smtp", "starttls"): 587,
+    ("smtp", "plain"): 25,
+}
+
+_SECRET_KEYS = ("password_env", "password_file", "password_command")
+_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class SecretSource(_Strict):
+    """Where one password comes from: exactly one of the three keys."""
+
+    password_env: str | None = None
+    password_file: Path | None = None
+    password_command: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> SecretSource:
+        given = [k for k in _SECRET_KEYS if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"two secret sources given ({', '.join(given)}); keep exactly one")
+        if self.password_command is not None and not self.password_command:
+            raise ValueError("password_command is empty; give the command as a list of words")
+        return self
+
+    @property
+    def has_secret(self) -> bool:
+        return any(getattr(self, k) is not None for k in _SECRET_KEYS)
+
+
+class ArchiveConfig(_Strict):
+    url: str = "sqlite:///archive.db"
+    blob_store: str = "db"
+
+    @field_validator("blob_store")
+    @classmethod
+    def _blob_store_form(cls, value: str) -> str:
+        if value != "db" and not (value.startswith("fs:") and len(value) > 3):
+            raise ValueError('expected "db" or "fs:/path/to/blobs"')
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url_form(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+            raise ValueError(
+                'expected a database URL such as "sqlite:///archive.db" or '
+                '"postgresql://user@host/dbname"'
+            )
+        return value
+
+
+class FolderFilter(_Strict):
+    """Glob patterns over display names (``Archive/*``); exclude wins over include."""
+
+    include: list[str] = Field(default_factory=lambda: ["*"])
+    exclude: list[str] = Field(default_factory=list)
+
+
+class AccountConfig(SecretSource):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@-]+$")
+    protocol: Literal["imap", "pop3"] = "imap"
+    host: str = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security = "tls"
+    username: str = Field(min_length=1)
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    allow_insecure: bool = False
+    timeout: float = Field(default=60.0, gt=0)
+    schedule: str | None = None
+    folders: FolderFilter = Field(default_factory=FolderFilter)
+    namespaces: list[Namespace] = Field(default_factory=lambda: list(_PERSONAL_ONLY))
+    subscribed_only: bool = False
+    full_scan_days: float = Field(default=7.0, ge=0)
+    batch_messages: int = Field(default=500, ge=1, le=100_000)
+    batch_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
+    max_bytes_per_second: int | None = Field(default=None, ge=1024)
+    retries: int = Field(default=3, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _account_rules(self) -> AccountConfig:
+        if not self.has_secret:
+            raise ValueError(
+                "no password source; set one of password_env, password_file, password_command"
+            )
+        if self.security == "plain" and not self.allow_insecure:
+            raise ValueError(
+                'security = "plain" would send the password unencrypted; use "tls" or '
+                '"starttls", or set allow_insecure = true on this account if the network '
+                "is trusted"
+            )
+        if self.schedule is not None:
+            _check_cron(self.schedule)
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or _DEFAULT_PORTS[(self.protocol, self.security)]
+
+
+class SMTPConfig(SecretSource):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@-]+$")
+    host: str = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security = "starttls"
+    username: str | None = None
+    tls_verify: bool = True
+    ca_file: Path | None = None
+    allow_insecure: bool = False
+    timeout: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _smtp_rules(self) -> SMTPConfig:
+        if self.username is not None and not self.has_secret:
+            raise ValueError("username given without a password source")
+        if self.security == "plain" and self.username is not None and not self.allow_insecure:
+            raise ValueError(
+                'security = "plain" with authentication would send the password unencrypted; '
+                'use "tls" or "starttls", or set allow_insecure = true'
+            )
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or _DEFAULT_PORTS[("smtp", self.security)]
+
+
+class LoggingConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Config(_Strict):
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
+    accounts: list[AccountConfig] = Field(default_factory=list)
+    smtp: list[SMTPConfig] = Field(default_factory=list)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        for section, items in (("accounts", self.accounts), ("smtp", self.smtp)):
+            seen: set[str] = set()
+            for item in items:
+                if item.name in seen:
+                    raise ValueError(f"{section}: the name {item.name!r} is used twice")
+                seen.add(item.name)
+        return self
+
+    def account(self, name: str) -> AccountConfig:
+        """The account called ``name``; the error lists the configured ones."""
+        for acc in self.accounts:
+            if acc.name == name:
+                return acc
+        known = ", ".join(a.name for a in self.accounts) or "none"
+        raise ConfigError(
+            f"No account named {name!r} in {self.path}. These are the configured accounts: {known}."
+        )
+
+    @property
+    def archive_url(self) -> str:
+        """The database URL, with a relative SQLite path taken from the config file's folder."""
+        return _anchor_sqlite_url(self.archive.url, self.base_dir)
+
+    @property
+    def blob_store(self) -> str:
+        spec = self.archive.blob_store
+        if spec.startswith("fs:"):
+            root = Path(spec[3:]).expanduser()
+            if not root.is_absolute():
+                root = self.base_dir / root
+            return f"fs:{root}"
+        return spec
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+
+def _check_cron(expr: str) -> None:
+    fields = expr.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError(
+            f"schedule {expr!r} is not a cron expression; expected five fields "
+            '("minute hour day month weekday"), e.g. "*/15 * * * *"'
+        )
+
+
+def _anchor_sqlite_url(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite:///:memory:":
+        return url
+    path = Path(url[len(prefix) :]).expanduser()
+    if not path.is_absolute():
+        path = base / path
+    return prefix + str(path)
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """Where the configuration lives, in the documented lookup order."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("SYNCER_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("syncer.toml")
+    if local.exists():
+        return local
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    candidate = xdg / "syncer" / "config.toml"
+    if candidate.exists():
+        return candidate
+    raise ConfigError(
+        "No configuration file found (looked at --config, $SYNCER_CONFIG, ./syncer.toml and "
+        f"{candidate}).",
+        hint="Copy config/syncer.example.toml to ./syncer.toml and edit it.",
+    )
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Find, parse and validate the configuration file.
+
+    :raises ConfigError: listing every problem, each prefixed with the file.
+    """
+    path = find_config_path(explicit)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc}).") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}.") from None
+    return parse_config(data, path=path.resolve())
+
+
+def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config:
+    """Validate an already-parsed TOML document."""
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        raise ConfigError([where + p for p in _describe(exc, data)]) from None
+    return config.model_copy(update={"path": path})
+
+
+def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[str]:
+    """Turn pydantic's errors into 'key path: what was expected' lines, no secrets."""
+    problems: list[str] = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        key = _key_path(loc, data)
+        kind = err["type"]
+        leaf = str(loc[-1]) if loc else ""
+        if kind == "extra_forbidden":
+            msg = f"unknown key {leaf!r}"
+            if re.search(r"pass|secret|token", leaf, re.I):
+                msg += (
+                    "; secrets are never written in the file: use password_env, "
+                    "password_file or password_command"
+                )
+            key = _key_path(loc[:-1], data)
+            problems.append(f"{key}: {msg}" if key else msg)
+            continue
+        if kind == "missing":
+            problems.append(f"{key}: required key is missing")
+            continue
+        message = err["msg"].removeprefix("Value error, ")
+        shows_input = kind.endswith(("_type", "_parsing")) or kind == "literal_error"
+        if shows_input and not re.search(r"pass|secret|token", leaf, re.I):
+            message += f" (got {err['input']!r})"
+        problems.append(f"{key}: {message}" if key else message)
+    return problems
+
+
+def _key_path(loc: Sequence[Any], data: Mapping[str, Any]) -> str:
+    """``('accounts', 0, 'port')`` → ``accounts[0] (work).port``, naming the entry."""
+    out = ""
+    node: Any = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("name"), str):
+                out += f" ({node['name']})"
+        else:
+            out += ("." if out else "") + str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out

@@ -1,0 +1,105 @@
+"""structlog set-up, called once from the CLI, plus secret redaction.
+
+JSON lines when stdout is not a terminal (for journald and log shippers),
+a readable console rendering when it is. Standard-library loggers
+(imapclient, sqlalchemy, alembic, apscheduler) go through the same pipeline.
+Context (``run_id``, ``account``, ``folder``) is bound with contextvars so
+every event of a run carries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|authori[sz]ation|api[_-]?key", re.I)
+_SECRET_INLINE = re.compile(
+    r"((?:pass(?:word|wd)?|secret|token|api[_-]?key)\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)"
+    r"|(Bearer\s+)\S+",
+    re.I,
+)
+_REDACTED = "***"
+_known_secrets: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret so that no log line can ever contain it."""
+    if len(value) >= 3:
+        _known_secrets.add(value)
+
+
+def redact_text(text: str) -> str:
+    """Mask known secrets and anything shaped like ``password=...`` in ``text``."""
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    return _SECRET_INLINE.sub(lambda m: (m.group(1) or m.group(3) or "") + _REDACTED, text)
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if _SECRET_KEY.search(key) and value not in (None, ""):
+        return _REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact_value(key, v) for v in value)
+    return value
+
+
+def redact_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: the last line of defence against leaking a secret."""
+    for key in list(event_dict):
+        event_dict[key] = _redact_value(key, event_dict[key])
+    return event_dict
+
+
+def configure(verbosity: int = 0, *, json: bool | None = None, level: str = "info") -> None:
+    """Configure structlog and the stdlib bridge.
+
+    :param verbosity: 0 → configured level, 1 → debug for syncer, 2 → debug for libraries too.
+    :param json: force JSON (True) or console (False) output; None decides by ``isatty``.
+    """
+    if json is None:
+        json = not sys.stderr.isatty()
+    base_level = logging.DEBUG if verbosity >= 1 else getattr(logging, level.upper())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_processor,
+    ]
+    renderer: Any
+    if json:
+        shared.append(structlog.processors.dict_tracebacks)
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    # Logs go to stderr so that `--json` data on stdout stays machine-readable.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(base_level)
+    quiet = logging.DEBUG if verbosity >= 2 else logging.WARNING
+    for noisy in ("imapclient", "imapclient.imaplib", "sqlalchemy", "alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(quiet)

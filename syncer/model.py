@@ -1,0 +1,158 @@
+"""Plain values that cross layer boundaries: adapters produce them, the archive stores them.
+
+Nothing here knows about SQLAlchemy or any protocol library, so adapters,
+the archive and the pipeline can all share these types without importing
+each other.
+
+Terminology:
+
+* *folder name*: the name exactly as the protocol spells it (for IMAP the
+  modified UTF-7 wire form, e.g. ``&ANw-berweisungen``). It is the key.
+* *display name*: the same name decoded for people (``Überweisungen``).
+* *uid*: an IMAP UID, meaningful only together with the folder's UIDVALIDITY.
+* *uidl*: a POP3 unique-id listing value, meaningful per account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    """A folder as the server lists it, with its STATUS when it could be had.
+
+    :ivar special_use: RFC 6154 attribute such as ``\\Sent``, or None.
+    :ivar namespace: ``personal``, ``other`` or ``shared``.
+    """
+
+    name: str
+    display_name: str
+    delimiter: str | None
+    namespace: str = "personal"
+    special_use: str | None = None
+    selectable: bool = True
+    uidvalidity: int | None = None
+    uidnext: int | None = None
+    highestmodseq: int | None = None
+    messages: int | None = None
+    mailbox_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FolderCursor:
+    """The sync state the archive keeps for one folder (its high-water mark).
+
+    ``highestmodseq`` is None when the server has no CONDSTORE for the folder.
+    ``last_full_scan`` is when the UID set was last reconciled in full.
+    """
+
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int | None = None
+    messages: int = 0
+    last_full_scan: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedFolder:
+    """What SELECT (possibly with QRESYNC) told us about a folder.
+
+    ``vanished`` and ``changed`` are filled only when QRESYNC parameters were
+    sent and the server honoured them; ``qresync`` says whether it did.
+    """
+
+    name: str
+    uidvalidity: int
+    uidnext: int
+    exists: int
+    highestmodseq: int | None
+    qresync: bool = False
+    vanished: frozenset[int] = frozenset()
+    changed: tuple[FlagState, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FlagState:
+    """The flags of one message on the server, and its MODSEQ when known.
+
+    Flags are kept exactly as the server spells them (``\\Seen``,
+    ``$Forwarded``, ``custom``), sorted; ``\\Recent`` is never included.
+    """
+
+    uid: int
+    flags: tuple[str, ...]
+    modseq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteMessage:
+    """One message as fetched: the raw bytes are the truth.
+
+    :ivar raw: the exact bytes of ``BODY.PEEK[]`` (IMAP) or RETR (POP3).
+    :ivar uid: the IMAP UID; 0 for POP3 (the key is ``uidl`` then).
+    :ivar emailid: RFC 8474 EMAILID or Gmail X-GM-MSGID where offered.
+    """
+
+    folder: str
+    uid: int
+    raw: bytes
+    flags: tuple[str, ...] = ()
+    internaldate: datetime | None = None
+    size: int = 0
+    modseq: int | None = None
+    emailid: str | None = None
+    uidl: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderFingerprint:
+    """A cheap identity for a message, used to recognise bodies already archived
+    after a UIDVALIDITY reset without downloading them again.
+
+    ``header_sha256`` is the SHA-256 of ``BODY.PEEK[HEADER]``.
+    """
+
+    uid: int
+    size: int
+    internaldate: datetime | None
+    header_sha256: str
+    flags: tuple[str, ...] = ()
+    modseq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FolderSummary:
+    """What one folder's sync did; the CLI prints these (``--json``)."""
+
+    folder: str
+    new: int = 0
+    flags_changed: int = 0
+    expunged: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    skipped: bool = False
+    error: str | None = None
+    reused: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What one account's sync did."""
+
+    account: str
+    run_id: str
+    ok: bool
+    folders: tuple[FolderSummary, ...] = ()
+    error: str | None = None
+    seconds: float = 0.0
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def new(self) -> int:
+        return sum(f.new for f in self.folders)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.folders)
