@@ -1,0 +1,489 @@
+"""One incremental sync of one account: from a FolderSource into the archive.
+
+The algorithm (DESIGN.md, "Incremental IMAP, in short"):
+
+1. One LIST (with STATUS) tells which folders changed; a folder whose
+   UIDVALIDITY, UIDNEXT, MESSAGES and HIGHESTMODSEQ equal the stored cursor is
+   not selected. Without CONDSTORE a flag change leaves no trace in STATUS, so
+   such folders are selected for a FLAGS listing every run (mbsync and
+   offlineimap do the same); no body is fetched for them.
+2. A changed folder is EXAMINEd (with QRESYNC parameters where offered), then:
+   expunges (VANISHED, else UID SEARCH ALL against the archive's live UIDs),
+   flag changes (QRESYNC answer, CHANGEDSINCE, else a full listing diffed by
+   the store), then new messages from the stored UIDNEXT in bounded batches.
+3. Every batch commits in one transaction with the folder's new cursor, so a
+   crash loses at most the batch in flight and a re-run neither skips nor
+   duplicates (the store's inserts are idempotent on (folder, uidvalidity, uid)).
+
+The cursor's HIGHESTMODSEQ is advanced only after the flag changes it covers
+are committed, and UIDNEXT only past messages whose batch is committed.
+
+The pipeline sees only ``FolderSource`` and ``ArchiveStore``; it never imports
+a protocol library or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+import structlog
+
+from syncer.errors import SourceError
+from syncer.model import FolderCursor, FolderStatus, FolderSummary, SelectedFolder
+
+if TYPE_CHECKING:
+    from syncer.archive.store import ArchiveStore, FolderRecord
+    from syncer.sources.base import FolderSource
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Progress(Protocol):
+    """What a progress display needs to know; the CLI passes a rich bar."""
+
+    def folder_started(self, folder: str, messages: int, size: int) -> None: ...
+
+    def advanced(self, messages: int, size: int) -> None: ...
+
+
+class _NoProgress:
+    def folder_started(self, folder: str, messages: int, size: int) -> None:
+        pass
+
+    def advanced(self, messages: int, size: int) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOptions:
+    """Per-account knobs, taken from the account's configuration by the caller."""
+
+    include: Sequence[str] = ("*",)
+    exclude: Sequence[str] = ()
+    only: Sequence[str] = ()
+    full_scan_days: float = 7.0
+    batch_messages: int = 500
+    batch_bytes: int = 32 * 1024 * 1024
+
+    def in_scope(self, display_name: str) -> bool:
+        """Include/exclude from the config, narrowed by ``--folder`` globs."""
+        if not any(fnmatch.fnmatchcase(display_name, p) for p in self.include):
+            return False
+        if any(fnmatch.fnmatchcase(display_name, p) for p in self.exclude):
+            return False
+        return not self.only or any(fnmatch.fnmatchcase(display_name, p) for p in self.only)
+
+
+class Heartbeat(Protocol):
+    def __call__(self) -> None: ...
+
+
+def _no_heartbeat() -> None:
+    pass
+
+
+def sync_folders(
+    source: FolderSource,
+    store: ArchiveStore,
+    account: str,
+    options: SyncOptions,
+    *,
+    clock: Clock = utcnow,
+    progress: Progress | None = None,
+    heartbeat: Heartbeat = _no_heartbeat,
+) -> list[FolderSummary]:
+    """Bring the archive of ``account`` up to date with ``source``.
+
+    A failure in one folder is recorded in its summary and the next folder is
+    tried; a lost connection (``SourceUnavailable``) ends the run, since every
+    following folder would fail the same way (the caller may retry).
+
+    :raises SourceError: when listing folders fails, or the connection is lost.
+    """
+    progress = progress or _NoProgress()
+    remote = [f for f in source.list_folders(with_status=True) if options.in_scope(f.display_name)]
+    known = store.folders(account)
+    store.upsert_folders(account, remote)
+    renamed_from = _record_vanished_folders(store, account, options, known, remote)
+
+    summaries: list[FolderSummary] = []
+    for status in remote:
+        if not status.selectable:
+            continue
+        record = known.get(status.name)
+        flog = log.bind(folder=status.display_name)
+        started = time.monotonic()
+        try:
+            summary = _sync_folder(
+                source,
+                store,
+                account,
+                status,
+                record.cursor if record and not record.deleted else None,
+                options,
+                clock=clock,
+                progress=progress,
+                heartbeat=heartbeat,
+                reuse_from=renamed_from.get(status.name),
+                flog=flog,
+            )
+        except SourceError as exc:
+            if exc.transient:
+                raise
+            flog.warning("folder.failed", error=exc.message)
+            summary = FolderSummary(folder=status.display_name, error=exc.message)
+        summary = replace(summary, seconds=round(time.monotonic() - started, 3))
+        if not summary.skipped:
+            flog.info(
+                "folder.synced",
+                new=summary.new,
+                flags_changed=summary.flags_changed,
+                expunged=summary.expunged,
+                bytes=summary.bytes,
+                reused=summary.reused,
+                duration_ms=int(summary.seconds * 1000),
+            )
+        summaries.append(summary)
+    return summaries
+
+
+def _record_vanished_folders(
+    store: ArchiveStore,
+    account: str,
+    options: SyncOptions,
+    known: dict[str, FolderRecord],
+    remote: list[FolderStatus],
+) -> dict[str, str]:
+    """Record folders the server no longer lists as deleted or renamed.
+
+    A folder that disappeared while a new one with the same UIDVALIDITY
+    appeared is taken as renamed (Dovecot and most servers keep UIDVALIDITY
+    across RENAME). Nothing is deleted from the archive either way.
+
+    :returns: new folder name → old folder name, for renamed folders.
+    """
+    remote_by_name = {f.name: f for f in remote}
+    new_by_validity = {
+        f.uidvalidity: f.name
+        for f in remote
+        if f.uidvalidity is not None and (f.name not in known or known[f.name].deleted)
+    }
+    renamed: dict[str, str] = {}
+    for name, record in known.items():
+        if record.deleted or name in remote_by_name:
+            continue
+        if not options.in_scope(record.display_name):
+            continue  # narrowed out by --folder or the config: not evidence of deletion
+        validity = record.cursor.uidvalidity if record.cursor else None
+        new_name = new_by_validity.get(validity) if validity is not None else None
+        if new_name is not None:
+            store.mark_folder_renamed(account, name, new_name)
+            renamed[new_name] = name
+            log.info("folder.renamed", folder=record.display_name, to=new_name)
+        else:
+            store.mark_folder_deleted(account, name)
+            log.info("folder.deleted", folder=record.display_name)
+    return renamed
+
+
+# A cursor whose MESSAGES is this marks a download that has not finished: a
+# STATUS never reports it, so the folder is selected again, and the re-run
+# fetches only the UIDs the archive does not hold yet.
+_INCOMPLETE = -1
+
+
+def _unchanged(status: FolderStatus, cursor: FolderCursor) -> bool:
+    """True when STATUS proves nothing changed since ``cursor`` (needs a MODSEQ)."""
+    return (
+        status.uidvalidity == cursor.uidvalidity
+        and status.uidnext == cursor.uidnext
+        and status.messages == cursor.messages
+        and status.highestmodseq is not None
+        and status.highestmodseq == cursor.highestmodseq
+    )
+
+
+def _sync_folder(
+    source: FolderSource,
+    store: ArchiveStore,
+    account: str,
+    status: FolderStatus,
+    cursor: FolderCursor | None,
+    options: SyncOptions,
+    *,
+    clock: Clock,
+    progress: Progress,
+    heartbeat: Heartbeat,
+    reuse_from: str | None,
+    flog: structlog.stdlib.BoundLogger,
+) -> FolderSummary:
+    now = clock()
+    scan_due = cursor is not None and (
+        cursor.last_full_scan is None
+        or now - cursor.last_full_scan >= timedelta(days=options.full_scan_days)
+    )
+    if cursor is not None and not scan_due and _unchanged(status, cursor):
+        return FolderSummary(folder=status.display_name, skipped=True)
+
+    qresync = None
+    if (
+        cursor is not None
+        and cursor.highestmodseq
+        and status.uidvalidity == cursor.uidvalidity
+        and "QRESYNC" in source.capabilities
+    ):
+        qresync = (cursor.uidvalidity, cursor.highestmodseq)
+    sel = source.select(status.name, qresync=qresync)
+
+    if cursor is None or sel.uidvalidity != cursor.uidvalidity:
+        if cursor is not None:
+            flog.warning("folder.uidvalidity_changed", old=cursor.uidvalidity, new=sel.uidvalidity)
+            store.close_uidvalidity(account, status.name, cursor.uidvalidity)
+            reuse_from = status.name
+        return _download_folder(
+            source,
+            store,
+            account,
+            status,
+            sel,
+            options,
+            clock=clock,
+            progress=progress,
+            heartbeat=heartbeat,
+            reuse_from=reuse_from,
+        )
+
+    expunged, flags_changed = _reconcile(
+        source, store, account, status, sel, cursor, full_scan=scan_due, flog=flog
+    )
+    start, pending = cursor.uidnext, None
+    if cursor.messages == _INCOMPLETE:
+        # An earlier run stopped mid-download: fetch only what is not archived yet.
+        have = store.live_uids(account, status.name, sel.uidvalidity)
+        pending = [u for u in source.uids() if u not in have]
+        start = min(pending, default=cursor.uidnext)
+    new, size, reached = _fetch_new(
+        source,
+        store,
+        account,
+        status,
+        sel,
+        start,
+        options,
+        progress=progress,
+        heartbeat=heartbeat,
+        uids=pending,
+    )
+    _finish(
+        store, account, status.name, sel, max(reached, cursor.uidnext), clock, full_scan=scan_due
+    )
+    return FolderSummary(
+        folder=status.display_name,
+        new=new,
+        bytes=size,
+        flags_changed=flags_changed,
+        expunged=expunged,
+    )
+
+
+def _reconcile(
+    source: FolderSource,
+    store: ArchiveStore,
+    account: str,
+    status: FolderStatus,
+    sel: SelectedFolder,
+    cursor: FolderCursor,
+    *,
+    full_scan: bool,
+    flog: structlog.stdlib.BoundLogger,
+) -> tuple[int, int]:
+    """Apply expunges and flag changes to existing entries; returns (expunged, flags_changed).
+
+    Commits them together with the new HIGHESTMODSEQ (UIDNEXT unchanged).
+    """
+    modseq_sane = (
+        sel.highestmodseq is not None
+        and cursor.highestmodseq is not None
+        and sel.highestmodseq >= cursor.highestmodseq
+    )
+    if cursor.highestmodseq and sel.highestmodseq and sel.highestmodseq < cursor.highestmodseq:
+        flog.warning(
+            "folder.modseq_backwards", stored=cursor.highestmodseq, server=sel.highestmodseq
+        )
+    use_qresync = sel.qresync and modseq_sane and not full_scan
+    old = cursor.uidnext
+    if use_qresync:
+        gone: Iterable[int] = {u for u in sel.vanished if u < old}
+    else:
+        server_uids = set(source.uids())
+        gone = {u for u in store.live_uids(account, status.name, sel.uidvalidity) if u < old}
+        gone = gone - server_uids
+    gone = sorted(gone)
+    new_cursor = replace(cursor, highestmodseq=sel.highestmodseq)
+    expunged = store.mark_gone(account, status.name, sel.uidvalidity, gone, None) if gone else 0
+
+    if use_qresync:
+        changes = [c for c in sel.changed if c.uid < old]
+    elif modseq_sane and not full_scan and sel.highestmodseq == cursor.highestmodseq:
+        changes = []
+    elif modseq_sane and not full_scan and "CONDSTORE" in source.capabilities:
+        assert cursor.highestmodseq is not None
+        changes = [c for c in source.flags_since(cursor.highestmodseq) if c.uid < old]
+    else:
+        changes = [c for c in source.all_flags() if c.uid < old]
+    flags_changed = store.update_flags(account, status.name, sel.uidvalidity, changes, new_cursor)
+    return expunged, flags_changed
+
+
+def _fetch_new(
+    source: FolderSource,
+    store: ArchiveStore,
+    account: str,
+    status: FolderStatus,
+    sel: SelectedFolder,
+    start_uid: int,
+    options: SyncOptions,
+    *,
+    progress: Progress,
+    heartbeat: Heartbeat,
+    uids: Sequence[int] | None = None,
+) -> tuple[int, int, int]:
+    """Download messages from ``start_uid`` (or exactly ``uids``).
+
+    :returns: (entries added, bytes, the UIDNEXT reached).
+    """
+    if uids is None and (sel.exists == 0 or sel.uidnext <= start_uid):
+        # Nothing arrived; `UID FETCH n:*` would still return the last message.
+        return 0, 0, start_uid
+    if uids is not None and not uids:
+        return 0, 0, start_uid
+    new = size = 0
+    uidnext = start_uid
+    expected = len(uids) if uids is not None else max(sel.uidnext - start_uid, 0)
+    progress.folder_started(status.display_name, expected, 0)
+    batches = source.fetch_messages(
+        uids,
+        start_uid=None if uids is not None else start_uid,
+        batch_bytes=options.batch_bytes,
+        batch_count=options.batch_messages,
+    )
+    for fetched in batches:
+        batch = [m for m in fetched if m.uid >= start_uid]
+        if not batch:
+            continue
+        uidnext = max(uidnext, max(m.uid for m in batch) + 1)
+        cursor = FolderCursor(
+            uidvalidity=sel.uidvalidity,
+            uidnext=uidnext if uids is None else start_uid,
+            highestmodseq=sel.highestmodseq,
+            messages=_INCOMPLETE,
+        )
+        new += store.archive_batch(account, status.name, sel.uidvalidity, batch, cursor)
+        batch_bytes = sum(len(m.raw) for m in batch)
+        size += batch_bytes
+        progress.advanced(len(batch), batch_bytes)
+        heartbeat()
+    return new, size, uidnext
+
+
+def _download_folder(
+    source: FolderSource,
+    store: ArchiveStore,
+    account: str,
+    status: FolderStatus,
+    sel: SelectedFolder,
+    options: SyncOptions,
+    *,
+    clock: Clock,
+    progress: Progress,
+    heartbeat: Heartbeat,
+    reuse_from: str | None,
+) -> FolderSummary:
+    """First sync of a folder, or a re-listing after UIDVALIDITY changed or a rename.
+
+    When the archive already holds bodies from this folder (``reuse_from``),
+    a cheap fingerprint FETCH (size, INTERNALDATE, SHA-256 of the header)
+    finds them, so only messages it does not recognise are downloaded.
+    """
+    reused = 0
+    if reuse_from is not None and sel.exists:
+        index = store.header_index(account, reuse_from)
+        links = []
+        missing: list[int] = []
+        for fp in source.fingerprints():
+            sha = index.get((fp.size, fp.header_sha256))
+            if sha is None:
+                missing.append(fp.uid)
+            else:
+                links.append((fp.uid, sha, fp.flags, fp.internaldate, fp.modseq))
+        if links:
+            reused = store.link_existing(account, status.name, sel.uidvalidity, links)
+        store.set_cursor(
+            account,
+            status.name,
+            FolderCursor(
+                uidvalidity=sel.uidvalidity, uidnext=1, highestmodseq=None, messages=_INCOMPLETE
+            ),
+        )
+        new, size, reached = _fetch_new(
+            source,
+            store,
+            account,
+            status,
+            sel,
+            1,
+            options,
+            progress=progress,
+            heartbeat=heartbeat,
+            uids=missing,
+        )
+    else:
+        new, size, reached = _fetch_new(
+            source,
+            store,
+            account,
+            status,
+            sel,
+            1,
+            options,
+            progress=progress,
+            heartbeat=heartbeat,
+        )
+    _finish(store, account, status.name, sel, reached, clock, full_scan=True)
+    return FolderSummary(folder=status.display_name, new=new, bytes=size, reused=reused)
+
+
+def _finish(
+    store: ArchiveStore,
+    account: str,
+    folder: str,
+    sel: SelectedFolder,
+    floor_uidnext: int,
+    clock: Clock,
+    *,
+    full_scan: bool,
+) -> None:
+    """Record the folder as complete up to what SELECT reported."""
+    store.set_cursor(
+        account,
+        folder,
+        FolderCursor(
+            uidvalidity=sel.uidvalidity,
+            uidnext=max(sel.uidnext, floor_uidnext),
+            highestmodseq=sel.highestmodseq,
+            messages=sel.exists,
+        ),
+    )
+    if full_scan:
+        store.record_full_scan(account, folder, clock())

@@ -1,0 +1,275 @@
+"""An in-memory mail store with IMAP semantics: a real ``FolderSource`` adapter.
+
+It exists so the sync pipeline can be exercised by property tests (hypothesis
+state machines) at thousands of steps per second, and it is also what a
+mutation of "the server" looks like in those tests: append, set flags,
+expunge, rename, delete, reset UIDVALIDITY. It models the parts of RFC 9051,
+RFC 7162 (CONDSTORE/QRESYNC) that the pipeline relies on: UIDs grow, MODSEQ
+grows with every change, UIDNEXT never goes back, and ``UID FETCH n:*``
+returns the last message even when ``n`` is past it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from syncer.errors import SourceError
+from syncer.model import FlagState, FolderStatus, HeaderFingerprint, RemoteMessage, SelectedFolder
+
+ALL_CAPABILITIES = frozenset({"IMAP4REV1", "CONDSTORE", "QRESYNC", "LIST-STATUS", "UIDPLUS"})
+BASIC_CAPABILITIES = frozenset({"IMAP4REV1", "UIDPLUS"})
+
+
+@dataclass
+class _Message:
+    raw: bytes
+    flags: tuple[str, ...]
+    internaldate: datetime
+    modseq: int
+
+
+@dataclass
+class _Folder:
+    uidvalidity: int
+    uidnext: int = 1
+    highestmodseq: int = 1
+    messages: dict[int, _Message] = field(default_factory=dict)
+    expunged: dict[int, int] = field(default_factory=dict)  # uid -> modseq of the expunge
+
+
+class MemorySource:
+    """A mailbox held in memory. ``capabilities`` decides which paths the pipeline takes."""
+
+    def __init__(self, capabilities: Iterable[str] = ALL_CAPABILITIES) -> None:
+        self._caps = frozenset(c.upper() for c in capabilities)
+        self._folders: dict[str, _Folder] = {}
+        self._next_validity = 1000
+        self._selected: str | None = None
+        self.bodies_fetched = 0
+        self.selects = 0
+
+    # -- the "other client" side: how tests change the server ---------------------------
+
+    def create_folder(self, name: str) -> None:
+        if name not in self._folders:
+            self._folders[name] = _Folder(uidvalidity=self._new_validity())
+
+    def append(
+        self,
+        folder: str,
+        raw: bytes,
+        flags: Iterable[str] = (),
+        internaldate: datetime | None = None,
+    ) -> int:
+        self.create_folder(folder)
+        f = self._folders[folder]
+        uid = f.uidnext
+        f.uidnext += 1
+        f.highestmodseq += 1
+        f.messages[uid] = _Message(
+            raw,
+            _norm(flags),
+            internaldate or datetime(2024, 1, 1, tzinfo=UTC),
+            f.highestmodseq,
+        )
+        return uid
+
+    def set_flags(self, folder: str, uid: int, flags: Iterable[str]) -> None:
+        f = self._folders[folder]
+        msg = f.messages[uid]
+        new = _norm(flags)
+        if new != msg.flags:
+            f.highestmodseq += 1
+            msg.flags, msg.modseq = new, f.highestmodseq
+
+    def expunge(self, folder: str, uid: int) -> None:
+        f = self._folders[folder]
+        if f.messages.pop(uid, None) is not None:
+            f.highestmodseq += 1
+            f.expunged[uid] = f.highestmodseq
+
+    def rename_folder(self, old: str, new: str) -> None:
+        self._folders[new] = self._folders.pop(old)
+
+    def delete_folder(self, name: str) -> None:
+        del self._folders[name]
+
+    def reset_uidvalidity(self, folder: str) -> None:
+        """Renumber every message under a new UIDVALIDITY, as a server rebuild would."""
+        old = self._folders[folder]
+        fresh = _Folder(uidvalidity=self._new_validity())
+        for uid in sorted(old.messages):
+            m = old.messages[uid]
+            fresh.highestmodseq += 1
+            fresh.messages[fresh.uidnext] = _Message(
+                m.raw, m.flags, m.internaldate, fresh.highestmodseq
+            )
+            fresh.uidnext += 1
+        self._folders[folder] = fresh
+
+    def contents(self, folder: str) -> dict[int, tuple[bytes, tuple[str, ...]]]:
+        return {u: (m.raw, m.flags) for u, m in self._folders[folder].messages.items()}
+
+    def folder_names(self) -> list[str]:
+        return sorted(self._folders)
+
+    def uidvalidity(self, folder: str) -> int:
+        return self._folders[folder].uidvalidity
+
+    # -- FolderSource ----------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self._caps
+
+    def list_folders(self, *, with_status: bool = True) -> list[FolderStatus]:
+        out = []
+        for name in sorted(self._folders):
+            f = self._folders[name]
+            out.append(
+                FolderStatus(
+                    name=name,
+                    display_name=name,
+                    delimiter="/",
+                    uidvalidity=f.uidvalidity if with_status else None,
+                    uidnext=f.uidnext if with_status else None,
+                    messages=len(f.messages) if with_status else None,
+                    highestmodseq=(
+                        f.highestmodseq if with_status and "CONDSTORE" in self._caps else None
+                    ),
+                )
+            )
+        return out
+
+    def select(self, folder: str, *, qresync: tuple[int, int] | None = None) -> SelectedFolder:
+        f = self._folder(folder)
+        self._selected = folder
+        self.selects += 1
+        condstore = "CONDSTORE" in self._caps
+        use_qresync = (
+            qresync is not None and "QRESYNC" in self._caps and qresync[0] == f.uidvalidity
+        )
+        vanished: frozenset[int] = frozenset()
+        changed: tuple[FlagState, ...] = ()
+        if use_qresync and qresync is not None:
+            since = qresync[1]
+            vanished = frozenset(u for u, ms in f.expunged.items() if ms > since)
+            changed = tuple(
+                FlagState(u, m.flags, m.modseq)
+                for u, m in sorted(f.messages.items())
+                if m.modseq > since
+            )
+        return SelectedFolder(
+            name=folder,
+            uidvalidity=f.uidvalidity,
+            uidnext=f.uidnext,
+            exists=len(f.messages),
+            highestmodseq=f.highestmodseq if condstore else None,
+            qresync=use_qresync,
+            vanished=vanished,
+            changed=changed,
+        )
+
+    def fetch_messages(
+        self,
+        uids: Iterable[int] | None = None,
+        *,
+        start_uid: int | None = None,
+        batch_bytes: int = 32 * 1024 * 1024,
+        batch_count: int = 500,
+    ) -> Iterator[list[RemoteMessage]]:
+        name, f = self._current()
+        if uids is not None:
+            wanted = sorted(u for u in set(uids) if u in f.messages)
+        else:
+            start = start_uid or 1
+            wanted = sorted(u for u in f.messages if u >= start)
+            if not wanted and f.messages:
+                wanted = [max(f.messages)]  # `n:*` always matches the highest UID
+        batch: list[RemoteMessage] = []
+        size = 0
+        for uid in wanted:
+            m = f.messages[uid]
+            if batch and (len(batch) >= batch_count or size + len(m.raw) > batch_bytes):
+                yield batch
+                batch, size = [], 0
+            self.bodies_fetched += 1
+            batch.append(
+                RemoteMessage(
+                    folder=name,
+                    uid=uid,
+                    raw=m.raw,
+                    flags=m.flags,
+                    internaldate=m.internaldate,
+                    size=len(m.raw),
+                    modseq=m.modseq if "CONDSTORE" in self._caps else None,
+                )
+            )
+            size += len(m.raw)
+        if batch:
+            yield batch
+
+    def flags_since(self, modseq: int) -> list[FlagState]:
+        _, f = self._current()
+        return [
+            FlagState(u, m.flags, m.modseq) for u, m in sorted(f.messages.items()) if m.modseq > modseq
+        ]
+
+    def all_flags(self) -> list[FlagState]:
+        _, f = self._current()
+        return [FlagState(u, m.flags, m.modseq) for u, m in sorted(f.messages.items())]
+
+    def uids(self) -> list[int]:
+        _, f = self._current()
+        return sorted(f.messages)
+
+    def fingerprints(self, uids: Iterable[int] | None = None) -> list[HeaderFingerprint]:
+        _, f = self._current()
+        chosen = sorted(f.messages) if uids is None else sorted(set(uids) & set(f.messages))
+        out = []
+        for uid in chosen:
+            m = f.messages[uid]
+            out.append(
+                HeaderFingerprint(
+                    uid=uid,
+                    size=len(m.raw),
+                    internaldate=m.internaldate,
+                    header_sha256=hashlib.sha256(header_block(m.raw)).hexdigest(),
+                    flags=m.flags,
+                    modseq=m.modseq,
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        self._selected = None
+
+    # -- internals -------------------------------------------------------------------
+
+    def _new_validity(self) -> int:
+        self._next_validity += 1
+        return self._next_validity
+
+    def _folder(self, name: str) -> _Folder:
+        try:
+            return self._folders[name]
+        except KeyError:
+            raise SourceError(f"Folder {name!r} does not exist.", folder=name) from None
+
+    def _current(self) -> tuple[str, _Folder]:
+        if self._selected is None:
+            raise SourceError("No folder selected.")
+        return self._selected, self._folder(self._selected)
+
+
+def header_block(raw: bytes) -> bytes:
+    """The bytes IMAP returns for ``BODY[HEADER]``: up to and including the first blank line."""
+    end = raw.find(b"\r\n\r\n")
+    return raw if end < 0 else raw[: end + 4]
+
+
+def _norm(flags: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted({f for f in flags if f.lower() != "\\recent"}))
