@@ -43,10 +43,9 @@ def render_status(data: dict[str, Any]) -> None:
         f"{totals.get('messages', 0)} messages, {totals.get('blobs', 0)} blobs, "
         f"{_size(totals.get('raw_bytes'))} raw, {_size(totals.get('stored_bytes'))} stored"
     )
-    for account in data.get("accounts", []):
-        table = Table(
-            title=f"{account['name']} ({account.get('protocol', '?')})", title_justify="left"
-        )
+    for account_name, account in data.get("accounts", {}).items():
+        title = f"{account_name} ({account.get('protocol', '?')}): {account.get('messages', 0)} messages"
+        table = Table(title=title, title_justify="left")
         table.add_column("folder")
         table.add_column("messages", justify="right")
         table.add_column("last sync")

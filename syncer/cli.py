@@ -38,9 +38,16 @@ class _State:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from syncer import logs
             from syncer.config import load_config
 
             self._config = load_config(self.config_path)
+            fmt = self._config.logging.format
+            logs.configure(
+                self.verbose,
+                json=None if fmt == "auto" else fmt == "json",
+                level=self._config.logging.level,
+            )
         return self._config
 
     def open_store(self, *, create: bool = False) -> ArchiveStore:

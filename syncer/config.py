@@ -167,7 +167,8 @@ class SMTPConfig(SecretSource):
 
 
 class LoggingConfig(_Strict):
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    # None: info for JSON logs, warning on a terminal (where the command prints its summary).
+    level: Literal["debug", "info", "warning", "error"] | None = None
     format: Literal["auto", "json", "console"] = "auto"
 
 

@@ -62,15 +62,26 @@ def redact_processor(
     return event_dict
 
 
-def configure(verbosity: int = 0, *, json: bool | None = None, level: str = "info") -> None:
+def configure(verbosity: int = 0, *, json: bool | None = None, level: str | None = None) -> None:
     """Configure structlog and the stdlib bridge.
 
-    :param verbosity: 0 → configured level, 1 → debug for syncer, 2 → debug for libraries too.
+    On a terminal people read the command's own summary, so only warnings are
+    logged unless ``-v`` asks for more; JSON output (journald, files) logs at
+    ``level`` (default info) so every run leaves its canonical lines.
+
+    :param verbosity: 1 → info on a terminal (debug elsewhere), 2 → debug everywhere,
+        3 → debug for libraries too.
     :param json: force JSON (True) or console (False) output; None decides by ``isatty``.
+    :param level: the configured level (``[logging] level``).
     """
     if json is None:
         json = not sys.stderr.isatty()
-    base_level = logging.DEBUG if verbosity >= 1 else getattr(logging, level.upper())
+    if json:
+        base = getattr(logging, (level or "info").upper())
+        base_level = logging.DEBUG if verbosity >= 1 else base
+    else:
+        base = getattr(logging, (level or "warning").upper())
+        base_level = {0: base, 1: min(base, logging.INFO)}.get(verbosity, logging.DEBUG)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -100,6 +111,6 @@ def configure(verbosity: int = 0, *, json: bool | None = None, level: str = "inf
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(base_level)
-    quiet = logging.DEBUG if verbosity >= 2 else logging.WARNING
+    quiet = logging.DEBUG if verbosity >= 3 else logging.WARNING
     for noisy in ("imapclient", "imapclient.imaplib", "sqlalchemy", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(quiet)

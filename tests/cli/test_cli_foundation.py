@@ -65,8 +65,11 @@ def test_status_counts_what_was_archived(syncer_cli: Syncer) -> None:
     _seed(f"sqlite:///{syncer_cli.tmp_path}/archive.db")
     status = syncer_cli.json("status")
     assert status["totals"]["messages"] == 2
-    (account,) = status["accounts"]
-    assert account["name"] == "work"
+    assert list(status["accounts"]) == ["work"]
+    assert status["accounts"]["work"]["messages"] == 2
+    human = syncer_cli("status")
+    assert human.exit_code == 0
+    assert "work (imap): 2 messages" in human.stdout
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])

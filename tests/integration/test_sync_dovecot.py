@@ -205,3 +205,44 @@ def test_folder_filter_and_narrowing_do_not_mark_folders_deleted(world: World) -
     folders = world.store.folders(ACCOUNT)
     assert not folders["INBOX"].deleted
     assert "Archive" in folders
+
+
+def test_other_users_and_public_folders_are_archived_when_configured(
+    dovecot: DovecotServer, archive_store: ArchiveStore
+) -> None:
+    """How teams archive shared mailboxes: namespaces = personal, other, shared."""
+    import uuid
+
+    owner, reader = dovecot.add_user(), dovecot.add_user()
+    try:
+        dovecot.append(owner.name, "Team", _message(1))
+        dovecot.append(owner.name, "Private", _message(2))
+        shared_name = dovecot.grant(owner.name, "Team", reader.name)
+        public_name = dovecot.create_public_folder(
+            f"notices-{uuid.uuid4().hex[:6]}", [(_message(3), (), None)]
+        )
+        dovecot.append(reader.name, "INBOX", _message(4))
+
+        def sync(namespaces: tuple[str, ...]) -> set[str]:
+            source = IMAPSource.open(
+                host=dovecot.host, port=dovecot.ports.imaps, security="tls",
+                username=reader.name, password=reader.password,
+                ca_file=str(dovecot.tls.ca), namespaces=namespaces, account=ACCOUNT,
+            )
+            try:
+                summaries = sync_folders(source, archive_store, ACCOUNT, SyncOptions())
+            finally:
+                source.close()
+            return {s.folder for s in summaries if s.new}
+
+        archive_store.ensure_account(ACCOUNT, "imap")
+        assert sync(("personal",)) == {"INBOX"}
+        found = sync(("personal", "other", "shared"))
+        assert {shared_name, public_name} <= found
+        assert all(f.startswith("Public/") for f in found - {shared_name})  # earlier tests' too
+        shared = [r for r in archive_store.folders(ACCOUNT).values() if r.display_name == shared_name]
+        assert len(archive_store.entries(ACCOUNT, shared[0].name)) == 1
+        assert not any("Private" in r.display_name for r in archive_store.folders(ACCOUNT).values())
+    finally:
+        dovecot.remove_user(owner.name)
+        dovecot.remove_user(reader.name)
