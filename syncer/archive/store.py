@@ -1,0 +1,602 @@
+"""The archive as the rest of syncer sees it: :class:`ArchiveStore`.
+
+Why this module exists: the pipeline and the CLI need to store messages, keep
+per-folder sync state and coordinate workers without knowing SQL. The store
+owns the engine, the transactions and the blob store; it takes and returns
+``syncer.model`` values, :class:`FolderRecord` and plain dicts and tuples, and
+never hands out a Session or an ORM object.
+
+Terminology (as in :mod:`syncer.model`): *folder* is the protocol wire name
+(the key), *display name* is the decoded one; *uid* is meaningful only with its
+folder's *uidvalidity*; an *entry* is one message in one folder under one
+uidvalidity; a *live* entry is neither gone (expunged on the server) nor
+superseded (its uidvalidity was closed).
+
+Transactions: every method is one transaction. :meth:`ArchiveStore.archive_batch`
+writes blobs, message rows, entries and the folder's new cursor in a single
+transaction, so a crash at any instant followed by a re-run leaves the archive
+complete, with no duplicate (every insert is ``ON CONFLICT DO NOTHING``).
+The same holds for :meth:`~ArchiveStore.update_flags` and
+:meth:`~ArchiveStore.mark_gone` with their cursors.
+
+Errors: database failures surface as :class:`~syncer.errors.ArchiveError`
+naming the operation; blob problems as :class:`~syncer.errors.BlobCorrupt`;
+leases as :class:`~syncer.errors.LeaseHeld`.
+
+This module holds folders, the hot path and sync state; runs, leases, status,
+blob reads and verification are in :mod:`syncer.archive.store_admin`.
+
+Known limit: the store caches account and folder ids (rows are never deleted),
+so it assumes nobody deletes those rows behind its back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy.engine import URL
+
+from syncer.archive.blobs import open_blob_store
+from syncer.archive.engine import ensure_at_head, make_engine, upgrade
+from syncer.archive.ingest import fingerprints
+from syncer.archive.models import accounts as accounts_table
+from syncer.archive.models import blobs, entries, folders, utcnow
+from syncer.archive.models import messages as messages_table
+from syncer.archive.store_admin import StoreAdmin
+from syncer.archive.store_base import chunks, flags_text, map_errors
+from syncer.errors import ArchiveError
+from syncer.model import FlagState, FolderCursor, FolderStatus, RemoteMessage
+
+__all__ = ["ArchiveStore", "FolderRecord"]
+
+#: A link to a body already archived: (uid, message sha256, flags, internaldate, modseq).
+Link = tuple[int, str, tuple[str, ...], datetime | None, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderRecord:
+    """A folder as the archive knows it.
+
+    :ivar cursor: the committed sync state; None until the first sync of the folder.
+    :ivar deleted: the server no longer lists it (deleted, or renamed to ``renamed_to``).
+    """
+
+    name: str
+    display_name: str
+    cursor: FolderCursor | None
+    deleted: bool
+    mailbox_id: str | None
+    special_use: str | None = None
+    renamed_to: str | None = None
+    last_synced_at: datetime | None = None
+
+
+_live = and_(entries.c.gone_at.is_(None), entries.c.superseded_at.is_(None))
+
+
+class ArchiveStore(StoreAdmin):
+    """The archive: messages, their folders and sync state, runs and leases.
+
+    Open with :meth:`open`; close with :meth:`close` or use as a context
+    manager. Safe to share between threads (each call takes its own connection).
+    On SQLite, writes are serialised by the database (one writer at a time,
+    waiting up to the busy timeout), so parallel fetchers should hand their
+    batches to one writer.
+    """
+
+    @classmethod
+    def open(
+        cls,
+        url: str | URL,
+        blob_store: str = "db",
+        *,
+        migrate: bool = False,
+        threads: int | None = None,
+    ) -> ArchiveStore:
+        """Open the archive at ``url``, checking its schema is the one this syncer needs.
+
+        :param blob_store: ``"db"`` or ``"fs:/path"`` (see :mod:`syncer.archive.blobs`).
+        :param migrate: upgrade the schema to head first (``syncer init``, tests);
+            otherwise a database not at head is refused.
+        :param threads: threads for hashing and compression (default: the CPUs,
+            at most 4; 0 or 1 keeps everything on the calling thread).
+        :raises MigrationRequired: when the schema is not at head and ``migrate`` is false.
+        :raises ArchiveError: for an unsupported URL or blob store, or an unreachable database.
+        """
+        store = open_blob_store(blob_store)
+        engine = make_engine(url)
+        try:
+            with map_errors("opening the archive"):
+                if migrate:
+                    upgrade(engine)
+                ensure_at_head(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, store, threads=threads)
+
+    # ------------------------------------------------------------------ accounts, folders
+
+    def ensure_account(self, name: str, protocol: str) -> int:
+        """Create the account if new (else update its protocol) and return its id."""
+        with self._write(f"adding account {name!r}") as conn:
+            insert = self._caps.insert(accounts_table).values(name=name, protocol=protocol)
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["name"], set_={"protocol": insert.excluded.protocol}
+                )
+            )
+            return self._account_id(conn, name)
+
+    def folders(self, account: str) -> dict[str, FolderRecord]:
+        """Every folder of ``account`` the archive knows, deleted ones included, by name."""
+        with self._read(f"listing the folders of {account!r}") as conn:
+            account_id = self._find_account(conn, account)
+            if account_id is None:
+                return {}
+            rows = conn.execute(
+                select(folders).where(folders.c.account_id == account_id).order_by(folders.c.name)
+            ).all()
+        result: dict[str, FolderRecord] = {}
+        for row in rows:
+            cursor = None
+            if row.uidvalidity is not None and row.uidnext is not None:
+                cursor = FolderCursor(
+                    uidvalidity=row.uidvalidity,
+                    uidnext=row.uidnext,
+                    highestmodseq=row.highestmodseq,
+                    messages=row.messages or 0,
+                    last_full_scan=row.last_full_scan_at,
+                )
+            result[row.name] = FolderRecord(
+                name=row.name,
+                display_name=row.display_name,
+                cursor=cursor,
+                deleted=row.deleted_at is not None,
+                mailbox_id=row.mailbox_id,
+                special_use=row.special_use,
+                renamed_to=row.renamed_to,
+                last_synced_at=row.last_synced_at,
+            )
+        return result
+
+    def upsert_folders(self, account: str, statuses: list[FolderStatus]) -> None:
+        """Record the folders the server lists: new ones inserted, known ones refreshed.
+
+        Display name, delimiter, namespace, special-use, selectability and
+        mailbox id (when the server gives one) are updated; a folder that
+        reappears is no longer deleted. The sync state is not touched: STATUS
+        says what the server has, the cursor what the archive has committed.
+
+        :raises ArchiveError: when the account is unknown.
+        """
+        if not statuses:
+            return
+        with self._write(f"recording the folders of {account!r}") as conn:
+            account_id = self._account_id(conn, account)
+            insert = self._caps.insert(folders)
+            stmt = insert.on_conflict_do_update(
+                index_elements=["account_id", "name"],
+                set_={
+                    "display_name": insert.excluded.display_name,
+                    "delimiter": insert.excluded.delimiter,
+                    "namespace": insert.excluded.namespace,
+                    "special_use": insert.excluded.special_use,
+                    "selectable": insert.excluded.selectable,
+                    "mailbox_id": func.coalesce(insert.excluded.mailbox_id, folders.c.mailbox_id),
+                    "deleted_at": None,
+                    "renamed_to": None,
+                },
+            )
+            now = utcnow()
+            conn.execute(
+                stmt,
+                [
+                    {
+                        "account_id": account_id,
+                        "name": status.name,
+                        "display_name": status.display_name,
+                        "delimiter": status.delimiter,
+                        "namespace": status.namespace,
+                        "special_use": status.special_use,
+                        "selectable": status.selectable,
+                        "mailbox_id": status.mailbox_id,
+                        "created_at": now,
+                    }
+                    for status in statuses
+                ],
+            )
+
+    def mark_folder_deleted(self, account: str, name: str) -> None:
+        """Record that the server no longer has ``name``; its entries and messages stay.
+
+        Unknown folders are ignored.
+        """
+        with self._write(f"marking folder {name!r} of {account!r} deleted") as conn:
+            folder_id = self._find_folder(conn, account, name)
+            if folder_id is not None:
+                conn.execute(
+                    update(folders)
+                    .where(folders.c.id == folder_id, folders.c.deleted_at.is_(None))
+                    .values(deleted_at=utcnow())
+                )
+
+    def mark_folder_renamed(self, account: str, old: str, new: str) -> None:
+        """Record that ``old`` was renamed to ``new`` on the server.
+
+        The old folder is marked deleted with ``renamed_to = new``; its entries
+        and messages stay where they are. Unknown folders are ignored.
+        """
+        with self._write(f"marking folder {old!r} of {account!r} renamed") as conn:
+            folder_id = self._find_folder(conn, account, old)
+            if folder_id is not None:
+                conn.execute(
+                    update(folders)
+                    .where(folders.c.id == folder_id)
+                    .values(
+                        renamed_to=new, deleted_at=func.coalesce(folders.c.deleted_at, utcnow())
+                    )
+                )
+
+    # ------------------------------------------------------------------ the hot path
+
+    def archive_batch(
+        self,
+        account: str,
+        folder: str,
+        uidvalidity: int,
+        messages: list[RemoteMessage],
+        cursor: FolderCursor | None,
+    ) -> int:
+        """Store a batch of fetched messages and, when given, the folder's new cursor.
+
+        Blobs, message rows, entries and the cursor are written in one
+        transaction; every insert ignores rows already there, so re-running a
+        batch after a crash adds nothing twice. Bodies already archived are
+        neither compressed nor written again. On the disk store, new blob files
+        are written (and fsync'd) before that transaction starts.
+
+        :returns: the number of entries newly inserted.
+        :raises ArchiveError: on a database or blob-store failure, or a cursor for
+            another UIDVALIDITY; nothing is committed then.
+        """
+        if cursor is not None:
+            self._cursor_values(cursor, uidvalidity, utcnow())  # refuse a mismatch up front
+        if not messages:
+            if cursor is not None:
+                self.set_cursor(account, folder, cursor)
+            return 0
+        prints = fingerprints([m.raw for m in messages], self._workers)
+        first: dict[str, int] = {}  # sha256 -> index of the first message with these bytes
+        for index, fp in enumerate(prints):
+            first.setdefault(fp.sha256, index)
+        shas = list(first)
+
+        # Which bodies are stored already. Read outside the write transaction, so the
+        # compression below does not hold SQLite's write lock.
+        what = f"archiving into folder {folder!r} of {account!r}"
+        with self._read(what) as conn:
+            existing: dict[str, bool] = {}  # sha256 -> stored on disk (data IS NULL)
+            for part in chunks(shas, self._caps.max_params):
+                query = select(blobs.c.sha256, blobs.c.data.is_(None)).where(
+                    blobs.c.sha256.in_(part)
+                )
+                existing.update((sha, on_disk) for sha, on_disk in conn.execute(query))
+        # The disk store is handed the bodies it should already have, too: it skips
+        # files that exist (one stat) and so rewrites a blob file that went missing.
+        recheck = self._blobs.on_disk
+        new = [
+            (sha, messages[i].raw)
+            for sha, i in first.items()
+            if sha not in existing or (recheck and existing[sha])
+        ]
+        stored = self._blobs.store(new, workers=self._workers)
+
+        now = utcnow()
+        with self._write(what) as conn:
+            folder_id = self._folder_id(conn, account, folder)
+            if stored:
+                conn.execute(
+                    self._caps.insert(blobs).on_conflict_do_nothing(index_elements=["sha256"]),
+                    [
+                        {
+                            "sha256": blob.sha256,
+                            "size": blob.size,
+                            "stored_size": blob.stored_size,
+                            "compression": "zstd",
+                            "data": blob.data,
+                            "created_at": now,
+                        }
+                        # In key order, like every writer: two batches sharing bodies then
+                        # wait for each other on PostgreSQL instead of deadlocking.
+                        for blob in sorted(stored, key=lambda blob: blob.sha256)
+                    ],
+                )
+            conn.execute(
+                self._caps.insert(messages_table).on_conflict_do_nothing(index_elements=["sha256"]),
+                [
+                    {
+                        "sha256": sha,
+                        "size": prints[i].size,
+                        "header_sha256": prints[i].header_sha256,
+                        "message_id_header": prints[i].message_id,
+                        "parse_status": "pending",
+                        "first_seen_at": now,
+                    }
+                    for sha, i in sorted(first.items())
+                ],
+            )
+            ids = self._message_ids(conn, shas)
+            inserted = self._insert_entries(
+                conn,
+                [
+                    {
+                        "folder_id": folder_id,
+                        "uidvalidity": uidvalidity,
+                        "uid": msg.uid,
+                        "message_pk": ids[fp.sha256],
+                        "flags": flags_text(msg.flags),
+                        "internaldate": msg.internaldate,
+                        "modseq": msg.modseq,
+                        "emailid": msg.emailid,
+                        "first_seen_at": now,
+                    }
+                    for msg, fp in zip(messages, prints, strict=True)
+                ],
+            )
+            self._write_cursor(conn, folder_id, cursor, uidvalidity, now)
+        return inserted
+
+    def _message_ids(self, conn: Connection, shas: Sequence[str]) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        for part in chunks(shas, self._caps.max_params):
+            query = select(messages_table.c.sha256, messages_table.c.id).where(
+                messages_table.c.sha256.in_(part)
+            )
+            ids.update((sha, pk) for sha, pk in conn.execute(query))
+        return ids
+
+    def _insert_entries(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        stmt = (
+            self._caps.insert(entries)
+            .on_conflict_do_nothing(index_elements=["folder_id", "uidvalidity", "uid"])
+            .returning(entries.c.id)
+        )
+        # RETURNING yields exactly the rows inserted, on both databases; an
+        # executemany row count is not reliable across drivers.
+        return len(conn.execute(stmt, rows).all())
+
+    # ------------------------------------------------------------------ UIDVALIDITY resets
+
+    def link_existing(self, account: str, folder: str, uidvalidity: int, links: list[Link]) -> int:
+        """Add entries for bodies the archive already has (no blob is written).
+
+        Used after a UIDVALIDITY reset, when a message is recognised by its
+        header fingerprint (see :meth:`header_index`) instead of downloaded.
+
+        :param links: ``(uid, message sha256, flags, internaldate, modseq)`` each.
+        :returns: the number of entries newly inserted.
+        :raises ArchiveError: when a sha256 is not an archived message (nothing is written).
+        """
+        if not links:
+            return 0
+        with self._write(f"linking messages into folder {folder!r} of {account!r}") as conn:
+            folder_id = self._folder_id(conn, account, folder)
+            shas = list(dict.fromkeys(link[1] for link in links))
+            ids = self._message_ids(conn, shas)
+            missing = [sha for sha in shas if sha not in ids]
+            if missing:
+                raise ArchiveError(
+                    f"Cannot link {len(missing)} message(s) into folder {folder!r} of "
+                    f"{account!r}: not in the archive (first: {missing[0]})."
+                )
+            now = utcnow()
+            return self._insert_entries(
+                conn,
+                [
+                    {
+                        "folder_id": folder_id,
+                        "uidvalidity": uidvalidity,
+                        "uid": uid,
+                        "message_pk": ids[sha],
+                        "flags": flags_text(flags),
+                        "internaldate": internaldate,
+                        "modseq": modseq,
+                        "emailid": None,
+                        "first_seen_at": now,
+                    }
+                    for uid, sha, flags, internaldate, modseq in links
+                ],
+            )
+
+    def header_index(self, account: str, folder: str) -> dict[tuple[int, str], str]:
+        """``(size, header_sha256) -> message sha256`` for messages ever in ``folder``.
+
+        Covers every uidvalidity, superseded ones included: this is how bodies are
+        recognised after a reset. Two messages with the same size and header
+        map to one of them (a header carries a unique Message-ID and Received
+        trail in practice, so this is a negligible loss).
+        """
+        with self._read(f"indexing headers of folder {folder!r} of {account!r}") as conn:
+            folder_id = self._find_folder(conn, account, folder)
+            if folder_id is None:
+                return {}
+            query = (
+                select(
+                    messages_table.c.size, messages_table.c.header_sha256, messages_table.c.sha256
+                )
+                .join(entries, entries.c.message_pk == messages_table.c.id)
+                .where(
+                    entries.c.folder_id == folder_id, messages_table.c.header_sha256.is_not(None)
+                )
+                .distinct()
+            )
+            return {(size, hsha): sha for size, hsha, sha in conn.execute(query)}
+
+    def close_uidvalidity(self, account: str, folder: str, old_uidvalidity: int) -> int:
+        """Mark the live entries of ``old_uidvalidity`` superseded; return how many.
+
+        The entries and their messages stay; the folder's cursor is left for the
+        caller to replace.
+        """
+        with self._write(f"closing UIDVALIDITY {old_uidvalidity} of {folder!r}") as conn:
+            folder_id = self._find_folder(conn, account, folder)
+            if folder_id is None:
+                return 0
+            result = conn.execute(
+                update(entries)
+                .where(
+                    entries.c.folder_id == folder_id,
+                    entries.c.uidvalidity == old_uidvalidity,
+                    _live,
+                )
+                .values(superseded_at=utcnow())
+            )
+            return result.rowcount
+
+    # ------------------------------------------------------------------ incremental state
+
+    def live_uids(self, account: str, folder: str, uidvalidity: int) -> set[int]:
+        """UIDs of the live entries (not gone, not superseded) of the folder."""
+        with self._read(f"listing UIDs of folder {folder!r} of {account!r}") as conn:
+            folder_id = self._find_folder(conn, account, folder)
+            if folder_id is None:
+                return set()
+            query = select(entries.c.uid).where(
+                entries.c.folder_id == folder_id, entries.c.uidvalidity == uidvalidity, _live
+            )
+            return set(conn.execute(query).scalars())
+
+    def entry_flags(
+        self, account: str, folder: str, uidvalidity: int
+    ) -> dict[int, tuple[str, ...]]:
+        """``uid -> flags`` (sorted) of the live entries of the folder."""
+        with self._read(f"listing flags of folder {folder!r} of {account!r}") as conn:
+            folder_id = self._find_folder(conn, account, folder)
+            if folder_id is None:
+                return {}
+            query = select(entries.c.uid, entries.c.flags).where(
+                entries.c.folder_id == folder_id, entries.c.uidvalidity == uidvalidity, _live
+            )
+            return {uid: tuple(flags.split()) for uid, flags in conn.execute(query)}
+
+    def update_flags(
+        self,
+        account: str,
+        folder: str,
+        uidvalidity: int,
+        changes: list[FlagState],
+        cursor: FolderCursor | None,
+    ) -> int:
+        """Apply flag states from the server to live entries; write the cursor too.
+
+        Only entries whose flags really differ are rewritten and counted; a
+        newer MODSEQ alone is recorded without counting. UIDs the archive does
+        not have are ignored.
+
+        :returns: the number of entries whose flags changed.
+        """
+        if cursor is not None:
+            self._cursor_values(cursor, uidvalidity, utcnow())
+        what = f"updating flags in folder {folder!r} of {account!r}"
+        with self._write(what) as conn:
+            folder_id = self._folder_id(conn, account, folder)
+            current = self._current_flags(conn, folder_id, uidvalidity, changes)
+            flag_rows: list[dict[str, Any]] = []
+            modseq_rows: list[dict[str, Any]] = []
+            for change in changes:
+                known = current.get(change.uid)
+                if known is None:
+                    continue
+                entry_id, flags, modseq = known
+                wanted = flags_text(change.flags)
+                new_modseq = change.modseq if change.modseq is not None else modseq
+                if wanted != flags:
+                    flag_rows.append({"b_id": entry_id, "b_flags": wanted, "b_modseq": new_modseq})
+                elif new_modseq != modseq:
+                    modseq_rows.append({"b_id": entry_id, "b_modseq": new_modseq})
+                current[change.uid] = (entry_id, wanted, new_modseq)
+            by_id = entries.c.id == bindparam("b_id")
+            if flag_rows:
+                conn.execute(
+                    update(entries)
+                    .where(by_id)
+                    .values(flags=bindparam("b_flags"), modseq=bindparam("b_modseq")),
+                    flag_rows,
+                )
+            if modseq_rows:
+                conn.execute(
+                    update(entries).where(by_id).values(modseq=bindparam("b_modseq")), modseq_rows
+                )
+            self._write_cursor(conn, folder_id, cursor, uidvalidity, utcnow())
+        return len({row["b_id"] for row in flag_rows})
+
+    def _current_flags(
+        self, conn: Connection, folder_id: int, uidvalidity: int, changes: list[FlagState]
+    ) -> dict[int, tuple[int, str, int | None]]:
+        query = select(entries.c.uid, entries.c.id, entries.c.flags, entries.c.modseq).where(
+            entries.c.folder_id == folder_id, entries.c.uidvalidity == uidvalidity, _live
+        )
+        uids = sorted({change.uid for change in changes})
+        if len(uids) > self._caps.max_params:
+            # A full listing (no CONDSTORE): read the whole folder once.
+            rows = conn.execute(query)
+            return {uid: (entry_id, flags, modseq) for uid, entry_id, flags, modseq in rows}
+        if not uids:
+            return {}
+        rows = conn.execute(query.where(entries.c.uid.in_(uids)))
+        return {uid: (entry_id, flags, modseq) for uid, entry_id, flags, modseq in rows}
+
+    def mark_gone(
+        self,
+        account: str,
+        folder: str,
+        uidvalidity: int,
+        uids: Iterable[int],
+        cursor: FolderCursor | None,
+    ) -> int:
+        """Mark live entries expunged on the server as gone; their messages stay.
+
+        :returns: the number of entries newly marked gone.
+        """
+        if cursor is not None:
+            self._cursor_values(cursor, uidvalidity, utcnow())
+        wanted = sorted(set(uids))
+        now = utcnow()
+        count = 0
+        with self._write(f"marking messages gone in folder {folder!r} of {account!r}") as conn:
+            folder_id = self._folder_id(conn, account, folder)
+            for part in chunks(wanted, self._caps.max_params):
+                result = conn.execute(
+                    update(entries)
+                    .where(
+                        entries.c.folder_id == folder_id,
+                        entries.c.uidvalidity == uidvalidity,
+                        entries.c.uid.in_(part),
+                        _live,
+                    )
+                    .values(gone_at=now)
+                )
+                count += result.rowcount
+            self._write_cursor(conn, folder_id, cursor, uidvalidity, now)
+        return count
+
+    def set_cursor(self, account: str, folder: str, cursor: FolderCursor) -> None:
+        """Record the folder's sync state (and the time of this sync)."""
+        with self._write(f"saving the cursor of folder {folder!r} of {account!r}") as conn:
+            folder_id = self._folder_id(conn, account, folder)
+            self._write_cursor(conn, folder_id, cursor, None, utcnow())
+
+    def record_full_scan(self, account: str, folder: str, at: datetime) -> None:
+        """Record when the folder's UID set was last reconciled in full."""
+        with self._write(f"recording a full scan of folder {folder!r} of {account!r}") as conn:
+            folder_id = self._folder_id(conn, account, folder)
+            conn.execute(
+                update(folders).where(folders.c.id == folder_id).values(last_full_scan_at=at)
+            )

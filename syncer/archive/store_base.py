@@ -1,0 +1,219 @@
+"""The plumbing under :class:`~syncer.archive.store.ArchiveStore`: engine, transactions, ids.
+
+Why this module exists: the store's public methods are spread over
+:mod:`syncer.archive.store` (folders, the hot path, sync state) and
+:mod:`syncer.archive.store_admin` (runs, leases, status, blobs, verify) to keep
+each module readable; both build on :class:`StoreCore`, which owns the engine,
+the blob store and the thread pool, opens read and write transactions, maps
+database errors to :class:`~syncer.errors.ArchiveError`, and caches account and
+folder ids.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncer.archive.blobs import BlobStore
+from syncer.archive.engine import capabilities, mask_url, write_engine
+from syncer.archive.models import accounts, folders
+from syncer.archive.workers import Workers, default_threads
+from syncer.errors import ArchiveError, SyncerError
+from syncer.model import FolderCursor
+
+T = TypeVar("T")
+
+
+@contextmanager
+def map_errors(what: str) -> Iterator[None]:
+    """Turn a database failure into an :class:`ArchiveError` saying what was being done."""
+    try:
+        yield
+    except SyncerError:
+        raise
+    except SQLAlchemyError as exc:
+        detail = getattr(exc, "orig", None) or exc
+        raise ArchiveError(f"Archive database error while {what}: {detail}".rstrip()) from exc
+
+
+def flags_text(flags: Iterable[str]) -> str:
+    """The stored form of a flag list: sorted, deduplicated, space-separated."""
+    return " ".join(sorted(set(flags)))
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class StoreCore:
+    """Engine, blob store, thread pool, transactions and id caches of an archive store."""
+
+    def __init__(
+        self, engine: Engine, blob_store: BlobStore, *, threads: int | None = None
+    ) -> None:
+        self._engine = engine
+        self._writer = write_engine(engine)
+        self._caps = capabilities(engine)
+        self._blobs = blob_store
+        self._workers = Workers(default_threads() if threads is None else threads)
+        self._account_ids: dict[str, int] = {}
+        self._folder_ids: dict[tuple[int, str], int] = {}
+        self._pid = os.getpid()
+        self._host = socket.gethostname()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Release the thread pool and every pooled connection."""
+        self._workers.close()
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, for tests and tools (e.g. event hooks); not for queries."""
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password masked."""
+        return mask_url(self._engine.url)
+
+    @property
+    def blob_store(self) -> str:
+        """The ``blob_store`` value the archive was opened with."""
+        return self._blobs.spec
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
+        try:
+            with map_errors(what), self._writer.begin() as conn:
+                yield conn
+        except BaseException:
+            # A rolled-back transaction may have created rows whose ids we cached.
+            self._account_ids.clear()
+            self._folder_ids.clear()
+            raise
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[Connection]:
+        """A read-only transaction; a consistent snapshot on both databases."""
+        with map_errors(what), self._engine.begin() as conn:
+            yield conn
+
+    # ------------------------------------------------------------------ ids
+
+    def _account_id(self, conn: Connection, account: str) -> int:
+        found = self._find_account(conn, account)
+        if found is None:
+            known = sorted(conn.execute(select(accounts.c.name)).scalars())
+            raise ArchiveError(
+                f"Account {account!r} is not in the archive "
+                f"(known accounts: {', '.join(known) or 'none'}).",
+                hint="Call ensure_account() before storing anything for it.",
+            )
+        return found
+
+    def _find_account(self, conn: Connection, account: str) -> int | None:
+        cached = self._account_ids.get(account)
+        if cached is not None:
+            return cached
+        found = conn.execute(select(accounts.c.id).where(accounts.c.name == account)).scalar()
+        if found is not None:
+            self._account_ids[account] = found
+        return found
+
+    def _find_folder(self, conn: Connection, account: str, folder: str) -> int | None:
+        """The id of a folder, or None when the account or folder is unknown."""
+        account_id = self._find_account(conn, account)
+        if account_id is None:
+            return None
+        cached = self._folder_ids.get((account_id, folder))
+        if cached is not None:
+            return cached
+        found = conn.execute(
+            select(folders.c.id).where(folders.c.account_id == account_id, folders.c.name == folder)
+        ).scalar()
+        if found is not None:
+            self._folder_ids[(account_id, folder)] = found
+        return found
+
+    def _folder_id(self, conn: Connection, account: str, folder: str) -> int:
+        """The id of a folder, created (display name = name) when the archive lacks it.
+
+        :raises ArchiveError: when the account is unknown.
+        """
+        found = self._find_folder(conn, account, folder)
+        if found is not None:
+            return found
+        account_id = self._account_id(conn, account)
+        # A folder we were never told about by upsert_folders (e.g. POP3's INBOX).
+        conn.execute(
+            self._caps.insert(folders)
+            .values(account_id=account_id, name=folder, display_name=folder)
+            .on_conflict_do_nothing(index_elements=["account_id", "name"])
+        )
+        created = self._find_folder(conn, account, folder)
+        assert created is not None
+        return created
+
+    # ------------------------------------------------------------------ cursors
+
+    @staticmethod
+    def _cursor_values(
+        cursor: FolderCursor, uidvalidity: int | None, now: datetime
+    ) -> dict[str, Any]:
+        if uidvalidity is not None and cursor.uidvalidity != uidvalidity:
+            raise ArchiveError(
+                f"A cursor for UIDVALIDITY {cursor.uidvalidity} was given with changes for "
+                f"UIDVALIDITY {uidvalidity}; the archive refuses to mix them."
+            )
+        values: dict[str, Any] = {
+            "uidvalidity": cursor.uidvalidity,
+            "uidnext": cursor.uidnext,
+            "highestmodseq": cursor.highestmodseq,
+            "messages": cursor.messages,
+            "last_synced_at": now,
+        }
+        if cursor.last_full_scan is not None:
+            values["last_full_scan_at"] = cursor.last_full_scan
+        return values
+
+    def _write_cursor(
+        self,
+        conn: Connection,
+        folder_id: int,
+        cursor: FolderCursor | None,
+        uidvalidity: int | None,
+        now: datetime,
+    ) -> None:
+        """Update the folder's sync state inside the caller's transaction (if a cursor is given)."""
+        if cursor is not None:
+            values = self._cursor_values(cursor, uidvalidity, now)
+            conn.execute(update(folders).where(folders.c.id == folder_id).values(**values))
