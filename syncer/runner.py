@@ -80,6 +80,26 @@ def _version() -> str:
     return __version__
 
 
+def _holder_is_dead(holder: str | None) -> bool:
+    """True for a lease holder on this host whose process no longer exists.
+
+    Holders on other hosts are never judged dead here: their leases expire.
+    A reused pid reads as alive, which only means waiting for the expiry.
+    """
+    if not holder:
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def sync_options(account: AccountConfig, folder_globs: Sequence[str] = ()) -> SyncOptions:
     return SyncOptions(
         include=tuple(account.folders.include),
@@ -103,6 +123,13 @@ def account_lease(
             store.acquire_lease(name, holder, ttl)
             break
         except LeaseHeld:
+            stale = store.lease_holder(name)
+            if _holder_is_dead(stale):
+                # Killed on this host (SIGKILL, power loss of a container...): it can never
+                # finish, so waiting for the expiry would only delay the next run.
+                log.warning("lease.taken_over", lease=name, dead_holder=stale)
+                store.release_lease(name, stale or "")
+                continue
             if not wait:
                 raise
             time.sleep(_WAIT_POLL_SECONDS)
@@ -134,10 +161,12 @@ def sync_account(
     started = time.monotonic()
     with bound_contextvars(run_id=run_id, account=account.name):
         log.info("run.started")
+        started_run = False
         try:
             store.ensure_account(account.name, account.protocol)
             with account_lease(store, account.name, wait=wait) as heartbeat:
                 store.start_run(account.name, run_id)
+                started_run = True
                 folders, error = _sync_with_retries(
                     account, store, folder_globs, progress, heartbeat, connect
                 )
@@ -156,6 +185,8 @@ def sync_account(
                 )
         except SyncerError as exc:
             folders, ok, error = [], False, str(exc)
+            if started_run:
+                _record_failure(store, run_id, error)
         seconds = round(time.monotonic() - started, 3)
         summary = RunSummary(
             account=account.name,
@@ -176,6 +207,13 @@ def sync_account(
             duration_ms=int(seconds * 1000),
         )
         return summary
+
+
+def _record_failure(store: ArchiveStore, run_id: str, error: str) -> None:
+    try:
+        store.finish_run(run_id, ok=False, error=error, new=0, flags_changed=0, expunged=0, bytes=0)
+    except SyncerError as exc:  # the archive itself failed; the run stays 'running'
+        log.error("run.record_failed", error=str(exc))
 
 
 def _sync_with_retries(

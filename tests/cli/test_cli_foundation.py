@@ -28,14 +28,22 @@ def _seed(url: str, blob_store: str = "db") -> list[bytes]:
     raws = [b"Subject: one\r\n\r\nhello\r\n", b"Subject: two\r\n\r\nworld\r\n"]
     with ArchiveStore.open(url, blob_store=blob_store) as store:
         store.ensure_account("work", "imap")
-        store.upsert_folders("work", [FolderStatus(name="INBOX", display_name="INBOX", delimiter="/")])
-        msgs = [RemoteMessage(folder="INBOX", uid=i + 1, raw=r, size=len(r)) for i, r in enumerate(raws)]
-        store.archive_batch("work", "INBOX", 7, msgs, FolderCursor(uidvalidity=7, uidnext=3, messages=2))
+        store.upsert_folders(
+            "work", [FolderStatus(name="INBOX", display_name="INBOX", delimiter="/")]
+        )
+        msgs = [
+            RemoteMessage(folder="INBOX", uid=i + 1, raw=r, size=len(r)) for i, r in enumerate(raws)
+        ]
+        store.archive_batch(
+            "work", "INBOX", 7, msgs, FolderCursor(uidvalidity=7, uidnext=3, messages=2)
+        )
     return raws
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
-def test_init_then_status_json(syncer_cli: Syncer, engine: str, request: pytest.FixtureRequest) -> None:
+def test_init_then_status_json(
+    syncer_cli: Syncer, engine: str, request: pytest.FixtureRequest
+) -> None:
     url = "sqlite:///archive.db" if engine == "sqlite" else request.getfixturevalue("pg_url")
     syncer_cli.write_config(f'[archive]\nurl = "{url}"\n' + ACCOUNT)
     result = syncer_cli("init")
@@ -76,7 +84,11 @@ def test_status_counts_what_was_archived(syncer_cli: Syncer) -> None:
 def test_verify_detects_a_blob_altered_in_the_table(
     syncer_cli: Syncer, engine: str, request: pytest.FixtureRequest
 ) -> None:
-    url = f"sqlite:///{syncer_cli.tmp_path}/archive.db" if engine == "sqlite" else request.getfixturevalue("pg_url")
+    url = (
+        f"sqlite:///{syncer_cli.tmp_path}/archive.db"
+        if engine == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
     syncer_cli.write_config(f'[archive]\nurl = "{url}"\n')
     syncer_cli("init")
     _seed(url)
@@ -103,7 +115,9 @@ def test_verify_detects_a_blob_altered_in_the_table(
 def test_verify_detects_a_blob_altered_on_disk(syncer_cli: Syncer) -> None:
     syncer_cli.write_config('[archive]\nurl = "sqlite:///archive.db"\nblob_store = "fs:blobs"\n')
     syncer_cli("init")
-    _seed(f"sqlite:///{syncer_cli.tmp_path}/archive.db", blob_store=f"fs:{syncer_cli.tmp_path}/blobs")
+    _seed(
+        f"sqlite:///{syncer_cli.tmp_path}/archive.db", blob_store=f"fs:{syncer_cli.tmp_path}/blobs"
+    )
     files = sorted((syncer_cli.tmp_path / "blobs").rglob("*.zst"))
     assert len(files) == 2
     assert syncer_cli("verify").exit_code == 0
@@ -126,7 +140,9 @@ def test_verify_detects_a_blob_altered_on_disk(syncer_cli: Syncer) -> None:
     ],
     ids=["unknown-key", "wrong-type", "two-secrets", "plain-without-allow-insecure", "bad-toml"],
 )
-def test_bad_config_is_one_clear_line_and_exit_2(syncer_cli: Syncer, body: str, expected: str) -> None:
+def test_bad_config_is_one_clear_line_and_exit_2(
+    syncer_cli: Syncer, body: str, expected: str
+) -> None:
     path = syncer_cli.write_config(body)
     result = syncer_cli("status")
     assert result.exit_code == 2

@@ -43,10 +43,14 @@ class Spy:
 
 def _message(n: int, extra: bytes = b"") -> bytes:
     return (
-        f"From: Sender {n} <s{n}@example.com>\r\nTo: rcpt@example.com\r\n"
-        f"Message-ID: <m{n}@example.com>\r\nSubject: =?UTF-8?B?w5xiZXJ3ZWlzdW5n?= {n}\r\n"
-        f"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n"
-    ).encode() + b"Body line\r\n" * (n % 5 + 1) + extra
+        (
+            f"From: Sender {n} <s{n}@example.com>\r\nTo: rcpt@example.com\r\n"
+            f"Message-ID: <m{n}@example.com>\r\nSubject: =?UTF-8?B?w5xiZXJ3ZWlzdW5n?= {n}\r\n"
+            f"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n"
+        ).encode()
+        + b"Body line\r\n" * (n % 5 + 1)
+        + extra
+    )
 
 
 class World:
@@ -80,7 +84,8 @@ class World:
         folders = {r.display_name: r for r in records if not r.deleted and r.cursor}
         # Personal namespace only: other tests' public folders are visible to every user.
         listed = {
-            n for n in self.server.folders(self.user.name)
+            n
+            for n in self.server.folders(self.user.name)
             if not n.startswith(("Public/", "shared/"))
         }
         assert set(folders) <= listed
@@ -92,9 +97,7 @@ class World:
             validity = self.server.uidvalidity(self.user.name, name)
             server_flags = self.server.flags(self.user.name, name)
             wire = folders[name].name
-            rows = [
-                r for r in self.store.entries(ACCOUNT, wire) if r[1] == validity and not r[4]
-            ]
+            rows = [r for r in self.store.entries(ACCOUNT, wire) if r[1] == validity and not r[4]]
             assert sorted(r[0] for r in rows) == sorted(server_flags), name
             for uid, _v, sha, flags, _gone in rows:
                 raw = self.server.fetch_raw(self.user.name, name, uid)
@@ -229,9 +232,14 @@ def test_other_users_and_public_folders_are_archived_when_configured(
 
         def sync(namespaces: tuple[str, ...]) -> set[str]:
             source = IMAPSource.open(
-                host=dovecot.host, port=dovecot.ports.imaps, security="tls",
-                username=reader.name, password=reader.password,
-                ca_file=str(dovecot.tls.ca), namespaces=namespaces, account=ACCOUNT,
+                host=dovecot.host,
+                port=dovecot.ports.imaps,
+                security="tls",
+                username=reader.name,
+                password=reader.password,
+                ca_file=str(dovecot.tls.ca),
+                namespaces=namespaces,
+                account=ACCOUNT,
             )
             try:
                 summaries = sync_folders(source, archive_store, ACCOUNT, SyncOptions())
@@ -244,7 +252,9 @@ def test_other_users_and_public_folders_are_archived_when_configured(
         found = sync(("personal", "other", "shared"))
         assert {shared_name, public_name} <= found
         assert all(f.startswith("Public/") for f in found - {shared_name})  # earlier tests' too
-        shared = [r for r in archive_store.folders(ACCOUNT).values() if r.display_name == shared_name]
+        shared = [
+            r for r in archive_store.folders(ACCOUNT).values() if r.display_name == shared_name
+        ]
         assert len(archive_store.entries(ACCOUNT, shared[0].name)) == 1
         assert not any("Private" in r.display_name for r in archive_store.folders(ACCOUNT).values())
     finally:
