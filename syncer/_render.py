@@ -44,7 +44,8 @@ def render_status(data: dict[str, Any]) -> None:
         f"{_size(totals.get('raw_bytes'))} raw, {_size(totals.get('stored_bytes'))} stored"
     )
     for account_name, account in data.get("accounts", {}).items():
-        title = f"{account_name} ({account.get('protocol', '?')}): {account.get('messages', 0)} messages"
+        protocol, count = account.get("protocol", "?"), account.get("messages", 0)
+        title = f"{account_name} ({protocol}): {count} messages"
         table = Table(title=title, title_justify="left")
         table.add_column("folder")
         table.add_column("messages", justify="right")

@@ -70,8 +70,10 @@ password_env = "SYNCER_DEMO_PASSWORD"
             _syncer(config, "init", env=env)
             _syncer(config, "sync", env=env)
             print("\nAnother client delivers two messages and flags one; sync again:")
-            server.append("demo", "INBOX", b"Subject: late news\r\n\r\nArrived after the first sync.\r\n")
-            server.append("demo", "INBOX", b"Subject: later news\r\n\r\nAnd another one.\r\n")
+            for subject in ("late news", "later news"):
+                server.append(
+                    "demo", "INBOX", f"Subject: {subject}\r\n\r\nArrived later.\r\n".encode()
+                )
             inbox = server.uids("demo", "INBOX")
             server.add_flags("demo", "INBOX", inbox[:1], ["\\Flagged"])
             _syncer(config, "sync", env=env)
@@ -80,7 +82,9 @@ password_env = "SYNCER_DEMO_PASSWORD"
             _syncer(config, "verify", env=env)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print(f"\nThe archive is in {DEMO / 'archive.db'}; the configuration in {DEMO / 'syncer.toml'}.")
+    print(
+        f"\nThe archive is in {DEMO / 'archive.db'}; its configuration in {DEMO / 'syncer.toml'}."
+    )
     return 0
 
 

@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from syncer.archive.workers import INLINE, Workers
+from syncer.model import header_end
 
 # A Message-ID header line and its folded continuation lines (RFC 5322 section 3.6.4).
 _MESSAGE_ID = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _ANGLE = re.compile(rb"<[^<>\s]*>")
 _MAX_MESSAGE_ID = 998  # the longest line RFC 5322 allows
-_HEADER_WINDOW = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,31 +36,6 @@ class Fingerprint:
     size: int
     header_sha256: str
     message_id: str | None
-
-
-def header_end(raw: bytes) -> int:
-    """Length of the header block: up to and including the first empty line.
-
-    That is exactly what IMAP ``BODY[HEADER]`` returns (:rfc:`3501#section-6.4.5`).
-    Lines may end in CRLF or, in messages from local mbox files, bare LF. A
-    message without an empty line is all header.
-    """
-    if raw.startswith(b"\r\n"):
-        return 2
-    if raw.startswith(b"\n"):
-        return 1
-    # Look in the first 64 KB first: a CRLF message never contains "\n\n", so an unbounded
-    # search for it would read the whole body (the hot path's biggest waste, measured).
-    for limit in (_HEADER_WINDOW, len(raw)):
-        crlf = raw.find(b"\n\r\n", 0, limit)
-        lf = raw.find(b"\n\n", 0, crlf + 3 if crlf >= 0 else limit)
-        if lf >= 0:
-            return lf + 2
-        if crlf >= 0:
-            return crlf + 3
-        if limit >= len(raw):
-            break
-    return len(raw)
 
 
 def _message_id(raw: bytes, end: int) -> str | None:

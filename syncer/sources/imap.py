@@ -831,7 +831,7 @@ class IMAPSource:
         Dovecot's ``BODY[HEADER]`` is the raw ``BODY[]`` up to and including the first
         empty line: through the first CRLF CRLF, just ``CRLF`` when the message starts
         with an empty line, the whole message when it has none. The archive cuts the
-        same block from a stored message (``archive.ingest.header_end``), so the
+        same block from a stored message (``syncer.model.header_end``), so the
         hashes match (tests/integration/test_imap_source.py). Headers are hashed as
         they arrive and not kept. UIDs that do not exist are left out.
         """

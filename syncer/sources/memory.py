@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from syncer.errors import SourceError
-from syncer.model import FlagState, FolderStatus, HeaderFingerprint, RemoteMessage, SelectedFolder
+from syncer.model import (
+    FlagState,
+    FolderStatus,
+    HeaderFingerprint,
+    RemoteMessage,
+    SelectedFolder,
+    header_end,
+)
 
 ALL_CAPABILITIES = frozenset({"IMAP4REV1", "CONDSTORE", "QRESYNC", "LIST-STATUS", "UIDPLUS"})
 BASIC_CAPABILITIES = frozenset({"IMAP4REV1", "UIDPLUS"})
@@ -215,7 +222,9 @@ class MemorySource:
     def flags_since(self, modseq: int) -> list[FlagState]:
         _, f = self._current()
         return [
-            FlagState(u, m.flags, m.modseq) for u, m in sorted(f.messages.items()) if m.modseq > modseq
+            FlagState(u, m.flags, m.modseq)
+            for u, m in sorted(f.messages.items())
+            if m.modseq > modseq
         ]
 
     def all_flags(self) -> list[FlagState]:
@@ -237,7 +246,7 @@ class MemorySource:
                     uid=uid,
                     size=len(m.raw),
                     internaldate=m.internaldate,
-                    header_sha256=hashlib.sha256(header_block(m.raw)).hexdigest(),
+                    header_sha256=hashlib.sha256(m.raw[: header_end(m.raw)]).hexdigest(),
                     flags=m.flags,
                     modseq=m.modseq,
                 )
@@ -263,12 +272,6 @@ class MemorySource:
         if self._selected is None:
             raise SourceError("No folder selected.")
         return self._selected, self._folder(self._selected)
-
-
-def header_block(raw: bytes) -> bytes:
-    """The bytes IMAP returns for ``BODY[HEADER]``: up to and including the first blank line."""
-    end = raw.find(b"\r\n\r\n")
-    return raw if end < 0 else raw[: end + 4]
 
 
 def _norm(flags: Iterable[str]) -> tuple[str, ...]:

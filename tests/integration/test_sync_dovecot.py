@@ -195,7 +195,7 @@ def test_full_scan_reconciles_even_when_the_server_says_nothing_changed(world: W
         world.server.append(user, "INBOX", _message(n))
     world.sync()
     # A scan due (full_scan_days=0) selects every folder and lists UIDs and flags in full.
-    spy, summaries = world.sync(full_scan_days=0)
+    spy, _ = world.sync(full_scan_days=0)
     assert "INBOX" in spy.selects
     assert spy.bodies == []
     world.assert_archive_equals_server()
