@@ -115,6 +115,25 @@ def test_a_second_run_on_a_leased_account_says_who_holds_it(run: Run) -> None:
     assert "otherhost:4242" in result.stdout + result.stderr
 
 
+def test_wait_queues_behind_the_lease_holder_instead_of_failing(run: Run) -> None:
+    run.server.append(run.user.name, "INBOX", _message(1))
+    with run.store() as store:
+        store.ensure_account("mail", "imap")
+        store.acquire_lease("account:mail", "otherhost:4242", 600)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        run.argv("sync", "--wait", "--json"), env=run.env, stdout=subprocess.PIPE, text=True
+    )
+    time.sleep(1.5)
+    assert proc.poll() is None, "the waiting run must not give up"
+    with run.store() as store:
+        store.release_lease("account:mail", "otherhost:4242")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert json.loads(out)[0]["new"] == 1
+    assert time.monotonic() - started >= 1.5
+
+
 def test_wrong_password_fails_that_account_clearly(run: Run) -> None:
     run.env["TEST_IMAP_PASSWORD"] = "wrong-password"
     result = run("sync")
