@@ -111,7 +111,9 @@ class HeaderFingerprint:
     """A cheap identity for a message, used to recognise bodies already archived
     after a UIDVALIDITY reset without downloading them again.
 
-    ``header_sha256`` is the SHA-256 of ``BODY.PEEK[HEADER]``.
+    ``header_sha256`` is the SHA-256 of ``BODY.PEEK[HEADER]``; ``emailid`` is
+    the server's stable message id (RFC 8474 EMAILID, Gmail X-GM-MSGID) where
+    offered, which identifies a body better than any header can.
     """
 
     uid: int
@@ -120,6 +122,7 @@ class HeaderFingerprint:
     header_sha256: str
     flags: tuple[str, ...] = ()
     modseq: int | None = None
+    emailid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

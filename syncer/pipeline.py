@@ -413,20 +413,25 @@ def _download_folder(
     """First sync of a folder, or a re-listing after UIDVALIDITY changed or a rename.
 
     When the archive already holds bodies from this folder (``reuse_from``),
-    a cheap fingerprint FETCH (size, INTERNALDATE, SHA-256 of the header)
-    finds them, so only messages it does not recognise are downloaded.
+    a cheap fingerprint FETCH finds them, so only messages it does not
+    recognise are downloaded: by EMAILID / X-GM-MSGID where the server has
+    them, else by size and the SHA-256 of the header.
     """
     reused = 0
     if reuse_from is not None and sel.exists:
-        index = store.header_index(account, reuse_from)
+        fingerprints = source.fingerprints()
+        by_emailid = store.emailid_index(account) if any(fp.emailid for fp in fingerprints) else {}
+        by_header = store.header_index(account, reuse_from)
         links = []
         missing: list[int] = []
-        for fp in source.fingerprints():
-            sha = index.get((fp.size, fp.header_sha256))
+        for fp in fingerprints:
+            sha = (by_emailid.get(fp.emailid) if fp.emailid else None) or by_header.get(
+                (fp.size, fp.header_sha256)
+            )
             if sha is None:
                 missing.append(fp.uid)
             else:
-                links.append((fp.uid, sha, fp.flags, fp.internaldate, fp.modseq))
+                links.append((fp.uid, sha, fp.flags, fp.internaldate, fp.modseq, fp.emailid))
         if links:
             reused = store.link_existing(account, status.name, sel.uidvalidity, links)
         store.set_cursor(

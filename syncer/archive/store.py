@@ -54,7 +54,7 @@ from syncer.model import FlagState, FolderCursor, FolderStatus, RemoteMessage
 __all__ = ["ArchiveStore", "FolderRecord"]
 
 #: A link to a body already archived: (uid, message sha256, flags, internaldate, modseq).
-Link = tuple[int, str, tuple[str, ...], datetime | None, int | None]
+Link = tuple[int, str, tuple[str, ...], datetime | None, int | None, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +380,7 @@ class ArchiveStore(StoreAdmin):
         Used after a UIDVALIDITY reset, when a message is recognised by its
         header fingerprint (see :meth:`header_index`) instead of downloaded.
 
-        :param links: ``(uid, message sha256, flags, internaldate, modseq)`` each.
+        :param links: ``(uid, message sha256, flags, internaldate, modseq, emailid)`` each.
         :returns: the number of entries newly inserted.
         :raises ArchiveError: when a sha256 is not an archived message (nothing is written).
         """
@@ -408,10 +408,10 @@ class ArchiveStore(StoreAdmin):
                         "flags": flags_text(flags),
                         "internaldate": internaldate,
                         "modseq": modseq,
-                        "emailid": None,
+                        "emailid": emailid,
                         "first_seen_at": now,
                     }
-                    for uid, sha, flags, internaldate, modseq in links
+                    for uid, sha, flags, internaldate, modseq, emailid in links
                 ],
             )
 
@@ -438,6 +438,24 @@ class ArchiveStore(StoreAdmin):
                 .distinct()
             )
             return {(size, hsha): sha for size, hsha, sha in conn.execute(query)}
+
+    def emailid_index(self, account: str) -> dict[str, str]:
+        """``emailid -> message sha256`` over every entry of ``account``.
+
+        An RFC 8474 EMAILID (or Gmail's X-GM-MSGID) names a message across the
+        whole account and survives UIDVALIDITY resets and renames, so it is the
+        first way to recognise a body already archived.
+        """
+        with self._read(f"indexing email ids of {account!r}") as conn:
+            query = (
+                select(entries.c.emailid, messages_table.c.sha256)
+                .join(messages_table, entries.c.message_pk == messages_table.c.id)
+                .join(folders, entries.c.folder_id == folders.c.id)
+                .join(accounts_table, folders.c.account_id == accounts_table.c.id)
+                .where(accounts_table.c.name == account, entries.c.emailid.is_not(None))
+                .distinct()
+            )
+            return {emailid: sha for emailid, sha in conn.execute(query)}
 
     def close_uidvalidity(self, account: str, folder: str, old_uidvalidity: int) -> int:
         """Mark the live entries of ``old_uidvalidity`` superseded; return how many.

@@ -879,6 +879,9 @@ class IMAPSource:
                     header_sha256=sha,
                     flags=item.flags or (),
                     modseq=item.modseq,
+                    emailid=item.emailid
+                    if item.emailid is not None or item.gm_msgid is None
+                    else str(item.gm_msgid),
                 )
             )
         return out

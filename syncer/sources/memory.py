@@ -36,6 +36,7 @@ class _Message:
     flags: tuple[str, ...]
     internaldate: datetime
     modseq: int
+    emailid: str
 
 
 @dataclass
@@ -54,6 +55,7 @@ class MemorySource:
         self._caps = frozenset(c.upper() for c in capabilities)
         self._folders: dict[str, _Folder] = {}
         self._next_validity = 1000
+        self._next_emailid = 0
         self._selected: str | None = None
         self.bodies_fetched = 0
         self.selects = 0
@@ -76,11 +78,13 @@ class MemorySource:
         uid = f.uidnext
         f.uidnext += 1
         f.highestmodseq += 1
+        self._next_emailid += 1
         f.messages[uid] = _Message(
             raw,
             _norm(flags),
             internaldate or datetime(2024, 1, 1, tzinfo=UTC),
             f.highestmodseq,
+            f"M{self._next_emailid:08d}",
         )
         return uid
 
@@ -112,7 +116,7 @@ class MemorySource:
             m = old.messages[uid]
             fresh.highestmodseq += 1
             fresh.messages[fresh.uidnext] = _Message(
-                m.raw, m.flags, m.internaldate, fresh.highestmodseq
+                m.raw, m.flags, m.internaldate, fresh.highestmodseq, m.emailid
             )
             fresh.uidnext += 1
         self._folders[folder] = fresh
@@ -213,6 +217,7 @@ class MemorySource:
                     internaldate=m.internaldate,
                     size=len(m.raw),
                     modseq=m.modseq if "CONDSTORE" in self._caps else None,
+                    emailid=self._emailid(m),
                 )
             )
             size += len(m.raw)
@@ -249,6 +254,7 @@ class MemorySource:
                     header_sha256=hashlib.sha256(m.raw[: header_end(m.raw)]).hexdigest(),
                     flags=m.flags,
                     modseq=m.modseq,
+                    emailid=self._emailid(m),
                 )
             )
         return out
@@ -257,6 +263,10 @@ class MemorySource:
         self._selected = None
 
     # -- internals -------------------------------------------------------------------
+
+    def _emailid(self, message: _Message) -> str | None:
+        """RFC 8474: EMAILID names the message for as long as it exists, across folders."""
+        return message.emailid if "OBJECTID" in self._caps else None
 
     def _new_validity(self) -> int:
         self._next_validity += 1

@@ -228,7 +228,7 @@ def test_uidvalidity_reset_closes_old_entries_and_relinks_bodies(store: ArchiveS
     assert store.live_uids(ACCOUNT, "INBOX", 100) == set()
 
     links = [
-        (uid + 10, hashlib.sha256(raw).hexdigest(), ("\\Seen", "\\Answered"), WHEN, 5)
+        (uid + 10, hashlib.sha256(raw).hexdigest(), ("\\Seen", "\\Answered"), WHEN, 5, f"E{uid}")
         for uid, raw in raws.items()
     ]
     assert store.link_existing(ACCOUNT, "INBOX", 200, links) == 3
@@ -239,8 +239,12 @@ def test_uidvalidity_reset_closes_old_entries_and_relinks_bodies(store: ArchiveS
     assert store.header_index(ACCOUNT, "INBOX") == expected
     assert store.status()["totals"]["blobs"] == 3
     assert store.count_entries() == 6
+    # The server's stable ids recorded on linked entries find the bodies again, account-wide.
+    assert store.emailid_index(ACCOUNT) == {
+        f"E{uid}": hashlib.sha256(raw).hexdigest() for uid, raw in raws.items()
+    }
 
-    unknown = [(50, "0" * 64, (), None, None), *links]
+    unknown = [(50, "0" * 64, (), None, None, None), *links]
     with pytest.raises(ArchiveError, match="not in the archive"):
         store.link_existing(ACCOUNT, "INBOX", 300, unknown)
     assert store.live_uids(ACCOUNT, "INBOX", 300) == set()

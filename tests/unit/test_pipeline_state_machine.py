@@ -207,7 +207,12 @@ class SyncMachineWithoutExtensions(SyncMachine):
     capabilities = BASIC_CAPABILITIES
 
 
+class SyncMachineWithOBJECTID(SyncMachine):
+    capabilities = ALL_CAPABILITIES | {"OBJECTID"}
+
+
 TestSyncWithQRESYNC = SyncMachine.TestCase
+TestSyncWithOBJECTID = SyncMachineWithOBJECTID.TestCase
 TestSyncWithoutCONDSTORE = SyncMachineWithoutExtensions.TestCase
 
 
