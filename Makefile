@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEB_PACKAGES := dovecot-imapd dovecot-pop3d postgresql
+DEB_PACKAGES := dovecot-imapd dovecot-pop3d postgresql systemd
 PYTEST_ARGS ?=
 
 .PHONY: test demo lint typecheck bench deps clean help
@@ -32,6 +32,7 @@ deps:
 	command -v dovecot >/dev/null 2>&1 || missing="$$missing dovecot-imapd dovecot-pop3d"; \
 	[ -e /usr/lib/dovecot/pop3 ] || missing="$$missing dovecot-pop3d"; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "Installing Debian packages:$$missing"; \

@@ -43,6 +43,10 @@ def render_status(data: dict[str, Any]) -> None:
         f"{totals.get('messages', 0)} messages, {totals.get('blobs', 0)} blobs, "
         f"{_size(totals.get('raw_bytes'))} raw, {_size(totals.get('stored_bytes'))} stored"
     )
+    if totals.get("awaiting_normalization"):
+        _out.print(
+            f"{totals['awaiting_normalization']} messages await normalization (`syncer normalize`)"
+        )
     for account_name, account in data.get("accounts", {}).items():
         protocol, count = account.get("protocol", "?"), account.get("messages", 0)
         title = f"{account_name} ({protocol}): {count} messages"
@@ -148,3 +152,32 @@ class SyncProgress:
         if self._task is not None:
             self._bytes += size
             self._progress.update(self._task, advance=messages, size=_size(self._bytes))
+
+
+def render_jobs(jobs: Sequence[dict[str, Any]]) -> None:
+    """The scheduled jobs of `syncer status`: last run, outcome, next run."""
+    if not jobs:
+        return
+    table = Table(title="Jobs (syncer run)", title_justify="left")
+    for column in ("job", "schedule", "last run (UTC)", "outcome", "next run (UTC)"):
+        table.add_column(column, no_wrap=True)
+    errors: list[str] = []
+    for job in jobs:
+        last = job.get("last_run") or {}
+        if last.get("error"):
+            errors.append(f"{job['job']}: {last['error']}")
+        table.add_row(
+            job["job"],
+            job.get("schedule", ""),
+            _when(last.get("started_at")),
+            job.get("outcome") or ("never run" if job.get("recorded", True) else "—"),
+            _when(job.get("next_run")) if job.get("next_run") else job.get("problem") or "—",
+        )
+    _out.print(table)
+    for line in errors:
+        _out.print(line, soft_wrap=True, markup=False, emoji=False)
+
+
+def _when(iso: str | None) -> str:
+    """An ISO 8601 UTC time as ``MM-DD HH:MM:SS`` (the zone is UTC; the year is implied)."""
+    return iso[5:19].replace("T", " ") if iso else "—"

@@ -17,13 +17,22 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from syncer.errors import ConfigError
 
 Security = Literal["tls", "starttls", "plain"]
+POP3Auth = Literal["password", "apop", "sasl-plain"]
 Namespace = Literal["personal", "other", "shared"]
 _PERSONAL_ONLY: tuple[Namespace, ...] = ("personal",)
 
@@ -40,7 +49,39 @@ _DEFAULT_PORTS: dict[tuple[str, str], int] = {
 }
 
 _SECRET_KEYS = ("password_env", "password_file", "password_command")
+#: Keys that mean something only for protocol = "pop3".
+_POP3_KEYS = ("leave_on_server", "delete_after_days", "delete_after_archive", "auth")
+#: Keys that mean something only for protocol = "imap" (a maildrop has no folders).
+_IMAP_KEYS = (
+    "folders",
+    "namespaces",
+    "subscribed_only",
+    "full_scan_days",
+    "max_bytes_per_second",
+)
 _CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?]+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> object:
+    """``"90s"``, ``"15m"``, ``"1h30m"``, ``"2d"`` (or a number of seconds) → seconds.
+
+    Anything else is handed on unchanged, for pydantic to reject with its own message.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower().replace(" ", "")
+    parts = _DURATION_PART.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(
+            f'{value!r} is not a duration; expected e.g. "30s", "15m", "2h", "1h30m" or "1d"'
+        )
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+#: Seconds, written in the file as "30s", "15m", "2h", "1d" (or a bare number of seconds).
+Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class _Strict(BaseModel):
@@ -71,6 +112,8 @@ class SecretSource(_Strict):
 class ArchiveConfig(_Strict):
     url: str = "sqlite:///archive.db"
     blob_store: str = "db"
+    # Check DKIM signatures ourselves while normalizing (DNS lookups; see syncer.normalize).
+    verify_dkim: bool = False
 
     @field_validator("blob_store")
     @classmethod
@@ -108,7 +151,10 @@ class AccountConfig(SecretSource):
     ca_file: Path | None = None
     allow_insecure: bool = False
     timeout: float = Field(default=60.0, gt=0)
+    # When `syncer run` syncs the account: a cron expression or an interval, not both;
+    # neither means every [scheduler] default_every.
     schedule: str | None = None
+    every: Duration | None = Field(default=None, gt=0)
     folders: FolderFilter = Field(default_factory=FolderFilter)
     namespaces: list[Namespace] = Field(default_factory=lambda: list(_PERSONAL_ONLY))
     subscribed_only: bool = False
@@ -117,6 +163,12 @@ class AccountConfig(SecretSource):
     batch_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
     max_bytes_per_second: int | None = Field(default=None, ge=1024)
     retries: int = Field(default=3, ge=0, le=20)
+    # POP3 only (see _pop3_rules): deleting from the server needs leave_on_server = false
+    # *and* one of delete_after_archive / delete_after_days, so it is never a slip.
+    leave_on_server: bool = True
+    delete_after_days: int | None = Field(default=None, ge=0)
+    delete_after_archive: bool = False
+    auth: POP3Auth = "password"
 
     @model_validator(mode="after")
     def _account_rules(self) -> AccountConfig:
@@ -132,6 +184,61 @@ class AccountConfig(SecretSource):
             )
         if self.schedule is not None:
             _check_cron(self.schedule)
+            if self.every is not None:
+                raise ValueError(
+                    "schedule and every both say when to sync; keep one (schedule is a cron "
+                    'expression, every an interval such as "15m")'
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _pop3_rules(self) -> AccountConfig:
+        if self.protocol != "pop3":
+            given = [k for k in _POP3_KEYS if k in self.model_fields_set]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} only for "
+                    f'protocol = "pop3" accounts; remove {"it" if len(given) == 1 else "them"} '
+                    f"from this {self.protocol} account"
+                )
+            return self
+        imap_only = [k for k in _IMAP_KEYS if k in self.model_fields_set]
+        if imap_only:
+            raise ValueError(
+                f"{', '.join(imap_only)} {'does' if len(imap_only) == 1 else 'do'} not apply to "
+                "a pop3 account (a maildrop is one INBOX, downloaded whole); remove "
+                f"{'it' if len(imap_only) == 1 else 'them'}"
+            )
+        when = [
+            key
+            for key, on in (
+                ("delete_after_archive = true", self.delete_after_archive),
+                (
+                    f"delete_after_days = {self.delete_after_days}",
+                    self.delete_after_days is not None,
+                ),
+            )
+            if on
+        ]
+        if len(when) == 2:
+            raise ValueError(
+                "delete_after_archive = true and delete_after_days contradict each other; "
+                "keep one: delete_after_archive deletes as soon as a message is archived, "
+                "delete_after_days = N once it has been archived for N days"
+            )
+        if when and self.leave_on_server:
+            raise ValueError(
+                f"{when[0]} deletes mail from the server, but leave_on_server is true "
+                f"({'as set' if 'leave_on_server' in self.model_fields_set else 'the default'}); "
+                "set leave_on_server = false as well to confirm, or remove "
+                f"{when[0].split(' =')[0]}"
+            )
+        if not when and not self.leave_on_server:
+            raise ValueError(
+                "leave_on_server = false needs to know when to delete: add "
+                "delete_after_archive = true (as soon as a message is archived) or "
+                "delete_after_days = N (once it has been archived for N days)"
+            )
         return self
 
     @property
@@ -172,11 +279,69 @@ class LoggingConfig(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class SchedulerConfig(_Strict):
+    """How `syncer run` schedules jobs and shares accounts with other workers."""
+
+    # Accounts with neither schedule nor every are synced this often.
+    default_every: Duration = Field(default=15 * 60.0, gt=0)
+    # On SIGTERM/SIGINT: how long the batch in flight may take to commit before exiting.
+    grace_period: Duration = Field(default=30.0, ge=0)
+    # A run that is late by more than this (machine asleep, every thread busy) is skipped.
+    misfire_grace_time: Duration = Field(default=5 * 60.0, gt=0)
+    # How long an account's lease lasts without renewal (a dead worker's accounts wait this long).
+    lease_ttl: Duration = Field(default=5 * 60.0, ge=2)
+    # How often a running sync renews its lease (default: a fifth of lease_ttl).
+    heartbeat: Duration | None = Field(default=None, gt=0)
+    # Jobs run at once by one `syncer run` process.
+    threads: int = Field(default=4, ge=1, le=64)
+    # How often the normalize job catches up with messages synced but not yet normalized.
+    normalize_every: Duration = Field(default=5 * 60.0, gt=0)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return self.heartbeat if self.heartbeat is not None else self.lease_ttl / 5
+
+    @model_validator(mode="after")
+    def _heartbeat_within_ttl(self) -> SchedulerConfig:
+        if self.heartbeat is not None and self.heartbeat * 2 > self.lease_ttl:
+            raise ValueError(
+                f"heartbeat ({self.heartbeat:g}s) must be at most half of lease_ttl "
+                f"({self.lease_ttl:g}s), or a busy worker could lose its lease between renewals"
+            )
+        return self
+
+
+class MetricsConfig(_Strict):
+    """The optional HTTP endpoint of `syncer run`: /metrics (Prometheus) and /healthz."""
+
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f'expected "host:port", e.g. "127.0.0.1:9108" (got {value!r})')
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to bind, brackets of an IPv6 literal removed; None when off."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class Config(_Strict):
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     accounts: list[AccountConfig] = Field(default_factory=list)
     smtp: list[SMTPConfig] = Field(default_factory=list)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

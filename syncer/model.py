@@ -107,6 +107,21 @@ class RemoteMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class MaildropEntry:
+    """One message of a POP3 maildrop, as LIST and UIDL describe it.
+
+    :ivar number: the message number; valid for one session only (:rfc:`1939#section-4`).
+    :ivar size: the octets LIST reports: the size on the wire, CRLF line ends, before
+        dot-stuffing.
+    :ivar uidl: the unique-id listing value, or None when the server has no UIDL.
+    """
+
+    number: int
+    size: int
+    uidl: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HeaderFingerprint:
     """A cheap identity for a message, used to recognise bodies already archived
     after a UIDVALIDITY reset without downloading them again.

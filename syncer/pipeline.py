@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -114,7 +114,11 @@ def sync_folders(
     progress = progress or _NoProgress()
     remote = [f for f in source.list_folders(with_status=True) if options.in_scope(f.display_name)]
     known = store.folders(account)
-    store.upsert_folders(account, remote)
+    # Only folders whose listing differs from the archive's record: usually none, so a
+    # no-change re-sync writes nothing here.
+    store.upsert_folders(
+        account, [f for f in remote if f.name not in known or not known[f.name].is_current(f)]
+    )
     renamed_from = _record_vanished_folders(store, account, options, known, remote)
 
     summaries: list[FolderSummary] = []
@@ -322,26 +326,24 @@ def _reconcile(
             "folder.modseq_backwards", stored=cursor.highestmodseq, server=sel.highestmodseq
         )
     use_qresync = sel.qresync and modseq_sane and not full_scan
-    old = cursor.uidnext
-    if use_qresync:
-        gone: Iterable[int] = {u for u in sel.vanished if u < old}
-    else:
-        server_uids = set(source.uids())
-        gone = {u for u in store.live_uids(account, status.name, sel.uidvalidity) if u < old}
-        gone = gone - server_uids
-    gone = sorted(gone)
+    # Every live entry counts, not only those below the cursor's UIDNEXT: an interrupted
+    # re-listing (UIDVALIDITY reset, rename) leaves linked entries above it.
+    live = store.live_uids(account, status.name, sel.uidvalidity)
+    gone = sorted(live & sel.vanished if use_qresync else live - set(source.uids()))
     new_cursor = replace(cursor, highestmodseq=sel.highestmodseq)
     expunged = store.mark_gone(account, status.name, sel.uidvalidity, gone, None) if gone else 0
 
+    # Changes for UIDs the archive does not hold yet are ignored by the store: those
+    # messages are fetched below with their current flags.
     if use_qresync:
-        changes = [c for c in sel.changed if c.uid < old]
+        changes = list(sel.changed)
     elif modseq_sane and not full_scan and sel.highestmodseq == cursor.highestmodseq:
         changes = []
     elif modseq_sane and not full_scan and "CONDSTORE" in source.capabilities:
         assert cursor.highestmodseq is not None
-        changes = [c for c in source.flags_since(cursor.highestmodseq) if c.uid < old]
+        changes = source.flags_since(cursor.highestmodseq)
     else:
-        changes = [c for c in source.all_flags() if c.uid < old]
+        changes = source.all_flags()
     flags_changed = store.update_flags(account, status.name, sel.uidvalidity, changes, new_cursor)
     return expunged, flags_changed
 
@@ -380,6 +382,9 @@ def _fetch_new(
     )
     for fetched in batches:
         batch = [m for m in fetched if m.uid >= start_uid]
+        # Hold one batch at a time: the loop variables would otherwise keep this batch's
+        # bodies alive while the source downloads the next one (twice the memory).
+        del fetched
         if not batch:
             continue
         uidnext = max(uidnext, max(m.uid for m in batch) + 1)
@@ -394,6 +399,7 @@ def _fetch_new(
         size += batch_bytes
         progress.advanced(len(batch), batch_bytes)
         heartbeat()
+        del batch
     return new, size, uidnext
 
 

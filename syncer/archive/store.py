@@ -32,7 +32,7 @@ so it assumes nobody deletes those rows behind its back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,8 @@ from syncer.archive.models import blobs, entries, folders, utcnow
 from syncer.archive.models import messages as messages_table
 from syncer.archive.store_admin import StoreAdmin
 from syncer.archive.store_base import chunks, flags_text, map_errors
+from syncer.archive.store_normalize import StoreNormalize
+from syncer.archive.store_pop3 import StorePOP3
 from syncer.errors import ArchiveError
 from syncer.model import FlagState, FolderCursor, FolderStatus, RemoteMessage
 
@@ -73,12 +75,32 @@ class FolderRecord:
     special_use: str | None = None
     renamed_to: str | None = None
     last_synced_at: datetime | None = None
+    delimiter: str | None = None
+    namespace: str = "personal"
+    selectable: bool = True
+
+    def is_current(self, status: FolderStatus) -> bool:
+        """True when :meth:`ArchiveStore.upsert_folders` of ``status`` would change nothing.
+
+        Lets a re-sync skip that write transaction when the server's folder list
+        is as recorded, which is nearly always.
+        """
+        return (
+            not self.deleted
+            and self.renamed_to is None
+            and self.display_name == status.display_name
+            and self.delimiter == status.delimiter
+            and self.namespace == status.namespace
+            and self.special_use == status.special_use
+            and self.selectable == status.selectable
+            and (status.mailbox_id is None or self.mailbox_id == status.mailbox_id)
+        )
 
 
 _live = and_(entries.c.gone_at.is_(None), entries.c.superseded_at.is_(None))
 
 
-class ArchiveStore(StoreAdmin):
+class ArchiveStore(StoreAdmin, StorePOP3, StoreNormalize):
     """The archive: messages, their folders and sync state, runs and leases.
 
     Open with :meth:`open`; close with :meth:`close` or use as a context
@@ -161,6 +183,9 @@ class ArchiveStore(StoreAdmin):
                 special_use=row.special_use,
                 renamed_to=row.renamed_to,
                 last_synced_at=row.last_synced_at,
+                delimiter=row.delimiter,
+                namespace=row.namespace,
+                selectable=row.selectable,
             )
         return result
 
@@ -251,6 +276,8 @@ class ArchiveStore(StoreAdmin):
         uidvalidity: int,
         messages: list[RemoteMessage],
         cursor: FolderCursor | None,
+        *,
+        also: Callable[[Connection, list[int]], None] | None = None,
     ) -> int:
         """Store a batch of fetched messages and, when given, the folder's new cursor.
 
@@ -260,6 +287,9 @@ class ArchiveStore(StoreAdmin):
         neither compressed nor written again. On the disk store, new blob files
         are written (and fsync'd) before that transaction starts.
 
+        :param also: called inside the transaction with the message ids of
+            ``messages`` (in order), to write rows that must commit with them
+            (POP3's ``pop3_seen``, see :mod:`syncer.archive.store_pop3`).
         :returns: the number of entries newly inserted.
         :raises ArchiveError: on a database or blob-store failure, or a cursor for
             another UIDVALIDITY; nothing is committed then.
@@ -349,6 +379,8 @@ class ArchiveStore(StoreAdmin):
                 ],
             )
             self._write_cursor(conn, folder_id, cursor, uidvalidity, now)
+            if also is not None:
+                also(conn, [ids[fp.sha256] for fp in prints])
         return inserted
 
     def _message_ids(self, conn: Connection, shas: Sequence[str]) -> dict[str, int]:

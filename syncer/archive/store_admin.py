@@ -23,10 +23,12 @@ from syncer.archive.models import (
     folders,
     leases,
     messages,
+    outbox,
     sync_runs,
     utcnow,
 )
 from syncer.archive.store_base import StoreCore, iso
+from syncer.archive.store_normalize import awaiting_normalization
 from syncer.errors import ArchiveError
 
 #: Blob rows listed per query by verify(), and the most compressed bytes fetched at once.
@@ -79,6 +81,30 @@ class StoreAdmin(StoreCore):
         """Who holds the lease ``name`` (expired or not), or None when nobody does."""
         with self._read(f"reading lease {name!r}") as conn:
             return conn.execute(select(leases.c.holder).where(leases.c.name == name)).scalar()
+
+    def leases(self) -> list[dict[str, Any]]:
+        """Every lease row, by name: name, holder, acquired_at, expires_at, heartbeat_at
+        (ISO 8601 UTC) and ``expired`` (an expired lease is free to take)."""
+        now = utcnow()
+        with self._read("listing leases") as conn:
+            rows = conn.execute(select(leases).order_by(leases.c.name)).all()
+        return [
+            {
+                "name": row.name,
+                "holder": row.holder,
+                "acquired_at": iso(row.acquired_at),
+                "expires_at": iso(row.expires_at),
+                "heartbeat_at": iso(row.heartbeat_at),
+                "expired": row.expires_at < now,
+            }
+            for row in rows
+        ]
+
+    def outbox_depth(self) -> int:
+        """Messages in the outbox not sent yet (pending or being sent)."""
+        with self._read("counting the outbox") as conn:
+            query = select(func.count()).where(outbox.c.status.in_(("pending", "sending")))
+            return int(conn.execute(query).scalar_one())
 
     # ------------------------------------------------------------------ runs
 
@@ -135,6 +161,29 @@ class StoreAdmin(StoreCore):
             if result.rowcount == 0:
                 raise ArchiveError(f"No run {run_id!r} in the archive to finish.")
 
+    def abandon_runs(self, account: str, error: str, kind: str = "sync") -> int:
+        """Record every run of ``account`` still ``running`` as failed with ``error``.
+
+        Call it holding the account's lease: runs start only under the lease, so
+        such runs belong to a worker that died before recording their end.
+
+        :returns: how many runs were closed.
+        """
+        with self._write(f"closing abandoned runs of {account!r}") as conn:
+            account_id = self._find_account(conn, account)
+            if account_id is None:
+                return 0
+            result = conn.execute(
+                update(sync_runs)
+                .where(
+                    sync_runs.c.account_id == account_id,
+                    sync_runs.c.kind == kind,
+                    sync_runs.c.status == "running",
+                )
+                .values(finished_at=utcnow(), status="failed", error=error)
+            )
+            return int(result.rowcount)
+
     def runs(self, account: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """The most recent runs, newest first, as JSON-serialisable dicts.
 
@@ -185,7 +234,8 @@ class StoreAdmin(StoreCore):
         ``{"database": url (password masked), "blob_store": ..., "accounts": {name:
         {"protocol", "messages" (live entries), "last_synced_at", "folders": [{"name",
         "display_name", "messages", "last_synced_at", "deleted"}]}}, "totals":
-        {"messages" (distinct), "entries" (live), "blobs", "stored_bytes", "raw_bytes"}}``.
+        {"messages" (distinct), "entries" (live), "blobs", "stored_bytes", "raw_bytes",
+        "awaiting_normalization" (messages not yet normalized by this syncer's normalizer)}}``.
         """
         live = entries.c.gone_at.is_(None) & entries.c.superseded_at.is_(None)
         with self._read("reading the archive status") as conn:
@@ -208,6 +258,9 @@ class StoreAdmin(StoreCore):
                 )
             ).one()
             message_count = conn.execute(select(func.count()).select_from(messages)).scalar_one()
+            awaiting = conn.execute(
+                select(func.count()).select_from(messages).where(awaiting_normalization())
+            ).scalar_one()
         result_accounts: dict[str, Any] = {}
         by_id: dict[int, dict[str, Any]] = {}
         for row in account_rows:
@@ -245,6 +298,7 @@ class StoreAdmin(StoreCore):
                 "blobs": blob_count,
                 "stored_bytes": int(stored_bytes),
                 "raw_bytes": int(raw_bytes),
+                "awaiting_normalization": int(awaiting),
             },
         }
 

@@ -25,7 +25,7 @@ import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, imap4, tls
 
 from syncer.sources._imap_fetch import (
     Completion,
@@ -80,6 +80,45 @@ def ssl_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
     return context
 
 
+class _GreetingCapabilities:
+    """imaplib asks ``CAPABILITY`` right after the greeting, even when the greeting
+    carried the list (``* OK [CAPABILITY ...]``, as Dovecot's does: RFC 3501 7.1
+    makes the two equivalent). Taking it from the greeting saves a round trip on
+    every connection; a greeting without it is still answered by the command.
+    """
+
+    untagged_responses: dict[str, list[Any]]
+    capabilities: tuple[str, ...]
+    _encoding: str
+
+    def _get_capabilities(self) -> None:
+        # Popped, as imaplib's own path does: a later CAPABILITY code (the LOGIN
+        # answer's) must not be confused with this pre-login list.
+        greeted = self.untagged_responses.pop("CAPABILITY", None)
+        if greeted and isinstance(greeted[-1], bytes):
+            self.capabilities = tuple(str(greeted[-1], self._encoding).upper().split())
+            return
+        super()._get_capabilities()  # type: ignore[misc]  # imaplib.IMAP4's
+
+
+class _PlainIMAP4(_GreetingCapabilities, imap4.IMAP4WithTimeout):  # type: ignore[misc]
+    pass
+
+
+class _TLSIMAP4(_GreetingCapabilities, tls.IMAP4_TLS):  # type: ignore[misc]
+    pass
+
+
+class _Client(IMAPClient):  # type: ignore[misc]  # imapclient has no type hints
+    """IMAPClient on imaplib connections that read capabilities from the greeting."""
+
+    def _create_IMAP4(self) -> Any:  # imapclient's name
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _TLSIMAP4(self.host, self.port, self.ssl_context, timeout)
+        return _PlainIMAP4(self.host, self.port, timeout)
+
+
 def open_client(
     host: str,
     port: int,
@@ -95,9 +134,7 @@ def open_client(
     :raises StartTLSNotOffered: for ``starttls`` against a server without it.
     :raises Exception: whatever imapclient, imaplib, ssl and socket raise.
     """
-    client = IMAPClient(
-        host, port=port, ssl=security == "tls", ssl_context=context, timeout=timeout
-    )
+    client = _Client(host, port=port, ssl=security == "tls", ssl_context=context, timeout=timeout)
     try:
         # imapclient sets imaplib's debug level to 5, which formats every line with
         # repr() for its logger; that costs time on big answers and we never want it.

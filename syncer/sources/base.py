@@ -1,4 +1,5 @@
-"""The interface the sync pipeline sees for a folder-based mail source (IMAP, memory).
+"""The interfaces the sync pipelines see: folder-based sources (IMAP, memory) and
+POP3 maildrops.
 
 Every method raises ``syncer.errors.SourceError`` subclasses only:
 ``SourceAuthError`` for refused credentials, ``SourceUnavailable`` for network
@@ -11,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from syncer.model import FlagState, FolderStatus, HeaderFingerprint, RemoteMessage, SelectedFolder
+from syncer.model import (
+    FlagState,
+    FolderStatus,
+    HeaderFingerprint,
+    MaildropEntry,
+    RemoteMessage,
+    SelectedFolder,
+)
 
 
 class FolderSource(Protocol):
@@ -87,4 +95,65 @@ class FolderSource(Protocol):
 
     def close(self) -> None:
         """Log out and close the connection; never raises."""
+        ...
+
+
+class MailDropSource(Protocol):
+    """A POP3 maildrop: one list of messages, numbered per session (:rfc:`1939`).
+
+    Terminology: a message *number* is valid for the session only; the *uidl*
+    is the server's stable id for the message across sessions (absent on
+    servers without UIDL). Deletion is two-phase: :meth:`delete` only marks a
+    message, and the server removes marked messages when :meth:`quit`
+    succeeds. A session that ends any other way (:meth:`close`, a dropped
+    connection, a crash) deletes nothing.
+
+    ``capabilities`` are the CAPA names read after login, upper-cased (``UIDL``,
+    ``TOP``, ``PIPELINING``, ...); empty when the server has no CAPA.
+    """
+
+    @property
+    def capabilities(self) -> frozenset[str]: ...
+
+    def listing(self) -> list[MaildropEntry]:
+        """LIST and UIDL: every message with its number, size and uidl (None without UIDL).
+
+        :raises SourceError:
+        """
+        ...
+
+    def headers(self, number: int) -> bytes:
+        """The header block of message ``number`` (``TOP number 0``).
+
+        :raises SourceError:
+        """
+        ...
+
+    def retrieve(self, entry: MaildropEntry) -> RemoteMessage:
+        """RETR one message, checked against the size LIST gave for it.
+
+        :returns: a message for folder ``INBOX`` with ``uid`` 0 and ``uidl`` set.
+        :raises ProtocolViolation: when the bytes are not as many as LIST said
+            (the session stays usable).
+        :raises SourceError:
+        """
+        ...
+
+    def delete(self, number: int) -> None:
+        """Mark message ``number`` for deletion (DELE); nothing is removed before :meth:`quit`.
+
+        :raises SourceError:
+        """
+        ...
+
+    def quit(self) -> None:
+        """QUIT: the server removes the marked messages and the session ends.
+
+        :raises SourceError: when QUIT is refused or the connection drops; the
+            marked messages must then be taken as not deleted.
+        """
+        ...
+
+    def close(self) -> None:
+        """End the session without deleting anything that :meth:`quit` did not; never raises."""
         ...

@@ -669,6 +669,9 @@ class IMAPSource:
                 messages = self._fetch_batch(folder, batch, reader)
             if messages:
                 yield messages
+            # Let the consumer's batch go before the next download: holding it here
+            # would keep two batches of bodies in memory.
+            del messages
 
     def _plan(self, wanted: set[int] | None, first: int) -> list[tuple[int, int]]:
         """(uid, RFC822.SIZE) of the messages to fetch, in UID order."""

@@ -5,8 +5,7 @@ state machines) at thousands of steps per second, and it is also what a
 mutation of "the server" looks like in those tests: append, set flags,
 expunge, rename, delete, reset UIDVALIDITY. It models the parts of RFC 9051,
 RFC 7162 (CONDSTORE/QRESYNC) that the pipeline relies on: UIDs grow, MODSEQ
-grows with every change, UIDNEXT never goes back, and ``UID FETCH n:*``
-returns the last message even when ``n`` is past it.
+grows with every change, UIDNEXT never goes back.
 """
 
 from __future__ import annotations
@@ -196,10 +195,11 @@ class MemorySource:
         if uids is not None:
             wanted = sorted(u for u in set(uids) if u in f.messages)
         else:
+            # `n:*` also matches the highest UID when n is above every UID (RFC 3501
+            # 6.4.8); like the IMAP adapter, the cheap planning step drops it, so no
+            # body below ``start_uid`` is ever downloaded.
             start = start_uid or 1
             wanted = sorted(u for u in f.messages if u >= start)
-            if not wanted and f.messages:
-                wanted = [max(f.messages)]  # `n:*` always matches the highest UID
         batch: list[RemoteMessage] = []
         size = 0
         for uid in wanted:

@@ -91,5 +91,9 @@ def run_syncer(
         init = timed([binary, "--config", str(config), "init"], env=env, timeout=timeout)
         if not init.ok:
             return init, init
-    sync = timed([binary, "--config", str(config), "sync", "--json"], env=env, timeout=timeout)
+    sync = timed(
+        [binary, "--config", str(config), "sync", "--no-normalize", "--json"],
+        env=env,
+        timeout=timeout,
+    )
     return sync, init

@@ -31,9 +31,15 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
     assert cfg.accounts[0].name == "work"
     assert cfg.smtp[0].effective_port == 587
     text = (REPO / "config" / "syncer.example.toml").read_text()
-    from syncer.config import AccountConfig, ArchiveConfig, SMTPConfig
+    from syncer.config import (
+        AccountConfig,
+        ArchiveConfig,
+        MetricsConfig,
+        SchedulerConfig,
+        SMTPConfig,
+    )
 
-    for model in (AccountConfig, ArchiveConfig, SMTPConfig):
+    for model in (AccountConfig, ArchiveConfig, SMTPConfig, SchedulerConfig, MetricsConfig):
         for key in model.model_fields:
             assert key in text, f"{model.__name__}.{key} is not documented in the example"
 

@@ -1,0 +1,100 @@
+"""A re-sync writes the folder list only where the server's listing differs from the archive.
+
+Why: a no-change re-sync should cost reads only; but a folder that is new,
+reappears after a deletion, or changes what LIST says about it (display name,
+special-use, mailbox id ...) must still be recorded exactly as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncer.archive.engine import upgrade
+from syncer.archive.store import ArchiveStore
+from syncer.model import FolderStatus
+from syncer.pipeline import SyncOptions, sync_folders
+from syncer.sources.memory import ALL_CAPABILITIES, MemorySource
+
+ACCOUNT = "acct"
+
+
+class _ListingSource(MemorySource):
+    """A MemorySource whose listing can be edited (special-use, mailbox id ...)."""
+
+    def __init__(self) -> None:
+        super().__init__(ALL_CAPABILITIES)
+        self.edits: dict[str, dict[str, Any]] = {}
+
+    def list_folders(self, *, with_status: bool = True) -> list[FolderStatus]:
+        listed = super().list_folders(with_status=with_status)
+        return [replace(f, **self.edits.get(f.name, {})) for f in listed]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ArchiveStore:
+    url = f"sqlite:///{tmp_path}/a.db"
+    upgrade(url)
+    opened = ArchiveStore.open(url)
+    opened.ensure_account(ACCOUNT, "imap")
+    return opened
+
+
+def _sync_recording_upserts(
+    server: MemorySource, store: ArchiveStore, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    upserted: list[str] = []
+    real = store.upsert_folders
+
+    def spy(account: str, statuses: list[FolderStatus]) -> None:
+        upserted.extend(s.name for s in statuses)
+        real(account, statuses)
+
+    monkeypatch.setattr(store, "upsert_folders", spy)
+    sync_folders(server, store, ACCOUNT, SyncOptions())
+    monkeypatch.undo()
+    return upserted
+
+
+def test_unchanged_listing_is_not_written_again(
+    store: ArchiveStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = _ListingSource()
+    for name in ("INBOX", "Sent"):
+        server.create_folder(name)
+    assert sorted(_sync_recording_upserts(server, store, monkeypatch)) == ["INBOX", "Sent"]
+    assert _sync_recording_upserts(server, store, monkeypatch) == []
+
+    server.edits["Sent"] = {"special_use": "\\Sent", "mailbox_id": "F1"}
+    assert _sync_recording_upserts(server, store, monkeypatch) == ["Sent"]
+    assert store.folders(ACCOUNT)["Sent"].special_use == "\\Sent"
+    assert store.folders(ACCOUNT)["Sent"].mailbox_id == "F1"
+    assert _sync_recording_upserts(server, store, monkeypatch) == []
+
+    # A server that stops sending the mailbox id does not erase the recorded one.
+    server.edits["Sent"] = {"special_use": "\\Sent"}
+    assert _sync_recording_upserts(server, store, monkeypatch) == []
+    assert store.folders(ACCOUNT)["Sent"].mailbox_id == "F1"
+
+    server.create_folder("Drafts")
+    assert _sync_recording_upserts(server, store, monkeypatch) == ["Drafts"]
+
+
+def test_a_folder_that_reappears_is_recorded_again(
+    store: ArchiveStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = _ListingSource()
+    server.create_folder("INBOX")
+    server.create_folder("Old")
+    _sync_recording_upserts(server, store, monkeypatch)
+    server.delete_folder("Old")
+    _sync_recording_upserts(server, store, monkeypatch)
+    assert store.folders(ACCOUNT)["Old"].deleted
+
+    server.create_folder("Old")
+    assert _sync_recording_upserts(server, store, monkeypatch) == ["Old"]
+    assert not store.folders(ACCOUNT)["Old"].deleted
+    assert _sync_recording_upserts(server, store, monkeypatch) == []
