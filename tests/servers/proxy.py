@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import TracebackType
+from typing import Self
 
 
 def _close_listener(listener: socket.socket) -> None:
@@ -24,17 +26,25 @@ def _close_listener(listener: socket.socket) -> None:
     listener.close()
 
 
-class CuttingProxy:
+def _close_pair(*sockets: socket.socket) -> None:
+    for s in sockets:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+        s.close()
+
+
+class _LoopbackProxy(ABC):
+    """Listens on a free loopback port and hands each connection, with a fresh
+    upstream connection to the target, to :meth:`_start_session`."""
+
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
-        self.cut_after: int | None = None
-        self.cuts = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> CuttingProxy:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -54,10 +64,23 @@ class CuttingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
-            limit = self.cut_after
-            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, limit), daemon=True).start()
+            self._start_session(client, socket.create_connection(self.target))
+
+    @abstractmethod
+    def _start_session(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Relay one connection (each proxy decides how)."""
+
+
+class CuttingProxy(_LoopbackProxy):
+    def __init__(self, target_host: str, target_port: int) -> None:
+        super().__init__(target_host, target_port)
+        self.cut_after: int | None = None
+        self.cuts = 0
+
+    def _start_session(self, client: socket.socket, upstream: socket.socket) -> None:
+        limit = self.cut_after
+        threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, limit), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, limit: int | None) -> None:
         passed = 0
@@ -75,13 +98,10 @@ class CuttingProxy:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                s.close()
+            _close_pair(src, dst)
 
 
-class TripwireProxy:
+class TripwireProxy(_LoopbackProxy):
     """A loopback proxy for line-based protocols that acts at exact protocol points.
 
     It forwards to a real server and watches what the client sends, line by line
@@ -102,14 +122,10 @@ class TripwireProxy:
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
+        super().__init__(target_host, target_port)
         self._trip: tuple[bytes, int, Callable[[], None]] | None = None
         self._rewrite: tuple[bytes, int, Callable[[bytes], bytes]] | None = None
         self.fired = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def trip_on(self, command: bytes, nth: int, callback: Callable[[], None]) -> None:
         self._trip = (command.upper(), nth, callback)
@@ -122,30 +138,10 @@ class TripwireProxy:
     def disarm(self) -> None:
         self._trip = self._rewrite = None
 
-    def __enter__(self) -> TripwireProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        _close_listener(self._listener)
-        self._thread.join(timeout=5)
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            session = _TripwireSession(self, client, upstream)
-            threading.Thread(target=session.client_to_server, daemon=True).start()
-            threading.Thread(target=session.server_to_client, daemon=True).start()
+    def _start_session(self, client: socket.socket, upstream: socket.socket) -> None:
+        session = _TripwireSession(self, client, upstream)
+        threading.Thread(target=session.client_to_server, daemon=True).start()
+        threading.Thread(target=session.server_to_client, daemon=True).start()
 
 
 class _TripwireSession:
@@ -164,10 +160,7 @@ class _TripwireSession:
         self.rewrite_next = threading.Event()
 
     def _close(self) -> None:
-        for s in (self.client, self.upstream):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
+        _close_pair(self.client, self.upstream)
 
     def client_to_server(self) -> None:
         pending = b""
