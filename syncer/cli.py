@@ -648,3 +648,9 @@ def _masked(url: str) -> str:
     from syncer.archive.engine import mask_url
 
     return mask_url(url)
+
+
+# --------------------------------------------------------------------------- feature commands
+# Commands that live in modules of their own (they use pass_state from here, so they are
+# imported last). Every module listed is imported on every `syncer` start: keep heavy imports
+# inside the command functions.

@@ -17,21 +17,24 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from syncer.config_base import (
+    Duration,
+    SecretSource,
+    Security,
+    Strict,
+    check_cron,
+)
 from syncer.errors import ConfigError
 
-Security = Literal["tls", "starttls", "plain"]
 POP3Auth = Literal["password", "apop", "sasl-plain"]
 Namespace = Literal["personal", "other", "shared"]
 _PERSONAL_ONLY: tuple[Namespace, ...] = ("personal",)
@@ -48,7 +51,6 @@ _DEFAULT_PORTS: dict[tuple[str, str], int] = {
     ("smtp", "plain"): 25,
 }
 
-_SECRET_KEYS = ("password_env", "password_file", "password_command")
 #: Keys that mean something only for protocol = "pop3".
 _POP3_KEYS = ("leave_on_server", "delete_after_days", "delete_after_archive", "auth")
 #: Keys that mean something only for protocol = "imap" (a maildrop has no folders).
@@ -59,57 +61,9 @@ _IMAP_KEYS = (
     "full_scan_days",
     "max_bytes_per_second",
 )
-_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?]+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def parse_duration(value: object) -> object:
-    """``"90s"``, ``"15m"``, ``"1h30m"``, ``"2d"`` (or a number of seconds) → seconds.
-
-    Anything else is handed on unchanged, for pydantic to reject with its own message.
-    """
-    if not isinstance(value, str):
-        return value
-    text = value.strip().lower().replace(" ", "")
-    parts = _DURATION_PART.findall(text)
-    if not text or "".join(n + u for n, u in parts) != text:
-        raise ValueError(
-            f'{value!r} is not a duration; expected e.g. "30s", "15m", "2h", "1h30m" or "1d"'
-        )
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
-
-
-#: Seconds, written in the file as "30s", "15m", "2h", "1d" (or a bare number of seconds).
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class SecretSource(_Strict):
-    """Where one password comes from: exactly one of the three keys."""
-
-    password_env: str | None = None
-    password_file: Path | None = None
-    password_command: list[str] | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one_source(self) -> SecretSource:
-        given = [k for k in _SECRET_KEYS if getattr(self, k) is not None]
-        if len(given) > 1:
-            raise ValueError(f"two secret sources given ({', '.join(given)}); keep exactly one")
-        if self.password_command is not None and not self.password_command:
-            raise ValueError("password_command is empty; give the command as a list of words")
-        return self
-
-    @property
-    def has_secret(self) -> bool:
-        return any(getattr(self, k) is not None for k in _SECRET_KEYS)
-
-
-class ArchiveConfig(_Strict):
+class ArchiveConfig(Strict):
     url: str = "sqlite:///archive.db"
     blob_store: str = "db"
     # Check DKIM signatures ourselves while normalizing (DNS lookups; see syncer.normalize).
@@ -133,7 +87,7 @@ class ArchiveConfig(_Strict):
         return value
 
 
-class FolderFilter(_Strict):
+class FolderFilter(Strict):
     """Glob patterns over display names (``Archive/*``); exclude wins over include."""
 
     include: list[str] = Field(default_factory=lambda: ["*"])
@@ -183,7 +137,7 @@ class AccountConfig(SecretSource):
                 "is trusted"
             )
         if self.schedule is not None:
-            _check_cron(self.schedule)
+            check_cron(self.schedule)
             if self.every is not None:
                 raise ValueError(
                     "schedule and every both say when to sync; keep one (schedule is a cron "
@@ -273,13 +227,13 @@ class SMTPConfig(SecretSource):
         return self.port or _DEFAULT_PORTS[("smtp", self.security)]
 
 
-class LoggingConfig(_Strict):
+class LoggingConfig(Strict):
     # None: info for JSON logs, warning on a terminal (where the command prints its summary).
     level: Literal["debug", "info", "warning", "error"] | None = None
     format: Literal["auto", "json", "console"] = "auto"
 
 
-class SchedulerConfig(_Strict):
+class SchedulerConfig(Strict):
     """How `syncer run` schedules jobs and shares accounts with other workers."""
 
     # Accounts with neither schedule nor every are synced this often.
@@ -311,7 +265,7 @@ class SchedulerConfig(_Strict):
         return self
 
 
-class MetricsConfig(_Strict):
+class MetricsConfig(Strict):
     """The optional HTTP endpoint of `syncer run`: /metrics (Prometheus) and /healthz."""
 
     listen: str | None = None
@@ -335,7 +289,7 @@ class MetricsConfig(_Strict):
         return host.strip("[]"), int(port)
 
 
-class Config(_Strict):
+class Config(Strict):
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     accounts: list[AccountConfig] = Field(default_factory=list)
     smtp: list[SMTPConfig] = Field(default_factory=list)
@@ -382,15 +336,6 @@ class Config(_Strict):
     @property
     def base_dir(self) -> Path:
         return self.path.parent if self.path else Path.cwd()
-
-
-def _check_cron(expr: str) -> None:
-    fields = expr.split()
-    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
-        raise ValueError(
-            f"schedule {expr!r} is not a cron expression; expected five fields "
-            '("minute hour day month weekday"), e.g. "*/15 * * * *"'
-        )
 
 
 def _anchor_sqlite_url(url: str, base: Path) -> str:

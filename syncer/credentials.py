@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from syncer.config import SecretSource
+from syncer.config_base import SecretSource
 from syncer.errors import ConfigError
 from syncer.logs import register_secret
 

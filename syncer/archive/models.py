@@ -367,7 +367,23 @@ outbox = Table(
     _created(),
     Column("next_attempt_at", UTCDateTime),
     Column("sent_at", UTCDateTime),
+    Column("message_id", Text),
     CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status"),
+)
+
+# Where a scheduled job left off, one row per (kind, name): e.g. ('digest', 'morning'),
+# ('forward', 'invoices'), ('retention', 'policies'). cursor_pk is the highest messages.id
+# covered (ids only grow); data is job-specific canonical JSON.
+job_state = Table(
+    "job_state",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("cursor_pk", Integer),
+    Column("cursor_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("data", Text),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
 )
 
 # What a migration (IMAP APPEND to another account) already copied where.

@@ -17,7 +17,8 @@ from structlog.testing import capture_logs
 
 from syncer.archive.engine import upgrade
 from syncer.archive.store import ArchiveStore
-from syncer.config import Config, parse_config, parse_duration
+from syncer.config import Config, parse_config
+from syncer.config_base import parse_duration
 from syncer.errors import ConfigError, LeaseHeld
 from syncer.runner import account_lease, sync_account
 from syncer.scheduler import (
