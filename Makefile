@@ -56,6 +56,7 @@ demo: deps $(STAMP)
 bench: deps $(STAMP)
 	@command -v mbsync >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq isync >/dev/null; }
 	$(PY) -m tests.bench.run_bench --messages 10000 --runs 3
+	$(PY) -m tests.bench.bench_search --messages 100000
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from syncer.archive.engine import make_engine, write_engine
-from syncer.archive.models import metadata
+from syncer.archive.models import is_modelled, metadata
 
 config = context.config
 
@@ -27,6 +27,7 @@ def _run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=True,
         compare_type=True,
+        include_name=is_modelled,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -38,6 +39,7 @@ def run_migrations_offline() -> None:
         url=config.get_main_option("sqlalchemy.url"),
         target_metadata=metadata,
         render_as_batch=True,
+        include_name=is_modelled,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
     )

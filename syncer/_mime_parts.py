@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.policy import default as default_policy
 from io import BytesIO
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 from syncer._mime_headers import RawHeaders
 from syncer._mime_text import (
@@ -46,6 +47,9 @@ from syncer._mime_text import (
 )
 from syncer.model import header_end
 from syncer.parsed import Attachment
+
+#: Receives each leaf attachment: (part path, content type, file name, charset, bytes).
+AttachmentSink: TypeAlias = Callable[[str, str, str | None, str | None, bytes], None]
 
 #: The most text kept per message for search; the rest of a huge text body is dropped.
 MAX_TEXT = 1_000_000
@@ -146,14 +150,21 @@ class Walk:
 
     :param capture: a part path whose decoded content to keep in
         :attr:`captured` (for ``syncer show --attachment``).
+    :param sink: called with ``(part path, content type, file name, charset,
+        decoded bytes)`` for every leaf attachment (to extract its text for search).
     """
 
     def __init__(
-        self, hints: tuple[str, ...], linesep: str = "\r\n", capture: str | None = None
+        self,
+        hints: tuple[str, ...],
+        linesep: str = "\r\n",
+        capture: str | None = None,
+        sink: AttachmentSink | None = None,
     ) -> None:
         self.hints = hints
         self.linesep = linesep
         self.capture = capture
+        self.sink = sink
         self.captured: bytes | None = None
         self.texts: list[str] = []
         self.text_size = 0
@@ -297,7 +308,11 @@ class Walk:
                 self._text(part, subtype == "html")
             return
         data = part.get_payload(decode=True)
-        self._attachment(part, path, data if isinstance(data, bytes) else b"", filename, None)
+        content = data if isinstance(data, bytes) else b""
+        self._attachment(part, path, content, filename, None)
+        if self.sink is not None and content and not self.encrypted:
+            charset = _param(part, "content-type", "charset", self.hints)
+            self.sink(path, ctype, filename, charset, content)
 
     def _text(self, part: Message, html: bool) -> None:
         data = part.get_payload(decode=True)

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import EmailPolicy
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from syncer._mime_auth import DNSFunc, assess_risk, parse_auth_results
 from syncer._mime_auth import verify_dkim as check_dkim
@@ -52,6 +52,9 @@ from syncer._mime_headers import (
 from syncer._mime_parts import Walk, declared_charsets
 from syncer.model import header_end
 from syncer.parsed import NORMALIZER_VERSION, ROLES, Address, AuthResults, NormalizedMessage
+
+if TYPE_CHECKING:
+    from syncer.attachment_text import TextExtractor
 
 __all__ = ["NormalizedMessage", "attachment_content", "normalize"]
 
@@ -111,7 +114,11 @@ class _Stages:
 
 
 def normalize(
-    raw: bytes, *, verify_dkim: bool = False, dns: DNSFunc | None = None
+    raw: bytes,
+    *,
+    verify_dkim: bool = False,
+    dns: DNSFunc | None = None,
+    extractor: TextExtractor | None = None,
 ) -> NormalizedMessage:
     """Derive every normalized field of one raw message; never raises.
 
@@ -119,6 +126,8 @@ def normalize(
         (:attr:`NormalizedMessage.dkim_verified`); needs DNS unless ``dns`` is given.
     :param dns: the TXT lookup for DKIM keys (tests pass one that answers
         with a locally generated key).
+    :param extractor: reads the text of attachments for search
+        (:attr:`NormalizedMessage.attachment_texts`); without one, none is read.
     """
     stages = _Stages()
     fields: dict[str, Any] = {}
@@ -143,7 +152,8 @@ def normalize(
         (),
         lambda: tuple(a for role in ROLES for a in parse_addresses(role, headers.raw(role), hints)),
     )
-    walk = Walk(hints, _linesep(raw))
+    extracted = extractor.for_message() if extractor is not None else None
+    walk = Walk(hints, _linesep(raw), sink=extracted.add if extracted is not None else None)
     if status != "failed":
         stages.run("MIME parts", None, lambda: walk.message(msg))
         stages.errors.extend(walk.errors)
@@ -184,6 +194,7 @@ def normalize(
         addresses=addresses,
         text="\n\n".join(walk.texts),
         attachments=tuple(walk.attachments),
+        attachment_texts=extracted.results() if extracted is not None else (),
         auth=auth,
         dkim_verified=dkim_verified,
         signed=walk.signed,

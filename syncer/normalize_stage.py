@@ -19,6 +19,7 @@ Public API: :func:`normalize_pending`, :class:`NormalizeCounts`.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import time
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from syncer.attachment_text import TextExtractor
 from syncer.errors import SyncerError
 from syncer.normalize import normalize
 from syncer.parsed import NORMALIZER_VERSION, NormalizedMessage
@@ -75,14 +77,24 @@ class NormalizeCounts:
 _InFlight = tuple["list[Pending]", "list[Future[list[NormalizedMessage]]]", "dict[int, str]"]
 
 
+#: A pool process's attachment text extractor (its child process lives as long as it).
+_POOL_EXTRACTOR: TextExtractor | None = None
+
+
 def _normalize_many(raws: Sequence[bytes], verify_dkim: bool) -> list[NormalizedMessage]:
     """Run in a pool process; ``normalize`` never raises, but a crash must not lose a batch."""
-    return [_normalize_one(raw, verify_dkim, None) for raw in raws]
+    global _POOL_EXTRACTOR
+    if _POOL_EXTRACTOR is None:
+        _POOL_EXTRACTOR = TextExtractor()
+        atexit.register(_POOL_EXTRACTOR.close)
+    return [_normalize_one(raw, verify_dkim, None, _POOL_EXTRACTOR) for raw in raws]
 
 
-def _normalize_one(raw: bytes, verify_dkim: bool, dns: DNSFunc | None) -> NormalizedMessage:
+def _normalize_one(
+    raw: bytes, verify_dkim: bool, dns: DNSFunc | None, extractor: TextExtractor | None
+) -> NormalizedMessage:
     try:
-        return normalize(raw, verify_dkim=verify_dkim, dns=dns)
+        return normalize(raw, verify_dkim=verify_dkim, dns=dns, extractor=extractor)
     except Exception as exc:  # pragma: no cover - normalize() catches everything itself
         return _failed(f"{type(exc).__name__}: {exc}")
 
@@ -198,9 +210,11 @@ def normalize_pending(
             progress(done, total)
 
     if processes == 1:
-        while batch := next_batch():
-            raws, problems = _load(store, batch)
-            save(batch, [_normalize_one(raw, verify_dkim, dns) for raw in raws], problems)
+        with TextExtractor() as extractor:
+            while batch := next_batch():
+                raws, problems = _load(store, batch)
+                results = [_normalize_one(raw, verify_dkim, dns, extractor) for raw in raws]
+                save(batch, results, problems)
     else:
         # spawn, not fork: this process holds database connections and threads.
         context = multiprocessing.get_context("spawn")

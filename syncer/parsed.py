@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 #: Bump when the normalizer derives anything differently; older rows are then re-derived.
-NORMALIZER_VERSION = 1
+#: 2: text extracted from attachments (for the search index).
+NORMALIZER_VERSION = 2
 
 #: Address roles, in the order they are stored and shown.
 ROLES = ("from", "sender", "reply-to", "to", "cc", "bcc", "delivered-to")
@@ -92,6 +93,19 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentText:
+    """The text of an attachment, for search (:mod:`syncer.attachment_text` extracts it).
+
+    :ivar note: why the text is missing or cut short (too large, timed out,
+        unreadable); None when it is whole.
+    """
+
+    part_path: str
+    text: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AuthResults:
     """The receiving server's Authentication-Results, reduced to one verdict per method.
 
@@ -152,6 +166,7 @@ class NormalizedMessage:
     addresses: tuple[Address, ...] = ()
     text: str = ""
     attachments: tuple[Attachment, ...] = ()
+    attachment_texts: tuple[AttachmentText, ...] = ()
     thread_key: str | None = None
     auth: AuthResults = field(default_factory=AuthResults)
     dkim_verified: str | None = None

@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, or_, 
 from syncer.archive.models import (
     accounts,
     addresses,
+    attachment_texts,
     attachments,
     blobs,
     entries,
@@ -37,6 +38,7 @@ from syncer.archive.models import (
     messages,
     utcnow,
 )
+from syncer.archive.search_index import index_messages
 from syncer.archive.store_base import StoreCore, chunks, iso
 from syncer.errors import ArchiveError
 from syncer.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thread_key_of
@@ -163,7 +165,9 @@ class StoreNormalize(StoreCore):
         """Store what normalization derived for each ``(message id, result)``, in one transaction.
 
         Idempotent: a message's addresses, attachments and text are replaced,
-        never added to. Unknown message ids are ignored.
+        never added to. Unknown message ids are ignored. The search index
+        (:func:`~syncer.archive.search_index.index_messages`) is updated in the
+        same transaction.
         """
         if not results:
             return
@@ -180,7 +184,7 @@ class StoreNormalize(StoreCore):
                 update(messages).where(messages.c.id == bindparam("b_pk")).values(values),
                 [_message_row(pk, result, now) for pk, result in ordered],
             )
-            for table in (addresses, attachments, message_texts):
+            for table in (addresses, attachments, attachment_texts, message_texts):
                 for part in chunks(pks, self._caps.max_params):
                     conn.execute(delete(table).where(table.c.message_pk.in_(part)))
             address_rows = [
@@ -223,7 +227,22 @@ class StoreNormalize(StoreCore):
             ]
             if text_rows:
                 conn.execute(message_texts.insert(), text_rows)
+            extracted_rows = [
+                {
+                    "message_pk": pk,
+                    "part_path": t.part_path,
+                    "text": _clean(t.text),
+                    "note": _clean(t.note),
+                }
+                for pk, result in ordered
+                for t in result.attachment_texts
+                if len(t.part_path) <= 64
+            ]
+            if extracted_rows:
+                conn.execute(attachment_texts.insert(), extracted_rows)
             self._join_threads(conn, ordered)
+            # The search index follows the rows it is built from, in the same transaction.
+            index_messages(conn, pks)
 
     def _join_threads(
         self, conn: Connection, ordered: Sequence[tuple[int, NormalizedMessage]]
