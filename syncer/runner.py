@@ -34,6 +34,7 @@ from syncer.pipeline_pop3 import POP3Options, maildrop_keys, sync_maildrop
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
     from syncer.config import AccountConfig, Config
+    from syncer.oauth.sasl import TokenProvider
     from syncer.sources.base import FolderSource, MailDropSource
 
 
@@ -75,14 +76,12 @@ def open_source(account: AccountConfig) -> FolderSource:
     :raises ConfigError: when the password cannot be read.
     :raises SourceError: when the server cannot be reached or refuses us.
     """
-    from syncer.credentials import resolve_secret
-
     if account.protocol != "imap":
         raise SyncerError(
             f"Account {account.name!r} is a {account.protocol} account, not IMAP; "
             "open it with open_maildrop()."
         )
-    password = resolve_secret(account, owner=f"account {account.name!r}")
+    password, tokens, mechanism = _sign_in_with(account)
     from syncer.sources.imap import IMAPSource
 
     return IMAPSource.open(
@@ -98,6 +97,8 @@ def open_source(account: AccountConfig) -> FolderSource:
         subscribed_only=account.subscribed_only,
         account=account.name,
         max_bytes_per_second=account.max_bytes_per_second,
+        oauth2=tokens,
+        sasl_mechanism=mechanism,
     )
 
 
@@ -107,14 +108,12 @@ def open_maildrop(account: AccountConfig) -> MailDropSource:
     :raises ConfigError: when the password cannot be read.
     :raises SourceError: when the server cannot be reached or refuses us.
     """
-    from syncer.credentials import resolve_secret
-
     if account.protocol != "pop3":
         raise SyncerError(
             f"Account {account.name!r} is a {account.protocol} account, not POP3; "
             "open it with open_source()."
         )
-    password = resolve_secret(account, owner=f"account {account.name!r}")
+    password, tokens, mechanism = _sign_in_with(account)
     from syncer.sources.pop3 import POP3Source
 
     return POP3Source.open(
@@ -128,7 +127,26 @@ def open_maildrop(account: AccountConfig) -> MailDropSource:
         timeout=account.timeout,
         auth=account.auth,
         account=account.name,
+        oauth2=tokens,
+        sasl_mechanism=mechanism,
     )
+
+
+def _sign_in_with(account: AccountConfig) -> tuple[str, TokenProvider | None, str]:
+    """(password, OAuth2 token provider, SASL mechanism) for the account's adapter.
+
+    :raises ConfigError: when the password cannot be read.
+    """
+    if account.oauth2 is not None:
+        from syncer.oauth.from_config import token_provider
+
+        tokens = token_provider(
+            account.oauth2, kind="account", name=account.name, protocol=account.protocol
+        )
+        return "", tokens, account.oauth2.mechanism
+    from syncer.credentials import resolve_secret
+
+    return resolve_secret(account, owner=f"account {account.name!r}"), None, "auto"
 
 
 def _holder_is_dead(holder: str | None) -> bool:

@@ -14,6 +14,7 @@ This module raises library and private exceptions only; ``IMAPSource._map_errors
 turns them into ``SourceError`` subclasses, in one place.
 
 Public API (private to ``syncer.sources``): :func:`ssl_context`, :func:`open_client`,
+:func:`oauth2_login`,
 :func:`run_commands`, :class:`Literal`, :data:`Arg`, :func:`astring`,
 :class:`CommandFailed`, :class:`StartTLSNotOffered`.
 """
@@ -21,12 +22,22 @@ Public API (private to ``syncer.sources``): :func:`ssl_context`, :func:`open_cli
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from imapclient import IMAPClient, imap4, tls
+from imapclient.exceptions import LoginError
 
+from syncer.oauth.sasl import (
+    BearerRefused,
+    Exchange,
+    TokenProvider,
+    choose_mechanism,
+    initial_response,
+    sign_in,
+)
 from syncer.sources._imap_fetch import (
     Completion,
     ConnectionClosed,
@@ -128,10 +139,16 @@ def open_client(
     *,
     context: ssl.SSLContext | None,
     timeout: float,
+    oauth2: TokenProvider | None = None,
+    mechanism: str = "auto",
 ) -> tuple[Any, frozenset[str]]:
     """A logged-in ``IMAPClient`` and its post-login capabilities.
 
+    :param oauth2: sign in with OAuth2 access tokens from this provider instead of
+        ``password`` (:func:`oauth2_login`); ``mechanism`` as in
+        :func:`syncer.oauth.sasl.choose_mechanism`.
     :raises StartTLSNotOffered: for ``starttls`` against a server without it.
+    :raises BearerRefused: when the server refuses the token, also after a refresh.
     :raises Exception: whatever imapclient, imaplib, ssl and socket raise.
     """
     client = _Client(host, port=port, ssl=security == "tls", ssl_context=context, timeout=timeout)
@@ -144,12 +161,44 @@ def open_client(
             if "STARTTLS" not in client._imap.capabilities:
                 raise StartTLSNotOffered(f"{host}:{port} does not offer STARTTLS")
             client.starttls(context)
-        client.login(username, password)
+        if oauth2 is not None:
+            oauth2_login(client, host, port, username, oauth2, mechanism)
+        else:
+            client.login(username, password)
         return client, read_capabilities(client)
     except BaseException:
         with contextlib.suppress(Exception):
             client.shutdown()
         raise
+
+
+#: A refusal that means "later" (Dovecot: "[UNAVAILABLE] Temporary authentication failure"):
+#: left to the error mapping as transient, not answered with a token refresh.
+_LATER = re.compile(r"\[UNAVAILABLE\]|temporar|try again", re.IGNORECASE)
+
+
+def oauth2_login(
+    client: Any, host: str, port: int, username: str, tokens: TokenProvider, wanted: str
+) -> None:
+    """AUTHENTICATE with XOAUTH2 or OAUTHBEARER (what the greeting's ``AUTH=`` offers),
+    once more with a refreshed token when the first is refused.
+
+    :raises NoMechanism: when ``wanted`` is auto and neither mechanism is offered.
+    :raises BearerRefused: when the refreshed token is refused as well.
+    """
+    offered = [c[5:] for c in client._imap.capabilities if c.upper().startswith("AUTH=")]
+    mechanism = choose_mechanism(offered, wanted)
+
+    def attempt(token: str) -> None:
+        exchange = Exchange(mechanism, initial_response(mechanism, username, token, host, port))
+        try:
+            client.sasl_login(mechanism, exchange)
+        except LoginError as exc:
+            if _LATER.search(str(exc)):
+                raise
+            raise BearerRefused(mechanism, exchange.error or str(exc)) from exc
+
+    sign_in(tokens, attempt)
 
 
 def read_capabilities(client: Any) -> frozenset[str]:

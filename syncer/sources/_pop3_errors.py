@@ -26,6 +26,7 @@ from syncer.errors import (
     SourceUnavailable,
     SyncerError,
 )
+from syncer.oauth.sasl import BearerRefused, NoMechanism
 from syncer.sources._pop3_wire import (
     TRANSIENT,
     ConnectionClosed,
@@ -78,6 +79,21 @@ def map_errors(
         yield
     except SyncerError:
         raise
+    except BearerRefused as exc:
+        raise SourceAuthError(
+            f"Account {ctx.label!r}: POP3 server {server} refused the OAuth2 access token "
+            f"({exc.mechanism}), also a freshly refreshed one.",
+            account=acct,
+            hint=f"Run `syncer auth login {ctx.label}` to sign in again (and check the "
+            f"username and the scopes). The server said: {exc.detail}",
+        ) from exc
+    except NoMechanism as exc:
+        raise SourceError(
+            f"Account {ctx.label!r}: POP3 server {server}: {exc}.",
+            account=acct,
+            hint='Set mechanism = "xoauth2" or "oauthbearer" in [accounts.oauth2] if the '
+            "server supports one without announcing it.",
+        ) from exc
     except Truncated as exc:
         uidl = exc.uidl if exc.uidl is not None else "none"
         raise ProtocolViolation(

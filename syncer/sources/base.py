@@ -93,6 +93,15 @@ class FolderSource(Protocol):
         """
         ...
 
+    def expunge(self, folder: str, uidvalidity: int, uids: Iterable[int]) -> list[int]:
+        """Remove exactly these messages from the server (``UID EXPUNGE``, UIDPLUS only);
+        returns the UIDs now gone. Leaves no folder selected.
+
+        :raises SourceError: ``ExpungeUnsupported`` without UIDPLUS, ``UIDValidityChanged``
+            when the folder's UIDVALIDITY differs.
+        """
+        ...
+
     def close(self) -> None:
         """Log out and close the connection; never raises."""
         ...

@@ -71,6 +71,7 @@ import structlog
 
 from syncer.errors import SourceError
 from syncer.model import FlagState, FolderStatus, HeaderFingerprint, RemoteMessage, SelectedFolder
+from syncer.oauth.sasl import TokenProvider
 from syncer.sources._imap_errors import ErrorContext, map_errors
 from syncer.sources._imap_fetch import (
     Completion,
@@ -136,6 +137,8 @@ class IMAPSource:
     :param subscribed_only: list only subscribed folders.
     :param account: the account's name, used in error messages.
     :param max_bytes_per_second: cap on the body download rate (None: no cap).
+    :param oauth2: sign in with OAuth2 access tokens from this provider (XOAUTH2 or
+        OAUTHBEARER, ``sasl_mechanism`` or what the server offers) instead of the password.
     """
 
     def __init__(
@@ -155,6 +158,8 @@ class IMAPSource:
         subscribed_only: bool = False,
         account: str = "",
         max_bytes_per_second: float | None = None,
+        oauth2: TokenProvider | None = None,
+        sasl_mechanism: str = "auto",
     ) -> None:
         if security not in ("tls", "starttls", "plain"):
             raise ValueError(f"security must be 'tls', 'starttls' or 'plain', not {security!r}")
@@ -175,6 +180,8 @@ class IMAPSource:
         self.subscribed_only = subscribed_only
         self.account = account
         self.max_bytes_per_second = max_bytes_per_second
+        self._oauth2 = oauth2
+        self.sasl_mechanism = sasl_mechanism
         self._client: Any = None  # imapclient.IMAPClient (untyped library)
         self._capabilities: frozenset[str] = frozenset()
         self._namespace_info: Namespaces | None = None
@@ -209,6 +216,8 @@ class IMAPSource:
         subscribed_only: bool = False,
         account: str = "",
         max_bytes_per_second: float | None = None,
+        oauth2: TokenProvider | None = None,
+        sasl_mechanism: str = "auto",
     ) -> IMAPSource:
         """Construct with the same arguments as the constructor, then :meth:`connect`.
 
@@ -229,6 +238,8 @@ class IMAPSource:
             subscribed_only=subscribed_only,
             account=account,
             max_bytes_per_second=max_bytes_per_second,
+            oauth2=oauth2,
+            sasl_mechanism=sasl_mechanism,
         )
         source.connect()
         return source
@@ -256,6 +267,8 @@ class IMAPSource:
                 self._password,
                 context=context,
                 timeout=self.timeout,
+                oauth2=self._oauth2,
+                mechanism=self.sasl_mechanism,
             )
         self._client = client
         self._capabilities = capabilities
@@ -827,6 +840,18 @@ class IMAPSource:
         with self._map_errors(folder):
             self._run_ok("UID SEARCH", [[command]], on)
             return sorted(parse_search(found))
+
+    def expunge(self, folder: str, uidvalidity: int, uids: Iterable[int]) -> list[int]:
+        """Remove exactly ``uids`` from ``folder`` (``\\Deleted`` + ``UID EXPUNGE``, UIDPLUS
+        only; see :mod:`._imap_expunge`) and return the UIDs now gone.
+
+        :raises ExpungeUnsupported: without UIDPLUS (never a blanket EXPUNGE).
+        :raises UIDValidityChanged: when the folder's UIDVALIDITY differs.
+        :raises SourceError:
+        """
+        from syncer.sources._imap_expunge import expunge_uids
+
+        return expunge_uids(self, folder, uidvalidity, uids)
 
     def fingerprints(self, uids: Iterable[int] | None = None) -> list[HeaderFingerprint]:
         """Size, INTERNALDATE, flags and the SHA-256 of ``BODY.PEEK[HEADER]`` per message.

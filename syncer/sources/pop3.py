@@ -28,7 +28,8 @@ Behaviour worth knowing:
 * ``auth``: ``"password"`` (USER/PASS), ``"apop"`` (refused before anything is
   sent when the greeting carries no ``<timestamp>``), ``"sasl-plain"``
   (``AUTH PLAIN`` with an initial response, :rfc:`5034`; only where CAPA lists
-  ``SASL ... PLAIN``).
+  ``SASL ... PLAIN``), ``"oauth2"`` (``AUTH OAUTHBEARER`` or ``XOAUTH2`` with an
+  access token from the ``oauth2`` provider, refreshed once when refused).
 * CAPA is read before login (for STLS and SASL) and again after it (:rfc:`2449`
   allows the list to change); a server without CAPA just has no capabilities.
 * UIDL: a server that refuses it gives entries with ``uidl=None``; the
@@ -61,6 +62,14 @@ from typing import Literal, Protocol, cast
 import structlog
 
 from syncer.model import MaildropEntry, RemoteMessage
+from syncer.oauth.sasl import (
+    BearerRefused,
+    Exchange,
+    TokenProvider,
+    choose_mechanism,
+    initial_response,
+    sign_in,
+)
 from syncer.sources._pop3_errors import ErrorContext, map_errors
 from syncer.sources._pop3_wire import (
     TRANSIENT,
@@ -79,7 +88,7 @@ __all__ = ["Auth", "POP3Source", "Security"]
 log = structlog.get_logger(__name__)
 
 Security = Literal["tls", "starttls", "plain"]
-Auth = Literal["password", "apop", "sasl-plain"]
+Auth = Literal["password", "apop", "sasl-plain", "oauth2"]
 
 #: The folder POP3 messages are archived in: a maildrop is one mailbox, the INBOX.
 INBOX = "INBOX"
@@ -128,11 +137,17 @@ class POP3Source:
         timeout: float = 60.0,
         auth: Auth = "password",
         account: str = "",
+        oauth2: TokenProvider | None = None,
+        sasl_mechanism: str = "auto",
     ) -> None:
         if security not in ("tls", "starttls", "plain"):
             raise ValueError(f"security must be 'tls', 'starttls' or 'plain', not {security!r}")
-        if auth not in ("password", "apop", "sasl-plain"):
-            raise ValueError(f"auth must be 'password', 'apop' or 'sasl-plain', not {auth!r}")
+        if auth not in ("password", "apop", "sasl-plain", "oauth2"):
+            raise ValueError(
+                f"auth must be 'password', 'apop', 'sasl-plain' or 'oauth2', not {auth!r}"
+            )
+        if (auth == "oauth2") != (oauth2 is not None):
+            raise ValueError("auth='oauth2' and a token provider (oauth2=) go together")
         self.host = host
         self.port = port
         self.security: Security = security
@@ -143,6 +158,8 @@ class POP3Source:
         self.timeout = timeout
         self.auth: Auth = auth
         self.account = account
+        self._oauth2 = oauth2
+        self.sasl_mechanism = sasl_mechanism
         self._client: poplib.POP3 | None = None
         self._capabilities: frozenset[str] = frozenset()
         self._uidls: dict[int, str] = {}
@@ -170,6 +187,8 @@ class POP3Source:
         timeout: float = 60.0,
         auth: Auth = "password",
         account: str = "",
+        oauth2: TokenProvider | None = None,
+        sasl_mechanism: str = "auto",
     ) -> POP3Source:
         """Construct with the same arguments as the constructor, then :meth:`connect`.
 
@@ -186,6 +205,8 @@ class POP3Source:
             timeout=timeout,
             auth=auth,
             account=account,
+            oauth2=oauth2,
+            sasl_mechanism=sasl_mechanism,
         )
         return source.connect()
 
@@ -264,9 +285,47 @@ class POP3Source:
                 if not answer.upper().startswith(b"+OK"):
                     # "+ " asks for the credentials again (no initial response understood).
                     _wire(client)._shortcmd(token)
+            elif self._oauth2 is not None:
+                mechanism = choose_mechanism(capa.get("SASL", ()), self.sasl_mechanism)
+                sign_in(self._oauth2, lambda token: self._auth_bearer(mechanism, token))
             else:
                 client.user(self.username)
                 client.pass_(self._password)
+
+    def _auth_bearer(self, mechanism: str, token: str) -> None:
+        """``AUTH XOAUTH2`` / ``AUTH OAUTHBEARER`` (:rfc:`5034`, :rfc:`7628`).
+
+        The initial response goes on the AUTH line when the line stays within 255
+        octets (RFC 5034 section 4), else after the server's empty challenge, which is
+        the usual case: real access tokens run to a kilobyte or more. A refusal comes
+        as an error challenge, answered as the mechanism requires, then ``-ERR``.
+
+        :raises BearerRefused: when the server refuses the token.
+        """
+        client = _wire(self._connection())
+        exchange = Exchange(
+            mechanism, initial_response(mechanism, self.username, token, self.host, self.port)
+        )
+        first = base64.b64encode(exchange()).decode("ascii")
+        try:
+            if len(f"AUTH {mechanism} {first}") <= 255:
+                answer = client._shortcmd(f"AUTH {mechanism} {first}")
+            else:
+                client._shortcmd(f"AUTH {mechanism}")  # "+ " (empty challenge) or -ERR
+                answer = client._shortcmd(first)
+            for _round in range(3):  # the initial response, then at most an error challenge
+                if answer.upper().startswith(b"+OK"):
+                    return
+                challenge = base64.b64decode(answer[1:].strip() or b"")
+                answer = client._shortcmd(base64.b64encode(exchange(challenge)).decode("ascii"))
+            raise poplib.error_proto(b"-ERR the server kept challenging an OAuth2 login")
+        except poplib.error_proto as exc:
+            said = exc.args[0] if exc.args else b""
+            if not isinstance(said, bytes) or TRANSIENT.search(said.decode("utf-8", "replace")):
+                raise  # a lost connection, or "later": the error mapping decides
+            raise BearerRefused(
+                mechanism, exchange.error or said.decode("utf-8", "replace")
+            ) from exc
 
     def _capa(self) -> dict[str, tuple[str, ...]]:
         """CAPA as name -> arguments; empty for a server without CAPA (RFC 2449 is optional)."""

@@ -73,7 +73,7 @@ from typing import Literal
 
 from imapclient import IMAPClient, imap_utf7
 
-from tests.servers.dovecot_conf import render_config
+from tests.servers.dovecot_conf import render_config, render_oauth2_config
 from tests.servers.maildir import MaildirWriter, make_maildir
 from tests.servers.tls import SERVER_HOSTNAME, TLSFiles, make_tls_files
 
@@ -204,6 +204,9 @@ class DovecotServer:
     :param apop: offer POP3 APOP (``auth_mechanisms = plain login apop``).
     :param pop3_no_flag_updates: stop POP3 RETR from setting ``\\Seen``.
     :param tls: certificate files to use; a fresh throwaway CA when omitted.
+    :param oauth2_introspection_url: also accept OAuth2 bearer tokens (SASL XOAUTH2 and
+        OAUTHBEARER), checked by POSTing them to this :rfc:`7662` introspection endpoint
+        (Dovecot's ``oauth2`` passdb); passwords keep working.
     """
 
     #: The name clients connect to; the certificate is valid for this name only.
@@ -218,8 +221,11 @@ class DovecotServer:
         apop: bool = False,
         pop3_no_flag_updates: bool = False,
         tls: TLSFiles | None = None,
+        oauth2_introspection_url: str | None = None,
     ) -> None:
         self.base_dir = Path(base_dir).resolve()
+        self.oauth2_introspection_url = oauth2_introspection_url
+        self.oauth2_config_path = self.base_dir / "dovecot-oauth2.conf.ext"
         self.capabilities = capabilities
         self.apop = apop
         self.pop3_no_flag_updates = pop3_no_flag_updates
@@ -372,6 +378,8 @@ class DovecotServer:
 
     def _write_config(self, ports: Ports) -> None:
         self.config_path.write_text(render_config(self, ports, MAIL_UID, MAIL_GID))
+        if self.oauth2_introspection_url is not None:
+            self.oauth2_config_path.write_text(render_oauth2_config(self))
 
     def _launch(self) -> None:
         stderr = open(self.base_dir / "dovecot.stderr", "wb")  # noqa: SIM115 - child owns it

@@ -18,8 +18,13 @@ setting is there:
 - ``acl`` + ``imap_acl`` with ``acl_shared_dict``: the ``shared/<user>/`` namespace
   lists only what other users granted (:rfc:`4314`).
 - ``auth_failure_delay = 0``: wrong-password tests would otherwise wait 2 s.
+- With ``oauth2_introspection_url`` (off by default): an ``oauth2`` passdb for the
+  XOAUTH2 and OAUTHBEARER mechanisms only, placed before the passwd-file one, that
+  POSTs each bearer token to that :rfc:`7662` endpoint and accepts it when the
+  answer says ``"active": true`` and ``"username"`` is the user signing in; and no
+  authentication penalty (anvil's), since those tests fail logins on purpose.
 
-Public API: :func:`render_config`.
+Public API: :func:`render_config`, :func:`render_oauth2_config`.
 """
 
 from __future__ import annotations
@@ -41,6 +46,16 @@ def render_config(server: DovecotServer, ports: Ports, uid: int = 9000, gid: int
     """The configuration text for *server* listening on *ports*, mail owned by uid:gid."""
     tls = server.tls
     mechanisms = "plain login apop" if server.apop else "plain login"
+    oauth2_passdb = ""
+    if server.oauth2_introspection_url is not None:
+        mechanisms += " xoauth2 oauthbearer"
+        # The anvil listener switched off disables the per-IP authentication penalty
+        # (2, 4, 8 ... s after each failure): refused-token tests fail on purpose.
+        oauth2_passdb = (
+            "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+            f"  args = {server.oauth2_config_path}\n}}\n"
+            "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
+        )
     # auto = no: the attribute shows in LIST once a client creates the mailbox.
     special = "\n".join(
         f"  mailbox {name} {{\n    special_use = \\{name}\n    auto = no\n  }}"
@@ -71,7 +86,7 @@ auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 auth_verbose = yes
 
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {server.passwd_dir}/%u
 }}
@@ -147,4 +162,17 @@ service pop3-login {{
     ssl = yes
   }}
 }}
+"""
+
+
+def render_oauth2_config(server: DovecotServer) -> str:
+    """The oauth2 passdb's settings file: token introspection by POST (:rfc:`7662`)."""
+    return f"""\
+# Written by tests/servers/dovecot.py for the oauth2 passdb.
+introspection_mode = post
+introspection_url = {server.oauth2_introspection_url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
 """
