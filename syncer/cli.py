@@ -247,7 +247,12 @@ def config_check(state: _State, secrets: bool) -> None:
         problems: list[str] = []
         for acc in cfg.accounts:
             try:
-                resolve_secret(acc, owner=f"account {acc.name!r}")
+                if acc.oauth2 is None:
+                    resolve_secret(acc, owner=f"account {acc.name!r}")
+                else:  # OAuth2 (issue 11): the client secret instead of a password
+                    from syncer.oauth.from_config import read_client_secret
+
+                    read_client_secret(acc.oauth2, owner=f"account {acc.name!r}")
             except ConfigError as exc:
                 problems.append(exc.message)
         for smtp in cfg.smtp:
@@ -654,3 +659,25 @@ def _masked(url: str) -> str:
 # Commands that live in modules of their own (they use pass_state from here, so they are
 # imported last). Every module listed is imported on every `syncer` start: keep heavy imports
 # inside the command functions.
+from syncer.cli_retention import audit_group, hold_group, retention_group  # noqa: E402
+
+main.add_command(retention_group)
+main.add_command(hold_group)
+main.add_command(audit_group)
+from syncer.cli_search import search  # noqa: E402
+
+main.add_command(search)
+from syncer.cli_transfer import COMMANDS as _TRANSFER_COMMANDS  # noqa: E402
+
+for _command in _TRANSFER_COMMANDS:
+    main.add_command(_command)
+from syncer.cli_auth import auth_group  # noqa: E402
+
+main.add_command(auth_group)
+from syncer.cli_index import index  # noqa: E402
+
+main.add_command(index)
+from syncer.cli_relay import COMMANDS as _RELAY_COMMANDS  # noqa: E402
+
+for _command in _RELAY_COMMANDS:
+    main.add_command(_command)

@@ -33,9 +33,14 @@ from syncer.config_base import (
     Strict,
     check_cron,
 )
+from syncer.config_oauth import OAuth2Config, anchor_token_file
+from syncer.config_relay import Digests, Forwards, OutboxConfig, relay_problems
+from syncer.config_retention import RetentionPolicies, RetentionSettings
 from syncer.errors import ConfigError
 
 POP3Auth = Literal["password", "apop", "sasl-plain"]
+#: ``auth`` values: the POP3 mechanisms, and OAuth2 (IMAP and POP3; see config_oauth).
+AccountAuth = Literal["password", "apop", "sasl-plain", "oauth2"]
 Namespace = Literal["personal", "other", "shared"]
 _PERSONAL_ONLY: tuple[Namespace, ...] = ("personal",)
 
@@ -51,7 +56,7 @@ _DEFAULT_PORTS: dict[tuple[str, str], int] = {
     ("smtp", "plain"): 25,
 }
 
-#: Keys that mean something only for protocol = "pop3".
+#: Keys that mean something only for protocol = "pop3" (and auth, but for auth = "oauth2").
 _POP3_KEYS = ("leave_on_server", "delete_after_days", "delete_after_archive", "auth")
 #: Keys that mean something only for protocol = "imap" (a maildrop has no folders).
 _IMAP_KEYS = (
@@ -122,17 +127,22 @@ class AccountConfig(SecretSource):
     leave_on_server: bool = True
     delete_after_days: int | None = Field(default=None, ge=0)
     delete_after_archive: bool = False
-    auth: POP3Auth = "password"
+    auth: AccountAuth = "password"
+    # auth = "oauth2": where the access tokens come from (syncer/config_oauth.py).
+    oauth2: OAuth2Config | None = None
 
     @model_validator(mode="after")
     def _account_rules(self) -> AccountConfig:
-        if not self.has_secret:
+        if self.auth == "oauth2" or self.oauth2 is not None:
+            _oauth2_rules(self)
+        elif not self.has_secret:
             raise ValueError(
                 "no password source; set one of password_env, password_file, password_command"
             )
         if self.security == "plain" and not self.allow_insecure:
+            secret = "access token" if self.auth == "oauth2" else "password"
             raise ValueError(
-                'security = "plain" would send the password unencrypted; use "tls" or '
+                f'security = "plain" would send the {secret} unencrypted; use "tls" or '
                 '"starttls", or set allow_insecure = true on this account if the network '
                 "is trusted"
             )
@@ -148,7 +158,11 @@ class AccountConfig(SecretSource):
     @model_validator(mode="after")
     def _pop3_rules(self) -> AccountConfig:
         if self.protocol != "pop3":
-            given = [k for k in _POP3_KEYS if k in self.model_fields_set]
+            given = [
+                k
+                for k in _POP3_KEYS
+                if k in self.model_fields_set and not (k == "auth" and self.auth == "oauth2")
+            ]
             if given:
                 raise ValueError(
                     f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} only for "
@@ -200,6 +214,25 @@ class AccountConfig(SecretSource):
         return self.port or _DEFAULT_PORTS[(self.protocol, self.security)]
 
 
+def _oauth2_rules(account: AccountConfig) -> None:
+    """auth = "oauth2" and an [accounts.oauth2] table go together, without a password."""
+    if account.auth != "oauth2":
+        raise ValueError(
+            f'an [accounts.oauth2] table needs auth = "oauth2" (auth is {account.auth!r}); '
+            "set it, or remove the table"
+        )
+    if account.oauth2 is None:
+        raise ValueError(
+            'auth = "oauth2" needs an [accounts.oauth2] table (provider, client_id, ...) '
+            "or token_command in it"
+        )
+    if account.has_secret:
+        raise ValueError(
+            'auth = "oauth2" signs in with access tokens; remove the password source '
+            "(password_env, password_file or password_command)"
+        )
+
+
 class SMTPConfig(SecretSource):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@-]+$")
     host: str = Field(min_length=1)
@@ -210,10 +243,18 @@ class SMTPConfig(SecretSource):
     ca_file: Path | None = None
     allow_insecure: bool = False
     timeout: float = Field(default=60.0, gt=0)
+    # OAuth2 sign-in instead of a password (issue 11; syncer/config_oauth.py).
+    oauth2: OAuth2Config | None = None
 
     @model_validator(mode="after")
     def _smtp_rules(self) -> SMTPConfig:
-        if self.username is not None and not self.has_secret:
+        if self.oauth2 is not None:
+            if self.username is None or self.has_secret:
+                raise ValueError(
+                    "an [smtp.oauth2] table needs username (the account the token is for) "
+                    "and no password source"
+                )
+        elif self.username is not None and not self.has_secret:
             raise ValueError("username given without a password source")
         if self.security == "plain" and self.username is not None and not self.allow_insecure:
             raise ValueError(
@@ -296,6 +337,11 @@ class Config(Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    retention: RetentionPolicies = Field(default_factory=list)
+    retention_settings: RetentionSettings = Field(default_factory=RetentionSettings)
+    digests: Digests = Field(default_factory=list)
+    forwards: Forwards = Field(default_factory=list)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -306,6 +352,13 @@ class Config(Strict):
                 if item.name in seen:
                     raise ValueError(f"{section}: the name {item.name!r} is used twice")
                 seen.add(item.name)
+        return self
+
+    @model_validator(mode="after")
+    def _relay_references(self) -> Config:
+        problems = relay_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def account(self, name: str) -> AccountConfig:
@@ -393,7 +446,34 @@ def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config
     except ValidationError as exc:
         where = f"{path}: " if path else ""
         raise ConfigError([where + p for p in _describe(exc, data)]) from None
-    return config.model_copy(update={"path": path})
+    return _anchor_token_files(config.model_copy(update={"path": path}))
+
+
+def _anchor_token_files(config: Config) -> Config:
+    """Give every OAuth2 token file an absolute path (default: beside the archive)."""
+    if not any(a.oauth2 for a in config.accounts) and not any(s.oauth2 for s in config.smtp):
+        return config
+    url = config.archive_url
+    archive_dir = config.base_dir
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        archive_dir = Path(url[len("sqlite:///") :]).parent
+    accounts = [
+        a
+        if a.oauth2 is None
+        else a.model_copy(
+            update={"oauth2": anchor_token_file(a.oauth2, archive_dir, config.base_dir)}
+        )
+        for a in config.accounts
+    ]
+    smtp = [
+        s
+        if s.oauth2 is None
+        else s.model_copy(
+            update={"oauth2": anchor_token_file(s.oauth2, archive_dir, config.base_dir)}
+        )
+        for s in config.smtp
+    ]
+    return config.model_copy(update={"accounts": accounts, "smtp": smtp})
 
 
 def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[str]:
@@ -406,7 +486,17 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[str]:
         leaf = str(loc[-1]) if loc else ""
         if kind == "extra_forbidden":
             msg = f"unknown key {leaf!r}"
-            if re.search(r"pass|secret|token", leaf, re.I):
+            if "oauth2" in loc and re.search(r"secret", leaf, re.I):
+                msg += (
+                    "; secrets are never written in the file: use client_secret_env, "
+                    "client_secret_file or client_secret_command"
+                )
+            elif "oauth2" in loc and re.search(r"token", leaf, re.I):
+                msg += (
+                    "; tokens are never written in the file: `syncer auth login` stores "
+                    "them, or token_command prints one"
+                )
+            elif re.search(r"pass|secret|token", leaf, re.I):
                 msg += (
                     "; secrets are never written in the file: use password_env, "
                     "password_file or password_command"

@@ -380,6 +380,15 @@ class Daemon:
 
 def run_daemon(config: Config, store: ArchiveStore, *, once: bool, worker: str | None) -> int:
     """``syncer run [--once]``: the exit status. The store is closed on return."""
+    from syncer.retention import record_policies
+    from syncer.runner import holder_id
+
+    # A changed [[retention]] (a shortened keep period above all) is audited at start-up.
+    try:
+        record_policies(store, config.retention, actor=holder_id(worker))
+    except BaseException:
+        store.close()
+        raise
     daemon = Daemon(config, store, worker=worker)
     try:
         return daemon.run_once() if once else daemon.run()

@@ -203,3 +203,24 @@ def header_end(raw: bytes) -> int:
         if limit >= len(raw):
             break
     return len(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One message found by a search (``ArchiveStore.search``), once however many folders hold it.
+
+    :ivar id: ``messages.id``, what ``syncer show`` takes.
+    :ivar date: the Date header in UTC, or None.
+    :ivar sender: the first From address as people read it, or None.
+    :ivar folders: display names of the folders the message is or was in, sorted.
+    :ivar snippet: a line of its text around the first match, matches marked ``[[...]]``.
+    """
+
+    id: int
+    sha256: str
+    date: datetime | None
+    sender: str | None
+    subject: str | None
+    size: int
+    folders: tuple[str, ...]
+    snippet: str

@@ -21,9 +21,13 @@ Job kinds today: ``sync:<account>`` (:func:`syncer.runner.sync_account` under
 the account's lease, on the account's ``schedule`` or ``every``) and
 ``normalize`` (:func:`syncer.normalize_stage.normalize_pending` under the lease
 ``normalize``, every ``[scheduler] normalize_every``; its runs are not recorded
-in ``sync_runs``). Later issues add ``retention`` (``[retention].schedule``),
-``digest:<name>`` (each digest's schedule) and ``outbox`` (a flush every
-minute), each as one :class:`JobKind` whose ``specs`` reads its config section.
+in ``sync_runs``) and ``retention`` (:func:`syncer.retention_job.retention_job`
+under the lease ``retention``, on ``[retention_settings] schedule``; audited,
+not in ``sync_runs``), ``digest:<name>`` (:func:`syncer.relay_jobs.digest_job`
+under the lease ``digest:<name>``, on each digest's ``schedule``; its last run
+is its last queued period) and ``outbox`` (:func:`syncer.relay_jobs.outbox_job`
+under the lease ``outbox``, every ``[outbox] flush_every``: forward rules, then
+the flush), each one :class:`JobKind` whose ``specs`` reads its config section.
 
 Adding a job kind::
 
@@ -444,6 +448,19 @@ def _normalize_specs(config: Config) -> Iterator[JobSpec]:
 
 
 register_kind(JobKind("normalize", _normalize_specs, once_order=10, records_runs=False))
+
+# Retention ([retention_settings] schedule): the target lives in syncer.retention_job, which
+# imports this module only inside its functions.
+from syncer.retention_job import retention_specs  # noqa: E402
+
+register_kind(JobKind("retention", retention_specs, once_order=20, records_runs=False))
+
+# Digests and the outbox (forwards, then the flush): the targets live in syncer.relay_jobs,
+# which imports this module only inside its functions.
+from syncer.relay_jobs import digest_specs, last_digest, outbox_specs  # noqa: E402
+
+register_kind(JobKind("digest", digest_specs, last_run=last_digest, once_order=40))
+register_kind(JobKind("outbox", outbox_specs, once_order=50, records_runs=False))
 
 
 # --------------------------------------------------------------------------- status

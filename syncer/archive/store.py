@@ -46,10 +46,15 @@ from syncer.archive.ingest import fingerprints
 from syncer.archive.models import accounts as accounts_table
 from syncer.archive.models import blobs, entries, folders, utcnow
 from syncer.archive.models import messages as messages_table
+from syncer.archive.search import StoreSearch
+from syncer.archive.search_index_store import StoreSearchIndex
 from syncer.archive.store_admin import StoreAdmin
 from syncer.archive.store_base import chunks, flags_text, map_errors
 from syncer.archive.store_normalize import StoreNormalize
 from syncer.archive.store_pop3 import StorePOP3
+from syncer.archive.store_relay import StoreRelay
+from syncer.archive.store_retention import StoreRetention
+from syncer.archive.store_transfer import StoreTransfer
 from syncer.errors import ArchiveError
 from syncer.model import FlagState, FolderCursor, FolderStatus, RemoteMessage
 
@@ -100,7 +105,16 @@ class FolderRecord:
 _live = and_(entries.c.gone_at.is_(None), entries.c.superseded_at.is_(None))
 
 
-class ArchiveStore(StoreAdmin, StorePOP3, StoreNormalize):
+class ArchiveStore(
+    StoreAdmin,
+    StorePOP3,
+    StoreNormalize,
+    StoreRetention,
+    StoreTransfer,
+    StoreSearch,
+    StoreRelay,
+    StoreSearchIndex,
+):
     """The archive: messages, their folders and sync state, runs and leases.
 
     Open with :meth:`open`; close with :meth:`close` or use as a context

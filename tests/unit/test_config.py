@@ -38,9 +38,25 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         SchedulerConfig,
         SMTPConfig,
     )
+    from syncer.config_oauth import OAuth2Config
+    from syncer.config_relay import DigestConfig, ForwardConfig, OutboxConfig
+    from syncer.config_retention import RetentionPolicy, RetentionSettings
 
-    for model in (AccountConfig, ArchiveConfig, SMTPConfig, SchedulerConfig, MetricsConfig):
-        for key in model.model_fields:
+    for model in (
+        AccountConfig,
+        ArchiveConfig,
+        SMTPConfig,
+        SchedulerConfig,
+        MetricsConfig,
+        RetentionPolicy,
+        RetentionSettings,
+        DigestConfig,
+        ForwardConfig,
+        OutboxConfig,
+        OAuth2Config,
+    ):
+        for key, field in model.model_fields.items():
+            key = field.alias or key  # e.g. `from`
             assert key in text, f"{model.__name__}.{key} is not documented in the example"
 
 

@@ -93,7 +93,7 @@ def test_auth_choices() -> None:
     assert account(auth="sasl-plain").auth == "sasl-plain"
     text = problem(auth="cram-md5")
     assert "accounts[0] (home).auth: " in text
-    assert "'password', 'apop' or 'sasl-plain'" in text and "'cram-md5'" in text
+    assert "'password', 'apop', 'sasl-plain' or 'oauth2'" in text and "'cram-md5'" in text
 
 
 def test_pop3_keys_on_an_imap_account_are_refused() -> None:
