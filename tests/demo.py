@@ -5,7 +5,7 @@ throwaway CA), seeds a generated sample mailbox (a few hundred messages over
 several folders, attachments, non-ASCII headers and folder names, flags),
 writes demo/syncer.toml, runs `syncer sync` twice into demo/archive.db (a full
 sync, then an incremental one that shows almost no work), prints
-`syncer status`, and stops the server. Nothing outside demo/ and a temporary
+`syncer status` and two searches, and stops the server. Nothing outside demo/ and a temporary
 folder is touched.
 """
 
@@ -79,6 +79,8 @@ password_env = "SYNCER_DEMO_PASSWORD"
             _syncer(config, "sync", env=env)
             _syncer(config, "check", env=env)
             _syncer(config, "status", env=env)
+            _syncer(config, "search", "--limit", "5", "is:live has:attachment", env=env)
+            _syncer(config, "search", "--count", "news", env=env)
             _syncer(config, "verify", env=env)
     finally:
         shutil.rmtree(base, ignore_errors=True)
