@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from syncer.errors import ConfigError, LeaseHeld, RelayRejected, SyncerError
+from syncer.errors import ConfigError, RelayRejected, SyncerError
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
@@ -259,22 +259,14 @@ def outbox_lease(
 
     :raises LeaseHeld: when a live process holds it.
     """
-    from syncer.runner import Lease, _holder_is_dead, holder_id
+    from syncer.runner import hold_lease
 
-    holder = holder or holder_id()
-    ttl = config.scheduler.lease_ttl
-    try:
-        store.acquire_lease(LEASE, holder, ttl)
-    except LeaseHeld:
-        stale = store.lease_holder(LEASE)
-        if not _holder_is_dead(stale):
-            raise
-        log.warning("lease.taken_over", lease=LEASE, dead_holder=stale)
-        store.release_lease(LEASE, stale or "")
-        store.acquire_lease(LEASE, holder, ttl)
-    lease = Lease(store, LEASE, holder, ttl, config.scheduler.heartbeat_seconds)
-    try:
+    with hold_lease(
+        store,
+        LEASE,
+        wait=False,
+        ttl=config.scheduler.lease_ttl,
+        holder=holder,
+        renew_every=config.scheduler.heartbeat_seconds,
+    ) as lease:
         yield lease
-    finally:
-        lease.stop_renewing()
-        store.release_lease(LEASE, holder)

@@ -65,7 +65,7 @@ def digest_job(runtime: Runtime, name: str) -> Outcome:
 def _digest(runtime: Runtime, name: str) -> Outcome:
     from syncer.digests import digest_config, run_digest
     from syncer.errors import ConfigError
-    from syncer.scheduler import _lease
+    from syncer.scheduler import job_lease
 
     try:
         digest = digest_config(runtime.config, name)
@@ -73,7 +73,7 @@ def _digest(runtime: Runtime, name: str) -> Outcome:
         log.info("job.skipped", reason="the digest is no longer configured")
         return "skipped"
     try:
-        with _lease(runtime, f"digest:{name}"):
+        with job_lease(runtime, f"digest:{name}"):
             run_digest(runtime.store, digest)
     except LeaseHeld as exc:
         log.info("job.skipped", reason=exc.message)

@@ -53,19 +53,23 @@ def run_retention(
     """
     from syncer.retention import apply_plan, build_plan, record_policies
     from syncer.retention_expunge import ServerExpunger
-    from syncer.runner import Lease
+    from syncer.runner import hold_lease
 
     record_policies(store, config.retention, actor=actor)
-    ttl = config.scheduler.lease_ttl
-    store.acquire_lease(LEASE, holder, ttl)
-    lease = Lease(store, LEASE, holder, ttl, config.scheduler.heartbeat_seconds)
+    with hold_lease(
+        store,
+        LEASE,
+        wait=False,
+        ttl=config.scheduler.lease_ttl,
+        holder=holder,
+        renew_every=config.scheduler.heartbeat_seconds,
+    ) as lease:
 
-    def heartbeat() -> None:
-        lease()
-        if stop is not None and stop.is_set():
-            raise RetentionStopped("stopped on request after the last committed batch")
+        def heartbeat() -> None:
+            lease()
+            if stop is not None and stop.is_set():
+                raise RetentionStopped("stopped on request after the last committed batch")
 
-    try:
         plan = build_plan(store, config.retention)
         result = apply_plan(
             store,
@@ -76,9 +80,6 @@ def run_retention(
             expunger=ServerExpunger(config, holder=holder),
             heartbeat=heartbeat,
         )
-    finally:
-        lease.stop_renewing()
-        store.release_lease(LEASE, holder)
     return plan, result
 
 

@@ -241,7 +241,6 @@ class Lease:
         self._thread.join()
 
 
-@contextmanager
 def account_lease(
     store: ArchiveStore,
     account: str,
@@ -250,14 +249,33 @@ def account_lease(
     ttl: float = LEASE_TTL_SECONDS,
     holder: str | None = None,
     renew_every: float | None = None,
+) -> AbstractContextManager[Lease]:
+    """Hold the account's lease (``account:<name>``) for the block: :func:`hold_lease`."""
+    return hold_lease(
+        store, f"account:{account}", wait=wait, ttl=ttl, holder=holder, renew_every=renew_every
+    )
+
+
+@contextmanager
+def hold_lease(
+    store: ArchiveStore,
+    name: str,
+    *,
+    wait: bool,
+    ttl: float = LEASE_TTL_SECONDS,
+    holder: str | None = None,
+    renew_every: float | None = None,
 ) -> Iterator[Lease]:
-    """Hold the account's lease for the block; yields the :class:`Lease` (the heartbeat).
+    """Hold the lease ``name`` for the block; yields the :class:`Lease` (the heartbeat).
+
+    The one way every job (a sync, normalize, retention, a digest, the outbox) keeps
+    other workers out: renewed in the background, released on exit, and taken over
+    at once from a holder on this host whose process is gone.
 
     :param holder: who we are (default :func:`holder_id`).
     :param renew_every: seconds between background renewals (default ``ttl / 5``).
     :raises LeaseHeld: when another live holder has it and ``wait`` is false.
     """
-    name = f"account:{account}"
     holder = holder or holder_id()
     while True:
         try:

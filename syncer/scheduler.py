@@ -400,7 +400,7 @@ def _normalize(runtime: Runtime) -> Outcome:
     from syncer.runner import STOPPED, SyncStopped
 
     try:
-        with _lease(runtime, "normalize") as lease:
+        with job_lease(runtime, "normalize") as lease:
 
             def after_batch(done: int, total: int) -> None:
                 lease()
@@ -422,24 +422,27 @@ def _normalize(runtime: Runtime) -> Outcome:
 
 
 @contextmanager
-def _lease(runtime: Runtime, name: str) -> Iterator[Lease]:
-    """Hold the lease ``name`` (not an account's) for the block, renewed in the background.
+def job_lease(runtime: Runtime, name: str) -> Iterator[Lease]:
+    """Hold the lease ``name`` (a job's, not an account's) for the block, with the
+    configured ttl and heartbeat (:func:`syncer.runner.hold_lease`).
 
-    :raises LeaseHeld: when another worker holds it and it has not expired.
+    :raises LeaseHeld: when another live worker holds it.
     """
-    from syncer.runner import Lease
+    from syncer.runner import hold_lease
 
     settings = runtime.config.scheduler
-    runtime.store.acquire_lease(name, runtime.holder, settings.lease_ttl)
-    lease = Lease(
-        runtime.store, name, runtime.holder, settings.lease_ttl, settings.heartbeat_seconds
-    )
-    try:
-        with runtime.holding(name):
-            yield lease
-    finally:
-        lease.stop_renewing()
-        runtime.store.release_lease(name, runtime.holder)
+    with (
+        hold_lease(
+            runtime.store,
+            name,
+            wait=False,
+            ttl=settings.lease_ttl,
+            holder=runtime.holder,
+            renew_every=settings.heartbeat_seconds,
+        ) as lease,
+        runtime.holding(name),
+    ):
+        yield lease
 
 
 def _normalize_specs(config: Config) -> Iterator[JobSpec]:

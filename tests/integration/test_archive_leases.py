@@ -7,6 +7,7 @@ not outlive a dead holder.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -85,3 +86,30 @@ def test_exactly_one_of_many_concurrent_takers_wins(archive_store: ArchiveStore)
     assert errors == []
     assert len(winners) == 1
     assert len(losers) == takers - 1
+
+
+@pytest.mark.parametrize("name", ["account:work", "retention", "outbox", "digest:morning"])
+def test_every_jobs_lease_is_taken_at_once_from_a_killed_holder_on_this_host(
+    archive_store: ArchiveStore, name: str
+) -> None:
+    import subprocess
+    import sys
+
+    from syncer.runner import hold_lease
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # its pid is now free: a holder that was SIGKILLed looks like this
+    dead = f"{socket.gethostname()}:{child.pid}"
+    archive_store.acquire_lease(name, dead, ttl_seconds=3600)
+
+    with hold_lease(archive_store, name, wait=False, holder="worker-b", ttl=60):
+        assert archive_store.lease_holder(name) == "worker-b"
+    assert archive_store.lease_holder(name) is None
+
+    # A live holder is respected, whatever the job.
+    archive_store.acquire_lease(name, f"{socket.gethostname()}:{os.getpid()}", ttl_seconds=60)
+    with (
+        pytest.raises(LeaseHeld),
+        hold_lease(archive_store, name, wait=False, holder="worker-b", ttl=60),
+    ):
+        pass
