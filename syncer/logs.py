@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -25,17 +26,38 @@ _SECRET_INLINE = re.compile(
 )
 _REDACTED = "***"
 _known_secrets: set[str] = set()
+#: How many short-lived secrets (OAuth2 access and refresh tokens, codes) are kept: a daemon
+#: refreshing tokens for months would otherwise scan thousands of dead tokens per log line.
+#: The newest are kept; a token that many refreshes old is long expired.
+MAX_ROTATING_SECRETS = 256
+_rotating_secrets: dict[str, None] = {}
+_secrets_lock = threading.Lock()
 
 
-def register_secret(value: str) -> None:
-    """Remember a secret so that no log line can ever contain it."""
-    if len(value) >= 3:
-        _known_secrets.add(value)
+def register_secret(value: str, *, rotating: bool = False) -> None:
+    """Remember a secret so that no log line can ever contain it.
+
+    :param rotating: a secret that is replaced over time (an OAuth2 token): only the
+        newest :data:`MAX_ROTATING_SECRETS` of these are kept. Passwords and client
+        secrets are kept for the life of the process.
+    """
+    if len(value) < 3:
+        return
+    with _secrets_lock:
+        if not rotating:
+            _known_secrets.add(value)
+            return
+        _rotating_secrets.pop(value, None)
+        _rotating_secrets[value] = None
+        while len(_rotating_secrets) > MAX_ROTATING_SECRETS:
+            del _rotating_secrets[next(iter(_rotating_secrets))]
 
 
 def redact_text(text: str) -> str:
     """Mask known secrets and anything shaped like ``password=...`` in ``text``."""
-    for secret in _known_secrets:
+    with _secrets_lock:
+        secrets = [*_known_secrets, *_rotating_secrets]
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, _REDACTED)
     return _SECRET_INLINE.sub(lambda m: (m.group(1) or m.group(3) or "") + _REDACTED, text)

@@ -63,7 +63,7 @@ def start_device_flow(client: Client) -> DeviceCode:
             "The device authorization endpoint answered without device_code, user_code "
             "or verification_uri."
         )
-    register_secret(device_code)
+    register_secret(device_code, rotating=True)
     complete = data.get("verification_uri_complete")
     return DeviceCode(
         device_code=device_code,

@@ -107,7 +107,7 @@ class Tokens:
         """Tell the log redactor about both tokens."""
         for secret in (self.access_token, self.refresh_token):
             if secret:
-                register_secret(secret)
+                register_secret(secret, rotating=True)
 
 
 def _float_or_none(value: object) -> float | None:

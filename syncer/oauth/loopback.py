@@ -156,7 +156,7 @@ def browser_flow(
     code = answer.get("code")
     if not code:
         raise OAuthError("The browser came back without an authorization code.")
-    register_secret(code)
+    register_secret(code, rotating=True)
     return request_tokens(
         client,
         {

@@ -155,5 +155,5 @@ class CommandTokens:
         token = run_secret_command(self.argv, self.owner, key="token_command").strip()
         if not token:
             raise OAuthError(f"{self.owner}: token_command {self.argv[0]!r} printed nothing.")
-        register_secret(token)
+        register_secret(token, rotating=True)
         return token
