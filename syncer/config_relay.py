@@ -152,6 +152,9 @@ class OutboxConfig(Strict):
     retry_first: Duration = Field(default=60.0, gt=0)
     # ... up to this.
     retry_max: Duration = Field(default=6 * 3600.0, gt=0)
+    # How long a sent message's body stays in the outbox (for `syncer outbox list` and
+    # inspection); after that only the row remains, whose key stops it being queued again.
+    keep_sent: Duration = Field(default=30 * 86400.0, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> OutboxConfig:

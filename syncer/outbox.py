@@ -65,6 +65,8 @@ class FlushResult:
     failed: list[int] = field(default_factory=list)
     recovered: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Sent messages whose bodies were let go ([outbox] keep_sent).
+    pruned: int = 0
 
     @property
     def ok(self) -> bool:
@@ -193,11 +195,13 @@ def flush_outbox(
                 _send_one(store, relays, row, result, settings, clock)
     finally:
         relays.close()
+    result.pruned = store.outbox_prune(clock() - timedelta(seconds=settings.keep_sent))
     log.info(
         "outbox.flushed",
         sent=len(result.sent),
         deferred=len(result.deferred),
         failed=len(result.failed),
+        pruned=result.pruned,
     )
     return result
 

@@ -362,6 +362,21 @@ class StoreRelay(StoreCore):
         """The server took the message (``note``: recipients it refused, if any)."""
         self._outbox_set(row_id, status="sent", sent_at=utcnow(), last_error=note)
 
+    def outbox_prune(self, sent_before: datetime) -> int:
+        """Let go of the bodies of messages sent before ``sent_before``; the rows stay,
+        so their idempotency keys still stop a digest period or a forward being queued
+        again. How many bodies went."""
+        with self._write("pruning sent outbox bodies") as conn:
+            return conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.status == "sent",
+                    outbox.c.sent_at < sent_before,
+                    outbox.c.body.is_not(None),
+                )
+                .values(body=None)
+            ).rowcount
+
     def outbox_deferred(self, row_id: int, error: str, *, retry_at: datetime | None) -> None:
         """Sending failed for now: back to ``pending`` until ``retry_at``; ``None``: out of
         attempts, the row fails."""

@@ -21,6 +21,7 @@ import pytest
 
 from syncer.archive.store import ArchiveStore
 from syncer.digests import digest_config, run_digest
+from syncer.forwards import apply_forwards, select_rules
 from syncer.outbox import flush_outbox
 from tests.fixtures_smtp import archive_mail, make_mail, relay_config, smtp_entry
 from tests.servers.smtp import Received, SMTPTestServer
@@ -245,3 +246,30 @@ def test_a_crash_after_the_server_took_the_message_duplicates_it_once_with_one_m
     with ArchiveStore.open(f"sqlite:///{tmp_path / 'archive.db'}") as store:
         row = only_row(store)
         assert row["status"] == "sent" and row["message_id"] in ids
+
+
+def test_a_sent_messages_body_goes_after_keep_sent_and_it_is_never_queued_again(
+    archive_store: ArchiveStore, smtp_server: SMTPTestServer
+) -> None:
+    rule = {"name": "all", "query": "", "smtp": "out", "from": "syncer@example.com"}
+    rule["to"] = ["me@new.example.net"]
+    config = relay_config(smtp_server, forwards=[rule], outbox={**OUTBOX, "keep_sent": "30d"})
+    archive_mail(archive_store, [make_mail("invoice 8")])
+    apply_forwards(archive_store, select_rules(config), backfill=True)
+    clock = Clock()
+    assert flush_outbox(archive_store, config, now=clock).sent
+    assert only_row(archive_store)["size"] > 0  # kept for inspection at first
+
+    clock.now += timedelta(days=29)
+    assert flush_outbox(archive_store, config, now=clock).pruned == 0
+    clock.now += timedelta(days=2)
+    assert flush_outbox(archive_store, config, now=clock).pruned == 1
+    row = only_row(archive_store)
+    assert row["status"] == "sent" and row["size"] is None
+
+    # The row and its key remain: a backfill over the whole archive queues nothing again.
+    [run] = apply_forwards(archive_store, select_rules(config), backfill=True)
+    assert run.queued == 0
+    flush_outbox(archive_store, config, now=clock)
+    assert len(archive_store.outbox_list()) == 1
+    assert len(smtp_server.received) == 1
