@@ -22,8 +22,8 @@ zipped Office document can be built to take minutes or gigabytes to read. So:
 * Whatever goes wrong, the message is still normalized; the attachment's
   :attr:`~syncer.parsed.AttachmentText.note` says why its text is missing.
 
-Libraries (maintained, pure Python): pypdf; python-docx, openpyxl and
-python-pptx for Office Open XML; inscriptis (through
+Libraries (maintained): pypdfium2 (PDFium) for PDF; python-docx, openpyxl and
+python-pptx (pure Python) for Office Open XML; inscriptis (through
 :func:`syncer._mime_text.html_to_text`) for HTML. No SQL here.
 
 Public API: :func:`kind_of`, :func:`extract`, :class:`TextExtractor`
@@ -154,13 +154,22 @@ def _check_zip(data: bytes) -> None:
 
 
 def _pdf(data: bytes, sink: _Sink) -> None:
-    from pypdf import PdfReader
+    # PDFium (Chrome's PDF library) rather than pure-Python pypdf: 4-6x faster on real and
+    # broken PDFs alike, which decided normalization's speed on mail with PDF attachments.
+    import pypdfium2 as pdfium  # type: ignore[import-untyped]
 
-    reader = PdfReader(io.BytesIO(data))
-    for number, page in enumerate(reader.pages):
-        if number >= MAX_PDF_PAGES:
-            break
-        sink.add(page.extract_text())
+    document = pdfium.PdfDocument(data)
+    try:
+        for number in range(min(len(document), MAX_PDF_PAGES)):
+            page = document[number]
+            textpage = page.get_textpage()
+            try:
+                sink.add(textpage.get_text_range())
+            finally:
+                textpage.close()
+                page.close()
+    finally:
+        document.close()
 
 
 def _docx(data: bytes, sink: _Sink) -> None:
