@@ -17,7 +17,7 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from syncer.config_base import (
+    NAMED,
     Duration,
     SecretSource,
     Security,
@@ -332,8 +333,8 @@ class MetricsConfig(Strict):
 
 class Config(Strict):
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
-    accounts: list[AccountConfig] = Field(default_factory=list)
-    smtp: list[SMTPConfig] = Field(default_factory=list)
+    accounts: Annotated[list[AccountConfig], NAMED] = Field(default_factory=list)
+    smtp: Annotated[list[SMTPConfig], NAMED] = Field(default_factory=list)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -343,16 +344,6 @@ class Config(Strict):
     forwards: Forwards = Field(default_factory=list)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     path: Path | None = Field(default=None, exclude=True)
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> Config:
-        for section, items in (("accounts", self.accounts), ("smtp", self.smtp)):
-            seen: set[str] = set()
-            for item in items:
-                if item.name in seen:
-                    raise ValueError(f"{section}: the name {item.name!r} is used twice")
-                seen.add(item.name)
-        return self
 
     @model_validator(mode="after")
     def _relay_references(self) -> Config:

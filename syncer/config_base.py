@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
 
 Security = Literal["tls", "starttls", "plain"]
 
@@ -76,3 +76,26 @@ def check_cron(expr: str) -> None:
             f"schedule {expr!r} is not a cron expression; expected five fields "
             '("minute hour day month weekday"), e.g. "*/15 * * * *"'
         )
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def unique_names(items: list[_N]) -> list[_N]:
+    """Refuse two entries of one array with the same name: commands, jobs, plans and the
+    audit trail all refer to entries by name."""
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            raise ValueError(f"the name {item.name!r} is used twice; give each entry its own")
+        seen.add(item.name)
+    return items
+
+
+#: An array of tables whose entries have unique names: ``Annotated[list[X], NAMED]``.
+NAMED = AfterValidator(unique_names)

@@ -19,11 +19,11 @@ the file can smuggle a header into a message.
 from __future__ import annotations
 
 from email.utils import parseaddr
-from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from syncer.config_base import Duration, Strict, check_cron
+from syncer.config_base import NAMED, Duration, Strict, check_cron
 
 if TYPE_CHECKING:
     from syncer.config import Config
@@ -170,20 +170,8 @@ class OutboxConfig(Strict):
         return float(min(self.retry_first * 2 ** max(attempts - 1, 0), self.retry_max))
 
 
-_O = TypeVar("_O", bound=_Outgoing)
-
-
-def _unique(items: list[_O]) -> list[_O]:
-    seen: set[str] = set()
-    for item in items:
-        if item.name in seen:
-            raise ValueError(f"the name {item.name!r} is used twice")
-        seen.add(item.name)
-    return items
-
-
-Digests = Annotated[list[DigestConfig], AfterValidator(_unique)]
-Forwards = Annotated[list[ForwardConfig], AfterValidator(_unique)]
+Digests = Annotated[list[DigestConfig], NAMED]
+Forwards = Annotated[list[ForwardConfig], NAMED]
 
 
 def relay_problems(config: Config) -> list[str]:

@@ -25,9 +25,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from syncer.config_base import Strict, check_cron
+from syncer.config_base import NAMED, Strict, check_cron
 
 __all__ = ["RetentionPolicies", "RetentionPolicy", "RetentionSettings", "policies_snapshot"]
 
@@ -84,18 +84,8 @@ class RetentionSettings(Strict):
         return value
 
 
-def _unique_names(policies: list[RetentionPolicy]) -> list[RetentionPolicy]:
-    """Refuse two policies with one name (plans and the audit trail name policies)."""
-    seen: set[str] = set()
-    for policy in policies:
-        if policy.name in seen:
-            raise ValueError(f"the policy name {policy.name!r} is used twice")
-        seen.add(policy.name)
-    return policies
-
-
 #: The ``[[retention]]`` array, names unique (the root config's field type).
-RetentionPolicies = Annotated[list[RetentionPolicy], AfterValidator(_unique_names)]
+RetentionPolicies = Annotated[list[RetentionPolicy], NAMED]
 
 
 def policies_snapshot(policies: list[RetentionPolicy]) -> str:
