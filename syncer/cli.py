@@ -106,8 +106,45 @@ def _fail(exc: SyncerError, verbose: int) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
+#: Commands that live in modules of their own, imported only when named (``syncer --help``
+#: imports them all): every ``syncer`` start, a no-change sync above all, would otherwise pay
+#: for importing every feature's commands. name -> "module:attribute".
+_FEATURE_COMMANDS = {
+    "search": "syncer.cli_search:search",
+    "index": "syncer.cli_index:index",
+    "retention": "syncer.cli_retention:retention_group",
+    "hold": "syncer.cli_retention:hold_group",
+    "audit": "syncer.cli_retention:audit_group",
+    "export": "syncer.cli_transfer:export_command",
+    "import": "syncer.cli_transfer:import_command",
+    "push": "syncer.cli_transfer:push_command",
+    "restore": "syncer.cli_transfer:restore_command",
+    "backup": "syncer.cli_transfer:backup_command",
+    "restore-archive": "syncer.cli_transfer:restore_archive_command",
+    "auth": "syncer.cli_auth:auth_group",
+    "digest": "syncer.cli_relay:digest_group",
+    "forward": "syncer.cli_relay:forward_group",
+    "outbox": "syncer.cli_relay:outbox_group",
+}
+
+
 class _Group(click.Group):
-    """Turns every error raised under the group into a line and an exit code."""
+    """Turns every error raised under the group into a line and an exit code; loads the
+    feature commands (:data:`_FEATURE_COMMANDS`) when they are named."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_FEATURE_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _FEATURE_COMMANDS:
+            from importlib import import_module
+
+            module, _, attribute = _FEATURE_COMMANDS[cmd_name].partition(":")
+            command = getattr(import_module(module), attribute)
+            assert isinstance(command, click.Command) and command.name == cmd_name
+            self.add_command(command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -653,31 +690,3 @@ def _masked(url: str) -> str:
     from syncer.archive.engine import mask_url
 
     return mask_url(url)
-
-
-# --------------------------------------------------------------------------- feature commands
-# Commands that live in modules of their own (they use pass_state from here, so they are
-# imported last). Every module listed is imported on every `syncer` start: keep heavy imports
-# inside the command functions.
-from syncer.cli_retention import audit_group, hold_group, retention_group  # noqa: E402
-
-main.add_command(retention_group)
-main.add_command(hold_group)
-main.add_command(audit_group)
-from syncer.cli_search import search  # noqa: E402
-
-main.add_command(search)
-from syncer.cli_transfer import COMMANDS as _TRANSFER_COMMANDS  # noqa: E402
-
-for _command in _TRANSFER_COMMANDS:
-    main.add_command(_command)
-from syncer.cli_auth import auth_group  # noqa: E402
-
-main.add_command(auth_group)
-from syncer.cli_index import index  # noqa: E402
-
-main.add_command(index)
-from syncer.cli_relay import COMMANDS as _RELAY_COMMANDS  # noqa: E402
-
-for _command in _RELAY_COMMANDS:
-    main.add_command(_command)

@@ -329,6 +329,3 @@ def outbox_drop(state: _State, row_id: int) -> None:
     with state.open_store() as store:
         row = store.outbox_drop(row_id, datetime.now(UTC))
     click.echo(f"Outbox message {row['id']} ({row['idem_key']}) dropped; it will not be sent.")
-
-
-COMMANDS = (digest_group, forward_group, outbox_group)

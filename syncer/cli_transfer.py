@@ -399,13 +399,3 @@ def restore_archive_command(state: _State, path: Path, force: bool) -> None:
         f"Restored the archive from {summary.path} ({summary.blob_files} blob file(s) copied). "
         "Run `syncer verify` to check it."
     )
-
-
-COMMANDS: tuple[click.Command, ...] = (
-    export_command,
-    import_command,
-    push_command,
-    restore_command,
-    backup_command,
-    restore_archive_command,
-)

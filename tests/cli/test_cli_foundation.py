@@ -190,7 +190,10 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 
     def walk(group: click.Group, prefix: str) -> list[str]:
         names = []
-        for name, cmd in group.commands.items():
+        ctx = click.Context(group)
+        for name in group.list_commands(ctx):  # the lazily loaded feature commands too
+            cmd = group.get_command(ctx, name)
+            assert cmd is not None, f"`syncer {prefix} {name}` is listed but cannot be loaded"
             full = f"{prefix} {name}".strip()
             if isinstance(cmd, click.Group):
                 names += walk(cmd, full)
@@ -201,3 +204,19 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 
     for name in walk(main, ""):
         assert f"syncer {name}" in readme, f"`syncer {name}` is not in the README"
+
+
+def test_a_sync_does_not_import_the_feature_commands() -> None:
+    # Every `syncer` start pays for what syncer.cli imports; a no-change sync must stay cheap.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, syncer.cli\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('syncer.cli_'))\n"
+        "assert not loaded, loaded\n"
+        "import click\n"
+        "assert syncer.cli.main.get_command(click.Context(syncer.cli.main), 'search')\n"
+        "assert 'syncer.cli_search' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
