@@ -25,15 +25,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, func, select
 
 from syncer.archive.models import entries, folders, message_texts, messages
-from syncer.archive.search_compile import compile_query, positive_texts
-from syncer.archive.search_index import relevance
-from syncer.archive.search_snippet import SNIPPET_SOURCE, snippet
 from syncer.archive.store_base import StoreCore
 from syncer.errors import UsageError
 from syncer.model import SearchHit
-from syncer.query import parse
 
-__all__ = ["SORTS", "StoreSearch", "compile_query"]
+# The parser, the compiler, the index and the snippets are imported by the methods that use
+# them: every ArchiveStore (a no-change sync's included) imports this mixin.
+
+__all__ = ["SORTS", "StoreSearch"]
 
 #: The orders :meth:`StoreSearch.search` knows; ``-`` means descending.
 SORTS = ("-date", "date", "size", "-size", "relevance")
@@ -44,6 +43,9 @@ class StoreSearch(StoreCore):
 
     def _where(self, query: str) -> ColumnElement[bool]:
         """:raises QuerySyntaxError: for a malformed query."""
+        from syncer.archive.search_compile import compile_query
+        from syncer.query import parse
+
         return compile_query(parse(query), self._caps.dialect)
 
     def select_message_ids(
@@ -111,6 +113,10 @@ class StoreSearch(StoreCore):
             raise UsageError(f"Unknown sort {sort!r}; use one of {', '.join(SORTS)}.")
         if limit < 0 or offset < 0:
             raise UsageError("limit and offset must not be negative.")
+        from syncer.archive.search_compile import compile_query, positive_texts
+        from syncer.archive.search_snippet import snippet
+        from syncer.query import parse
+
         parsed = parse(query)
         where = compile_query(parsed, self._caps.dialect, probe=sort == "-date")
         texts = positive_texts(parsed)
@@ -152,6 +158,8 @@ class StoreSearch(StoreCore):
         if sort == "relevance":
             if not texts:
                 return newest
+            from syncer.archive.search_index import relevance
+
             return [relevance(self._caps.dialect, texts).desc(), *newest]
         if sort == "date":
             return [messages.c.date.asc().nulls_last(), messages.c.id.asc()]
@@ -179,7 +187,10 @@ def _folders_of(conn: Connection, pks: Sequence[int]) -> dict[int, tuple[str, ..
 
 
 def _texts_of(conn: Connection, pks: Sequence[int]) -> dict[int, str]:
-    """The first :data:`SNIPPET_SOURCE` characters of each message's text."""
+    """The first :data:`~syncer.archive.search_snippet.SNIPPET_SOURCE` characters of each
+    message's text."""
+    from syncer.archive.search_snippet import SNIPPET_SOURCE
+
     if not pks:
         return {}
     rows = conn.execute(
