@@ -201,6 +201,8 @@ messages = Table(
     Column("normalizer_version", Integer, index=True),
     Column("normalized_at", UTCDateTime),
     CheckConstraint("parse_status IN ('pending', 'ok', 'partial', 'failed')", name="parse_status"),
+    # "Archived since" (a digest's first run) ranges over it (migration 0005).
+    Index("ix_messages_first_seen_at", "first_seen_at"),
 )
 
 # The searchable text of a message (filled by normalization), apart from messages so
@@ -300,10 +302,17 @@ SEARCH_INDEX_TABLES = frozenset(
     }
 )
 
-#: PostgreSQL's trigram indexes for substring terms (from:, filename:), made by the same
-#: migration when pg_trgm may be created; expression indexes outside these models.
+#: PostgreSQL-only indexes outside these models: the trigram indexes for substring terms
+#: (from:, filename:), made by migration 0004 when pg_trgm may be created, and the
+#: newest-first order of search (date DESC NULLS LAST, id DESC; migration 0005), which
+#: SQLite cannot declare.
 SEARCH_INDEX_INDEXES = frozenset(
-    {"ix_addresses_address_trgm", "ix_addresses_display_name_trgm", "ix_attachments_filename_trgm"}
+    {
+        "ix_addresses_address_trgm",
+        "ix_addresses_display_name_trgm",
+        "ix_attachments_filename_trgm",
+        "ix_messages_date_newest",
+    }
 )
 
 

@@ -70,7 +70,7 @@ from syncer.archive.models import (
     messages,
     pop3_seen,
 )
-from syncer.archive.search_index import Scope, text_match
+from syncer.archive.search_index import Scope, text_match, text_match_any
 from syncer.archive.store_pop3 import POP3_UIDVALIDITY
 from syncer.query import And, Field, MatchAll, Not, Or, Query
 from syncer.query import Text as TextTerm
@@ -98,8 +98,8 @@ def compile_query(query: Query, dialect: str, *, probe: bool = False) -> Conditi
         may not use as an index, so it walks the date index and stops after n
         matches (a few ms; at most ~10 ms when almost nothing matches). Terms
         on indexed columns of ``messages`` (dates, thread, Message-ID, SHA-256)
-        still drive the query. No effect on PostgreSQL, whose planner has
-        statistics.
+        still drive the query. On PostgreSQL, whose planner has statistics,
+        full-text terms become ``EXISTS`` (see ``text_match_any``'s ``walk``).
     """
     return _Compiler(dialect, probe=probe).compile(query)
 
@@ -130,6 +130,7 @@ class _Compiler:
     def __init__(self, dialect: str, *, probe: bool = False) -> None:
         self.dialect = dialect
         self.probe = probe and dialect == "sqlite"
+        self.walk = probe and dialect == "postgresql"
 
     def member(self, condition: Condition) -> Condition:
         """An ``id IN (subquery)`` term; with ``probe``, one SQLite cannot drive the query with."""
@@ -147,8 +148,21 @@ class _Compiler:
         if isinstance(query, And):
             return and_(*(self.compile(q) for q in query.operands))
         if isinstance(query, Or):
-            return or_(*(self.compile(q) for q in query.operands))
+            return or_(*self.any_of(query.operands))
         return self.field(query)
+
+    def any_of(self, operands: tuple[Query, ...]) -> list[Condition]:
+        """The operands of an OR; on PostgreSQL its text terms as one index lookup.
+
+        ``invoice OR Rechnung`` would otherwise build the set of each word's
+        messages (tens of thousands each) before the first hit could be read.
+        """
+        texts = [_text_term(q) for q in operands]
+        if self.dialect != "postgresql" or sum(t is not None for t in texts) < 2:
+            return [self.compile(q) for q in operands]
+        terms = [t for t in texts if t is not None]
+        rest = [self.compile(q) for q, t in zip(operands, texts, strict=True) if t is None]
+        return [self.member(text_match_any(self.dialect, terms, walk=self.walk)), *rest]
 
     # ------------------------------------------------------------------ terms
 
@@ -186,6 +200,8 @@ class _Compiler:
         return messages.c.sha256 == value
 
     def text(self, scope: Scope, value: str, prefix: bool) -> Condition:
+        if self.walk:
+            return text_match_any(self.dialect, [(scope, value, prefix)], walk=True)
         return self.member(text_match(self.dialect, scope, value, prefix=prefix))
 
     def address(self, role: str, value: str) -> Condition:
@@ -273,6 +289,15 @@ class _Compiler:
         if self.dialect == "postgresql":
             return func.translate(column, _UPPER, _UPPER.lower(), type_=Text)
         return func.lower(column, type_=Text)
+
+
+def _text_term(query: Query) -> tuple[Scope, str, bool] | None:
+    """``(scope, text, prefix)`` for free text and ``subject:``/``body:``; None for the rest."""
+    if isinstance(query, TextTerm):
+        return ("all", query.value, query.prefix)
+    if isinstance(query, Field) and query.name in _TEXT_SCOPES:
+        return (_TEXT_SCOPES[query.name], query.value, query.prefix)
+    return None
 
 
 def _equals(column: Any, value: str) -> Condition:

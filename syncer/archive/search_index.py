@@ -4,7 +4,8 @@ Why this module exists: search (:mod:`syncer.archive.search`) needs "the
 messages whose text contains this phrase" as a SQL condition it can combine
 with its other terms, on both databases, with the same answers; normalization
 and retention need to keep the index current. The tables are created by
-migration 0004 (see its docstring for the design); the tokens come from
+migration 0004 (see its docstring for the design; 0005 gave PostgreSQL's rows
+the subject's own vector, ``search_chunks.subject``); the tokens come from
 :mod:`syncer.archive.search_tokens`.
 
 Public API:
@@ -13,6 +14,8 @@ Public API:
   ``messages.c.id`` that is true when the message's indexed text in ``scope``
   (``all``, ``subject``, ``body``, ``addresses``, ``attachments``) contains
   ``text`` as a phrase. Text without any letter or digit matches nothing.
+* :func:`text_match_any` ``(dialect, [(scope, text, prefix), ...])``: the OR of
+  :func:`text_match` terms; one index lookup per column on PostgreSQL.
 * :func:`relevance` ``(dialect, texts)``: a score per message (higher is
   better) for ``ORDER BY``, correlated with ``messages.c.id``; 0 without a match.
 * :func:`index_messages` ``(conn, pks)``: (re)index messages from their stored
@@ -51,6 +54,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    or_,
     select,
     table,
     text,
@@ -76,6 +80,7 @@ __all__ = [
     "relevance",
     "remove_messages",
     "text_match",
+    "text_match_any",
     "unindexed_message_ids",
 ]
 
@@ -89,6 +94,8 @@ _BATCH = 500
 #: PostgreSQL weight of each field (ts_rank weighs A highest); None for "all".
 _WEIGHTS = {"subject": "A", "addresses": "B", "attachments": "C", "body": "D"}
 _FIELD_WEIGHTS = tuple(_WEIGHTS[name] for name in FIELDS)
+#: The subject's index in FIELDS: PostgreSQL also keeps its positions in their own column.
+_SUBJECT = FIELDS.index("subject")
 #: SQLite bm25 weight of each column, in FIELDS order.
 _BM25_WEIGHTS = (4.0, 2.0, 1.0, 1.0)
 
@@ -105,6 +112,7 @@ _chunks = table(
     column("message_pk", Integer),
     column("chunk", Integer),
     column("doc", String),
+    column("subject", String),
 )
 
 
@@ -155,8 +163,8 @@ def _match_sqlite(expression: str) -> ColumnElement[bool]:
     return literal_column("search_fts").op("MATCH")(bindparam(None, expression, String))
 
 
-def _match_postgresql(query: str) -> ColumnElement[bool]:
-    return _chunks.c.doc.op("@@")(cast(bindparam(None, query, String), _TSQuery()))
+def _match_postgresql(query: str, vector: ColumnElement[Any]) -> ColumnElement[bool]:
+    return vector.op("@@")(cast(bindparam(None, query, String), _TSQuery()))
 
 
 def _check(dialect: str) -> None:
@@ -174,19 +182,76 @@ def text_match(
     :raises ValueError: for an unknown dialect or scope.
     """
     _check(dialect)
-    if scope != "all" and scope not in _WEIGHTS:
-        raise ValueError(f"Unknown search scope {scope!r}.")
+    _check_scope(scope)
+    if dialect == "postgresql":
+        return text_match_any(dialect, [(scope, text, prefix)])
     phrase = query_tokens(text, prefix=prefix)
     if not phrase:
         return false()
-    if dialect == "sqlite":
-        rows = select(_fts.c.rowid.op(">>")(literal_column(str(_SHIFT)))).where(
-            _match_sqlite(_fts_expression(scope, phrase))
-        )
-        return messages.c.id.in_(rows)
-    return messages.c.id.in_(
-        select(_chunks.c.message_pk).where(_match_postgresql(_tsquery(scope, phrase)))
+    rows = select(_fts.c.rowid.op(">>")(literal_column(str(_SHIFT)))).where(
+        _match_sqlite(_fts_expression(scope, phrase))
     )
+    return messages.c.id.in_(rows)
+
+
+def text_match_any(
+    dialect: str, terms: Sequence[tuple[Scope, str, bool]], *, walk: bool = False
+) -> ColumnElement[bool]:
+    """True for messages that :func:`text_match` any of ``terms`` (``(scope, text, prefix)``).
+
+    On PostgreSQL the terms read from the same column become one tsquery
+    ``(q1) | (q2)``: a message has a chunk matching q1 or a chunk matching q2
+    exactly when it has a chunk matching either, so the answer is the same as
+    the OR of the terms, from one index lookup instead of one set per term.
+    ``subject:`` terms read the subject's own vector (small and untoasted, so
+    a word needs no recheck of its weight); the others the whole document.
+    SQLite: the OR of :func:`text_match`.
+
+    :param walk: PostgreSQL: the caller reads messages newest first and stops
+        after a page. The condition is then an ``EXISTS``, which the planner
+        also turns into a probe per message under a NOT (an anti join:
+        ``deadline -meeting`` in 3 ms instead of 30 at 100,000 messages);
+        otherwise an ``IN``, whose NOT collects the excluded word's messages
+        once, cheaper when every match is wanted (counting: 105 against 135 ms).
+    :raises ValueError: for an unknown dialect or scope.
+    """
+    _check(dialect)
+    if dialect == "sqlite":
+        return or_(*(text_match(dialect, s, t, prefix=p) for s, t, p in terms), false())
+    by_column: dict[str, list[str]] = {}
+    for scope, value, prefix in terms:
+        _check_scope(scope)
+        phrase = query_tokens(value, prefix=prefix)
+        if not phrase:
+            continue
+        if scope == "subject":
+            by_column.setdefault("subject", []).append(_tsquery("all", phrase))
+        else:
+            by_column.setdefault("doc", []).append(_tsquery(scope, phrase))
+    found: list[ColumnElement[bool]] = []
+    for name, queries in by_column.items():
+        vector = _chunks.c[name]
+        tsquery = " | ".join(f"({q})" for q in queries) if len(queries) > 1 else queries[0]
+        if walk:
+            found.append(
+                exists().where(
+                    _chunks.c.message_pk == messages.c.id, _match_postgresql(tsquery, vector)
+                )
+            )
+        else:
+            found.append(
+                messages.c.id.in_(
+                    select(_chunks.c.message_pk).where(_match_postgresql(tsquery, vector))
+                )
+            )
+    if not found:
+        return false()
+    return found[0] if len(found) == 1 else or_(*found)
+
+
+def _check_scope(scope: str) -> None:
+    if scope != "all" and scope not in _WEIGHTS:
+        raise ValueError(f"Unknown search scope {scope!r}.")
 
 
 def relevance(dialect: str, texts: Sequence[str]) -> ColumnElement[float]:
@@ -268,10 +333,15 @@ def _documents(conn: Connection, pks: Sequence[int]) -> dict[int, list[list[str]
     return docs
 
 
-def _tsvector(positions: Iterable[tuple[int, int, str]]) -> str:
-    """A tsvector literal: each lexeme quoted, with its positions and field weights."""
+def _tsvector(positions: Iterable[tuple[int, int, str]], *, field_only: int | None = None) -> str:
+    """A tsvector literal: each lexeme quoted, with its positions and field weights.
+
+    :param field_only: only the positions of this field (the subject's own vector).
+    """
     by_token: dict[str, list[str]] = {}
     for position, field, token in positions:
+        if field_only is not None and field != field_only:
+            continue
         by_token.setdefault(token, []).append(f"{position}{_FIELD_WEIGHTS[field]}")
     return " ".join(
         "'{}':{}".format(token.replace("\\", "\\\\").replace("'", "''"), ",".join(where))
@@ -327,9 +397,15 @@ def index_messages(conn: Connection, message_pks: Sequence[int]) -> None:
                     message_pk=bindparam("b_pk"),
                     chunk=bindparam("b_chunk"),
                     doc=cast(bindparam("b_doc", type_=String), _TSVector()),
+                    subject=cast(bindparam("b_subject", type_=String), _TSVector()),
                 ),
                 [
-                    {"b_pk": pk, "b_chunk": chunk.number, "b_doc": _tsvector(chunk.positions())}
+                    {
+                        "b_pk": pk,
+                        "b_chunk": chunk.number,
+                        "b_doc": _tsvector(chunk.positions()),
+                        "b_subject": _tsvector(chunk.positions(), field_only=_SUBJECT),
+                    }
                     for pk, chunk in chunks
                 ],
             )
@@ -381,7 +457,8 @@ def optimize_index(conn: Connection) -> None:
         return
     try:
         with conn.begin_nested():  # a user that does not own the index may not; no matter
-            conn.execute(text("SELECT gin_clean_pending_list('ix_search_chunks_doc'::regclass)"))
+            for index in ("ix_search_chunks_doc", "ix_search_chunks_subject"):
+                conn.execute(text(f"SELECT gin_clean_pending_list('{index}'::regclass)"))
             # Fresh statistics: the planner's estimate of how many messages a word matches.
             conn.execute(text("ANALYZE search_chunks"))
     except SQLAlchemyError:

@@ -17,6 +17,7 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import Connection, select, text
 
+from syncer.archive.engine import downgrade, upgrade
 from syncer.archive.models import attachment_texts, messages
 from syncer.archive.search_index import relevance, remove_messages, text_match
 from syncer.archive.store import ArchiveStore
@@ -276,7 +277,10 @@ def _index_rows(conn: Connection) -> list[tuple[object, ...]]:
     if conn.dialect.name == "sqlite":
         query = "SELECT rowid, subject, addresses, body, attachments FROM search_fts ORDER BY rowid"
     else:
-        query = "SELECT message_pk, chunk, doc::text FROM search_chunks ORDER BY message_pk, chunk"
+        query = (
+            "SELECT message_pk, chunk, doc::text, subject::text FROM search_chunks"
+            " ORDER BY message_pk, chunk"
+        )
     return [tuple(row) for row in conn.execute(text(query))]
 
 
@@ -351,3 +355,44 @@ def test_postgresql_serves_substring_terms_from_trigram_indexes(
     assert "_trgm" in plan
     assert {pk for name, pk in searchable.ids.items() if name in ("invoice", "pdf")} >= set(found)
     assert len(found) == 1
+
+
+@pytest.mark.parametrize("searchable", ["postgresql"], indirect=True)  # 0005 changes nothing else
+def test_an_index_upgraded_to_0005_answers_as_a_fresh_one(searchable: Archive) -> None:
+    """Migration 0005 fills the subject's own vector from the rows indexed under 0004."""
+    store = searchable.store
+    with store.engine.connect() as conn:
+        indexed = _index_rows(conn)
+
+    downgrade(store.engine, "0004")  # the subject column goes
+    upgrade(store.engine)  # and comes back from search_chunks.doc
+
+    with store.engine.connect() as conn:
+        assert _index_rows(conn) == indexed
+    assert searchable.find("subject", "invoice 2019/03") == {"invoice"}
+    assert searchable.find("subject", "friday") == set()
+
+
+@pytest.mark.parametrize("searchable", ["postgresql"], indirect=True)  # SQLite: see probe
+def test_postgresql_reads_newest_first_from_an_index_and_subjects_from_their_own_vector(
+    searchable: Archive,
+) -> None:
+    from syncer.archive.search_compile import compile_query
+    from syncer.query import parse
+
+    statement = (
+        select(messages.c.id)
+        .where(compile_query(parse("subject:invoice"), "postgresql", probe=True))
+        .order_by(messages.c.date.desc().nulls_last(), messages.c.id.desc())  # as search() does
+        .limit(50)
+    )
+    with searchable.store.engine.connect() as conn:
+        compiled = statement.compile(dialect=conn.dialect)
+        # The tables are tiny here: make the planner choose as it would on a real archive.
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        conn.exec_driver_sql("SET LOCAL enable_sort = off")
+        plan = "\n".join(
+            row[0] for row in conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params)
+        )
+    assert "ix_messages_date_newest" in plan
+    assert "(subject @@" in plan and "doc @@" not in plan

@@ -216,6 +216,9 @@ def test_sqlite_and_postgresql_select_the_same_messages(twins: Twins, data: st.D
     # search() writes the query for a newest-first walk on SQLite: the same messages.
     found = sorted(pk for batch in twins.sqlite.select_message_ids(query) for pk in batch)
     assert sorted(hit.id for hit in twins.sqlite.search(query, limit=1000)) == found, query
+    # On PostgreSQL search() writes its full-text terms as EXISTS (for the same walk).
+    found = sorted(pk for batch in twins.postgresql.select_message_ids(query) for pk in batch)
+    assert sorted(hit.id for hit in twins.postgresql.search(query, limit=1000)) == found, query
 
 
 def test_the_generated_archive_is_varied(twins: Twins) -> None:
