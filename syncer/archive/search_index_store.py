@@ -29,12 +29,6 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncer.archive.models import job_state, messages, utcnow
-from syncer.archive.search_index import (
-    index_messages,
-    index_stats,
-    optimize_index,
-    unindexed_message_ids,
-)
 from syncer.archive.store_base import StoreCore
 
 __all__ = ["IndexCounts", "StoreSearchIndex"]
@@ -68,29 +62,33 @@ class StoreSearchIndex(StoreCore):
         """Index every normalized message that is not in the index yet."""
         import time
 
+        from syncer.archive import search_index as index
+
         started = time.monotonic()
         with self._read("counting messages missing from the search index") as conn:
-            stats = index_stats(conn)
+            stats = index.index_stats(conn)
         total = max(0, stats["normalized"] - stats["indexed"])
         done = after = 0
         while True:
             with self._write("indexing messages for search") as conn:
-                pks = unindexed_message_ids(conn, after=after, limit=BATCH)
+                pks = index.unindexed_message_ids(conn, after=after, limit=BATCH)
                 if not pks:
                     break
-                index_messages(conn, pks)
+                index.index_messages(conn, pks)
             done += len(pks)
             after = pks[-1]
             if progress is not None:
                 progress(done, max(total, done))
         if done >= _OPTIMIZE_AFTER:  # FTS5's automerge copes with less; this rewrites it all
             with self._write("merging the search index") as conn:
-                optimize_index(conn)
+                index.optimize_index(conn)
         return IndexCounts(indexed=done, seconds=time.monotonic() - started)
 
     def rebuild_index(self, *, progress: Progress | None = None) -> IndexCounts:
         """Re-index every message; goes on from where an interrupted rebuild stopped."""
         import time
+
+        from syncer.archive import search_index as index
 
         started = time.monotonic()
         with self._write("starting a search index rebuild") as conn:
@@ -124,7 +122,7 @@ class StoreSearchIndex(StoreCore):
                 ]
                 if not pks:
                     break
-                index_messages(conn, pks)
+                index.index_messages(conn, pks)
                 after = pks[-1]
                 conn.execute(
                     update(job_state)
@@ -143,7 +141,7 @@ class StoreSearchIndex(StoreCore):
                         "DELETE FROM search_fts WHERE (rowid >> 8) NOT IN (SELECT id FROM messages)"
                     )
                 )
-            optimize_index(conn)
+            index.optimize_index(conn)
             conn.execute(
                 delete(job_state).where(job_state.c.kind == _KIND, job_state.c.name == _REBUILD)
             )
@@ -151,8 +149,10 @@ class StoreSearchIndex(StoreCore):
 
     def index_status(self) -> dict[str, Any]:
         """Messages, normalized, indexed, index rows, index bytes (None if unknown), rebuild."""
+        from syncer.archive import search_index as index
+
         with self._read("reading the search index status") as conn:
-            status: dict[str, Any] = dict(index_stats(conn))
+            status: dict[str, Any] = dict(index.index_stats(conn))
             status["index_bytes"] = _index_bytes(conn)
             cursor = conn.execute(
                 select(job_state.c.cursor_pk).where(

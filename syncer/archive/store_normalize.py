@@ -38,7 +38,6 @@ from syncer.archive.models import (
     messages,
     utcnow,
 )
-from syncer.archive.search_index import index_messages
 from syncer.archive.store_base import StoreCore, chunks, iso
 from syncer.errors import ArchiveError
 from syncer.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thread_key_of
@@ -169,6 +168,8 @@ class StoreNormalize(StoreCore):
         (:func:`~syncer.archive.search_index.index_messages`) is updated in the
         same transaction.
         """
+        from syncer.archive.search_index import index_messages  # not on every store open
+
         if not results:
             return
         ordered = sorted(results, key=lambda item: item[0])  # one lock order for every writer

@@ -53,7 +53,6 @@ from syncer.archive.models import (
     pop3_seen,
     utcnow,
 )
-from syncer.archive.search_index import remove_messages as remove_from_index
 from syncer.archive.store_base import StoreCore, chunks
 from syncer.errors import ArchiveError, UsageError
 
@@ -409,6 +408,8 @@ class StoreRetention(StoreCore):
                 return DeletedBatch(0, 0, (), 0, 0)
             shas = sorted(r.sha256 for r in rows)
             size = sum(r.size for r in rows)
+            from syncer.archive.search_index import remove_messages as remove_from_index
+
             remove_from_index(conn, wanted)
             kept: set[str] = set()
             gone: list[str] = []
