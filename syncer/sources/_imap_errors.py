@@ -33,6 +33,7 @@ from syncer.errors import (
 from syncer.oauth.sasl import BearerRefused, NoMechanism
 from syncer.sources._imap_fetch import ConnectionClosed, FramingError, ResponseError
 from syncer.sources._imap_session import CommandFailed, StartTLSNotOffered
+from syncer.sources._oauth_errors import oauth_error
 
 #: NO answers that mean "later", not "never" (RFC 5530 codes, Dovecot's wording).
 TRANSIENT = re.compile(r"\[(?:UNAVAILABLE|INUSE)\]|try again|temporar", re.IGNORECASE)
@@ -71,20 +72,9 @@ def map_errors(ctx: ErrorContext, folder: str | None = None) -> Iterator[None]:
             account=acct,
             hint='Use security = "tls" (port 993), or check the port.',
         ) from exc
-    except BearerRefused as exc:
-        raise SourceAuthError(
-            f"Account {ctx.label!r}: IMAP server {server} refused the OAuth2 access token "
-            f"({exc.mechanism}), also a freshly refreshed one.",
-            account=acct,
-            hint=f"Run `syncer auth login {ctx.label}` to sign in again (and check the "
-            f"username and the scopes). The server said: {exc.detail}",
-        ) from exc
-    except NoMechanism as exc:
-        raise SourceError(
-            f"Account {ctx.label!r}: IMAP server {server}: {exc}.",
-            account=acct,
-            hint='Set mechanism = "xoauth2" or "oauthbearer" in [accounts.oauth2] if the '
-            "server supports one without announcing it.",
+    except (BearerRefused, NoMechanism) as exc:
+        raise oauth_error(
+            exc, protocol="IMAP", label=ctx.label, server=server, account=acct
         ) from exc
     except CommandFailed as exc:
         completion = exc.completion

@@ -27,6 +27,7 @@ from syncer.errors import (
     SyncerError,
 )
 from syncer.oauth.sasl import BearerRefused, NoMechanism
+from syncer.sources._oauth_errors import oauth_error
 from syncer.sources._pop3_wire import (
     TRANSIENT,
     ConnectionClosed,
@@ -79,20 +80,9 @@ def map_errors(
         yield
     except SyncerError:
         raise
-    except BearerRefused as exc:
-        raise SourceAuthError(
-            f"Account {ctx.label!r}: POP3 server {server} refused the OAuth2 access token "
-            f"({exc.mechanism}), also a freshly refreshed one.",
-            account=acct,
-            hint=f"Run `syncer auth login {ctx.label}` to sign in again (and check the "
-            f"username and the scopes). The server said: {exc.detail}",
-        ) from exc
-    except NoMechanism as exc:
-        raise SourceError(
-            f"Account {ctx.label!r}: POP3 server {server}: {exc}.",
-            account=acct,
-            hint='Set mechanism = "xoauth2" or "oauthbearer" in [accounts.oauth2] if the '
-            "server supports one without announcing it.",
+    except (BearerRefused, NoMechanism) as exc:
+        raise oauth_error(
+            exc, protocol="POP3", label=ctx.label, server=server, account=acct
         ) from exc
     except Truncated as exc:
         uidl = exc.uidl if exc.uidl is not None else "none"
