@@ -2,8 +2,8 @@
 
 Why a module of its own: ``syncer.cli`` only registers it; the command parses
 options and calls :meth:`~syncer.archive.store.ArchiveStore.search` (or
-``count_messages``). The archive and rich are imported inside the command so
-that other commands do not pay for them.
+``count_messages``). It is imported only when ``search`` is named (see
+``syncer.cli._FEATURE_COMMANDS``), so other commands do not pay for it.
 """
 
 from __future__ import annotations
@@ -13,19 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncer.cli import _emit_json, _State
+from syncer.archive.search import SORTS as _SORTS
+from syncer.cli import _emit_json, _State, pass_state
 
 if TYPE_CHECKING:
     from syncer.model import SearchHit
 
 __all__ = ["search"]
-
-# The same decorator as syncer.cli.pass_state (it finds the _State by type); made here because
-# mypy cannot type syncer.cli.pass_state through the cli <-> cli_search import cycle.
-pass_state = click.make_pass_decorator(_State)
-
-#: The same as syncer.archive.search.SORTS (a test keeps them equal), without importing it.
-_SORTS = ("-date", "date", "size", "-size", "relevance")
 
 
 @click.command()
