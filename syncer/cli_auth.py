@@ -17,16 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncer.cli import _emit_json, _State
+from syncer.cli import _emit_json, _State, pass_state
 from syncer.errors import UsageError
 
 if TYPE_CHECKING:
     from syncer.config import Config
     from syncer.config_oauth import OAuth2Config
-
-# The same decorator as syncer.cli.pass_state (it finds the _State by type), made here
-# because mypy cannot type syncer.cli.pass_state through the cli <-> cli_auth import cycle.
-pass_state = click.make_pass_decorator(_State)
 
 
 def _targets(config: Config) -> list[tuple[str, str, str, OAuth2Config | None]]:

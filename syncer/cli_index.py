@@ -11,12 +11,9 @@ from typing import Any
 
 import click
 
-from syncer.cli import _emit_json, _State
+from syncer.cli import _emit_json, _State, pass_state
 
 __all__ = ["index"]
-
-# The same decorator as syncer.cli.pass_state, made here for the cli <-> cli_index import cycle.
-pass_state = click.make_pass_decorator(_State)
 
 
 def _size(value: int | None) -> str:

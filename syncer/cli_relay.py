@@ -13,16 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncer.cli import _emit_json, _State
+from syncer.cli import _emit_json, _State, pass_state
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
     from syncer.config import Config
     from syncer.outbox import FlushResult
-
-# The same decorator as syncer.cli.pass_state (it finds the _State by type), made here
-# because mypy cannot type syncer.cli.pass_state through the cli <-> cli_relay cycle.
-pass_state = click.make_pass_decorator(_State)
 
 
 def _flush(store: ArchiveStore, config: Config) -> FlushResult | None:

@@ -15,14 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncer.cli import _emit_json, _State
+from syncer.cli import _emit_json, _State, pass_state
 
 if TYPE_CHECKING:
     from syncer.retention import RetentionPlan
-
-# The same decorator as syncer.cli.pass_state (it finds the _State by type), made here
-# because mypy cannot type syncer.cli.pass_state through the cli <-> cli_retention cycle.
-pass_state = click.make_pass_decorator(_State)
 
 
 def actor() -> str:

@@ -18,14 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncer.cli import _emit_json, _State
+from syncer.cli import _emit_json, _State, pass_state
 
 if TYPE_CHECKING:
     from syncer.push import PushSummary
-
-# The same decorator as syncer.cli.pass_state (it finds the _State by type), made here
-# because mypy cannot type syncer.cli.pass_state through the cli <-> cli_transfer cycle.
-pass_state = click.make_pass_decorator(_State)
 
 
 class _Bar:
