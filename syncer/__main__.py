@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from syncer.cli import main
+from syncer.cli.app import main
 
 main()

@@ -1,6 +1,6 @@
 """The error tree every layer raises, and the CLI turns into exit codes.
 
-Only ``syncer.cli`` decides how an error reaches the user: a ``SyncerError`` is
+Only ``syncer.cli.app`` decides how an error reaches the user: a ``SyncerError`` is
 printed as one line (its message, then its hint), a ``ConfigError`` exits 2,
 anything else exits 1. Messages name the object (account, folder, key path)
 and say what to do next; they never contain a secret.

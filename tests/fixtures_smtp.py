@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from syncer.archive.store import ArchiveStore
-from syncer.config import Config, parse_config
+from syncer.config.schema import Config, parse_config
 from tests.servers.smtp import SMTPTestServer
 
 
@@ -100,7 +100,7 @@ def archive_mail(
 ) -> list[int]:
     """Archive ``raws`` into work/INBOX (normalized unless told not to); their message ids."""
     from syncer.model import RemoteMessage
-    from syncer.normalize_stage import normalize_pending
+    from syncer.sync.normalize import normalize_pending
 
     store.ensure_account("work", "imap")
     before = store.highest_message_pk()

@@ -15,7 +15,7 @@ Import the submodules directly; this package imports nothing so that
 
 from __future__ import annotations
 
-#: The newest schema migration (``migrations/versions``). The store compares the
+#: The newest schema migration (``syncer/archive/migrations/versions``). The store compares the
 #: database with it on every open without loading Alembic, which costs more than a
 #: whole no-change sync's work; tests/unit/test_schema_head.py fails when a new
 #: migration is added without updating it.

@@ -14,7 +14,7 @@ Public API:
   (on SQLite they start with ``BEGIN IMMEDIATE``).
 * :func:`upgrade`, :func:`downgrade`, :func:`current_revision`,
   :func:`head_revision` and :func:`ensure_at_head` drive Alembic without an
-  ``alembic.ini``; the migration scripts ship as the package ``syncer.migrations``.
+  ``alembic.ini``; the migration scripts ship as the package ``syncer.archive.migrations``.
 
 Start-up cost: every ``syncer sync`` opens the store, and a no-change re-sync
 is mostly interpreter start-up, so this module imports neither Alembic nor
@@ -203,9 +203,9 @@ def capabilities(engine: Engine) -> Capabilities:
 
 
 def _script_location() -> str:
-    # The migrations folder is the package syncer.migrations (pyproject maps it), so this works
-    # for an editable install (it points at ./migrations) and for a wheel alike.
-    return str(importlib.resources.files("syncer.migrations"))
+    # The migrations folder is the package syncer.archive.migrations, so this works
+    # for an editable install and for a wheel alike.
+    return str(importlib.resources.files("syncer.archive.migrations"))
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:
@@ -268,7 +268,7 @@ def head_revision() -> str:
 
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the baseline always exists
-        raise ArchiveError("No migration scripts found in syncer.migrations.")
+        raise ArchiveError("No migration scripts found in syncer.archive.migrations.")
     return head
 
 

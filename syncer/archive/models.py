@@ -156,7 +156,7 @@ blobs = Table(
 # header_sha256 hashes the header block (up to and including the first blank line,
 # what IMAP BODY[HEADER] returns) so a body can be recognised after a UIDVALIDITY
 # reset without downloading it again.
-# Normalization (syncer.normalize, stored by store_normalize) fills the rest; until
+# Normalization (syncer.mime.normalize, stored by store_normalize) fills the rest; until
 # then they are NULL and parse_status is 'pending'. normalizer_version says which
 # normalizer derived them: a row whose version is NULL or older awaits normalization.
 # date is the Date header in UTC (NULL when date_status is 'missing' or 'invalid',
@@ -273,7 +273,7 @@ attachments = Table(
 )
 
 # The text extracted from an attachment (text/*, HTML, PDF, docx, xlsx, pptx) by
-# normalization (syncer.attachment_text), for the search index; part_path matches
+# normalization (syncer.mime.attachments), for the search index; part_path matches
 # attachments.part_path. note says why the text is missing or cut short (too large,
 # timed out, unreadable), NULL when it is whole.
 attachment_texts = Table(
@@ -286,9 +286,9 @@ attachment_texts = Table(
 )
 
 #: Tables of the full-text index that these models do not describe (see
-#: migrations/versions/0004_search_index.py): on SQLite the FTS5 virtual table and
+#: syncer/archive/migrations/versions/0004_search_index.py): on SQLite the FTS5 virtual table and
 #: the shadow tables FTS5 keeps for it, on PostgreSQL a tsvector table with a GIN
-#: index. Neither can be a portable Core Table; syncer.archive.search_index
+#: index. Neither can be a portable Core Table; syncer.archive.search.index
 #: addresses them, and the model comparison (alembic check) skips them by name.
 SEARCH_INDEX_TABLES = frozenset(
     {
@@ -319,7 +319,7 @@ SEARCH_INDEX_INDEXES = frozenset(
 def is_modelled(name: str | None, type_: str, _parents: object = None) -> bool:
     """Alembic's ``include_name`` hook: False for the index objects these models leave out.
 
-    Used by migrations/env.py (so autogenerate never proposes dropping the full-text
+    Used by syncer/archive/migrations/env.py (so autogenerate never proposes dropping the full-text
     index) and by the model-vs-database comparison in the tests.
     """
     if type_ == "index":

@@ -46,8 +46,8 @@ from syncer.archive.ingest import fingerprints
 from syncer.archive.models import accounts as accounts_table
 from syncer.archive.models import blobs, entries, folders, utcnow
 from syncer.archive.models import messages as messages_table
-from syncer.archive.search import StoreSearch
-from syncer.archive.search_index_store import StoreSearchIndex
+from syncer.archive.search.index_store import StoreSearchIndex
+from syncer.archive.search.store import StoreSearch
 from syncer.archive.store_admin import StoreAdmin
 from syncer.archive.store_base import chunks, flags_text, map_errors
 from syncer.archive.store_normalize import StoreNormalize

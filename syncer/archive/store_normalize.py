@@ -1,13 +1,13 @@
 """The archive's normalization side: what awaits it, storing its results, the message view.
 
-Why this module exists: normalization (:mod:`syncer.normalize`) derives
+Why this module exists: normalization (:mod:`syncer.mime.normalize`) derives
 columns and rows from the raw bytes; this module reads the bytes it needs and
 writes what it derived, one transaction per batch, and serves ``syncer show``.
 :class:`~syncer.archive.store.ArchiveStore` inherits :class:`StoreNormalize`.
 
 Which messages await normalization: those whose ``normalizer_version`` is NULL
 (never normalized, or marked by :meth:`StoreNormalize.mark_for_normalization`
-for a rebuild) or older than :data:`~syncer.parsed.NORMALIZER_VERSION`. The
+for a rebuild) or older than :data:`~syncer.mime.parsed.NORMALIZER_VERSION`. The
 marker is written in the same transaction as the derived rows, so the work is
 resumable at any point: whatever was not committed is still awaiting.
 
@@ -40,7 +40,7 @@ from syncer.archive.models import (
 )
 from syncer.archive.store_base import StoreCore, chunks, iso
 from syncer.errors import ArchiveError
-from syncer.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thread_key_of
+from syncer.mime.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thread_key_of
 
 __all__ = ["Pending", "StoreNormalize", "awaiting_normalization"]
 
@@ -165,10 +165,10 @@ class StoreNormalize(StoreCore):
 
         Idempotent: a message's addresses, attachments and text are replaced,
         never added to. Unknown message ids are ignored. The search index
-        (:func:`~syncer.archive.search_index.index_messages`) is updated in the
+        (:func:`~syncer.archive.search.index.index_messages`) is updated in the
         same transaction.
         """
-        from syncer.archive.search_index import index_messages  # not on every store open
+        from syncer.archive.search.index import index_messages  # not on every store open
 
         if not results:
             return

@@ -11,7 +11,7 @@ callers see one class.
 
 Terminology: *uidl* is the key the pipeline gives a message: the server's
 UIDL, or a fingerprint string for servers without UIDL (see
-:mod:`syncer.pipeline_pop3`). POP3 entries live under UIDVALIDITY
+:mod:`syncer.sync.maildrop`). POP3 entries live under UIDVALIDITY
 :data:`POP3_UIDVALIDITY` (0, which no IMAP server may use) with UIDs the
 archive numbers 1, 2, 3... in the order messages were archived.
 

@@ -6,7 +6,7 @@ messages to send *and* moves the job's cursor (``job_state``) in one
 transaction, so a crash either leaves both or neither; each message carries an
 idempotency key (``outbox.idem_key``, unique), so the same digest period or
 the same message for the same forward rule is queued at most once, however
-often or concurrently the job runs. The flush (:mod:`syncer.outbox`) then
+often or concurrently the job runs. The flush (:mod:`syncer.relay.outbox`) then
 moves each row ``pending`` -> ``sending`` (claimed, just before SMTP) ->
 ``sent`` | ``failed`` (5xx, or out of attempts) | back to ``pending`` (4xx, no
 connection; with ``next_attempt_at``).

@@ -11,7 +11,7 @@ What :meth:`StoreRetention.delete_messages` removes per message: its rows in
 every table with a foreign key to ``messages.id`` (``entries``, ``addresses``,
 ``attachments``, ``message_texts``, ``attachment_texts``, ``push_log``, ...,
 found from the metadata), its search index rows
-(:func:`syncer.archive.search_index.remove_messages`) and the ``messages``
+(:func:`syncer.archive.search.index.remove_messages`) and the ``messages``
 row; its ``pop3_seen`` rows are
 kept with ``message_pk`` set to NULL (the UIDL stays known, so a message still
 on a POP3 server is not downloaded again); its blob row, unless an ``outbox``
@@ -408,7 +408,7 @@ class StoreRetention(StoreCore):
                 return DeletedBatch(0, 0, (), 0, 0)
             shas = sorted(r.sha256 for r in rows)
             size = sum(r.size for r in rows)
-            from syncer.archive.search_index import remove_messages as remove_from_index
+            from syncer.archive.search.index import remove_messages as remove_from_index
 
             remove_from_index(conn, wanted)
             kept: set[str] = set()

@@ -92,7 +92,7 @@ class StoreTransfer(StoreCore):
 
         An empty ``query`` takes every message (of ``account``, when given);
         otherwise the query language selects them
-        (:meth:`~syncer.archive.search.StoreSearch.select_message_ids`).
+        (:meth:`~syncer.archive.search.store.StoreSearch.select_message_ids`).
 
         :raises QuerySyntaxError: for a malformed query.
         """

@@ -1,6 +1,6 @@
 """Mail file formats read and written byte for byte: mbox (mboxrd), Maildir, .eml.
 
-Pure file handling, no database: :mod:`syncer.export` and :mod:`syncer.importer`
+Pure file handling, no database: :mod:`syncer.transfer.export` and :mod:`syncer.transfer.importer`
 feed these from and into the archive.
 
 - :mod:`syncer.formats.mbox`: mboxrd writing and reading, exactly reversible

@@ -10,5 +10,5 @@ fresh token), :mod:`.endpoint` (the token endpoint over urllib), :mod:`.device`
 :mod:`.session` (the providers: stored tokens refreshed before expiry, or
 ``token_command``), :mod:`.store` (0600 file or keyring), :mod:`.providers`
 (Google and Microsoft defaults), :mod:`.from_config` (the one place that reads
-:mod:`syncer.config_oauth`), :mod:`.errors`.
+:mod:`syncer.config.oauth`), :mod:`.errors`.
 """

@@ -2,7 +2,7 @@
 
 Why here and not in the adapters: the protocol adapters take a token
 provider (a callable) and nothing else, and the rest of :mod:`syncer.oauth`
-takes plain values; this module reads :class:`~syncer.config_oauth.OAuth2Config`,
+takes plain values; this module reads :class:`~syncer.config.oauth.OAuth2Config`,
 resolves the client secret lazily (only when a token request needs it) and
 picks the token store.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syncer.config_oauth import TOKEN_FILE_NAME, OAuth2Config
+from syncer.config.oauth import TOKEN_FILE_NAME, OAuth2Config
 from syncer.errors import RelayError, RelayUnavailable, SourceUnavailable
 from syncer.oauth.endpoint import Client
 from syncer.oauth.errors import OAuthError, OAuthUnavailable
@@ -35,7 +35,7 @@ def read_client_secret(oauth2: OAuth2Config, *, owner: str) -> str | None:
     """
     if not oauth2.has_client_secret:
         return None
-    from syncer.credentials import read_secret
+    from syncer.secrets import read_secret
 
     return read_secret(
         oauth2.client_secret_env,

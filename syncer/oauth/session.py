@@ -150,7 +150,7 @@ class CommandTokens:
         self.owner = owner
 
     def __call__(self, *, refresh: bool = False) -> str:
-        from syncer.credentials import run_secret_command
+        from syncer.secrets import run_secret_command
 
         token = run_secret_command(self.argv, self.owner, key="token_command").strip()
         if not token:

@@ -3,7 +3,7 @@ forwards and export.
 
 Why a package of its own: the language (words, phrases, field terms, AND/OR/NOT,
 parentheses) is pure syntax and knows no SQL; the archive compiles the parsed
-query into parameterized SQL for each backend (``syncer.archive.search``).
+query into parameterized SQL for each backend (``syncer.archive.search.store``).
 
 Public API: :func:`parse` (text → :data:`Query`, a tree of frozen dataclasses
 from :mod:`syncer.query.ast`), :func:`format_query` (the inverse) and

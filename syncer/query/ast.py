@@ -1,6 +1,6 @@
 """The parsed form of a search query: frozen dataclasses, one per construct.
 
-Why a tree of plain values: the compiler (``syncer.archive.search``) and the
+Why a tree of plain values: the compiler (``syncer.archive.search.store``) and the
 printer (:func:`syncer.query.printer.format_query`) both walk it, and the
 property tests compare trees for equality. ``pos`` (the 0-based offset in the
 query text) is kept for error messages but left out of equality, so a tree

@@ -33,7 +33,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid, parseaddr
 
-from syncer.relay.smtp import to_crlf
+from syncer.smtp.client import to_crlf
 
 __all__ = [
     "MARKER",

@@ -2,7 +2,7 @@
 
 Adapters never import the archive layer, SQLAlchemy or the config module; they
 receive plain values (host, port, username, password) from the composition
-root (``syncer.cli`` / ``syncer.scheduler``).
+root (``syncer.cli.app`` / ``syncer.daemon.scheduler``).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
-from syncer.sources.imap import IMAPSource
+from syncer.sources.imap.source import IMAPSource
 from tests.servers.dovecot import DovecotServer
 
 BATCH_BYTES = 32 * 1024 * 1024

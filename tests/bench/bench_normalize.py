@@ -28,9 +28,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from syncer.archive.store import ArchiveStore
+from syncer.mime.normalize import normalize
 from syncer.model import RemoteMessage
-from syncer.normalize import normalize
-from syncer.normalize_stage import normalize_pending
+from syncer.sync.normalize import normalize_pending
 from tests.corpus import generate
 
 MB = 1_000_000

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from syncer.archive.models import messages
 from syncer.archive.store import ArchiveStore
 from syncer.model import RemoteMessage
-from syncer.normalize_stage import normalize_pending
+from syncer.sync.normalize import normalize_pending
 from tests.corpus import generate
 
 QUERIES = (

@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 from syncer.archive.store import ArchiveStore
-from syncer.digests import digest_config, run_digest
-from syncer.forwards import apply_forwards, select_rules
 from syncer.model import RemoteMessage
-from syncer.normalize_stage import normalize_pending
-from syncer.outbox import flush_outbox
+from syncer.relay.digests import digest_config, run_digest
+from syncer.relay.forwards import apply_forwards, select_rules
+from syncer.relay.outbox import flush_outbox
+from syncer.sync.normalize import normalize_pending
 from tests.corpus import generate
 from tests.fixtures_smtp import relay_config
 from tests.servers.smtp import SMTPTestServer

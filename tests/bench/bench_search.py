@@ -45,7 +45,7 @@ from sqlalchemy import text
 
 from syncer.archive.store import ArchiveStore
 from syncer.model import RemoteMessage
-from syncer.normalize_stage import normalize_pending
+from syncer.sync.normalize import normalize_pending
 from tests.corpus import generate, write_maildir
 
 MB = 1_000_000

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from syncer.cli import main
+from syncer.cli.app import main
 
 
 @dataclass

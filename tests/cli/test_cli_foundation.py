@@ -184,7 +184,7 @@ def test_console_script_version_and_module_entry_point() -> None:
 def test_every_command_has_help_and_is_in_the_readme() -> None:
     import click
 
-    from syncer.cli import main
+    from syncer.cli.app import main
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -207,16 +207,16 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 
 
 def test_a_sync_does_not_import_the_feature_commands() -> None:
-    # Every `syncer` start pays for what syncer.cli imports; a no-change sync must stay cheap.
+    # Every `syncer` start pays for what syncer.cli.app imports; a no-change sync must stay cheap.
     import subprocess
     import sys
 
     code = (
-        "import sys, syncer.cli\n"
+        "import sys, syncer.cli.app\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('syncer.cli_'))\n"
         "assert not loaded, loaded\n"
         "import click\n"
-        "assert syncer.cli.main.get_command(click.Context(syncer.cli.main), 'search')\n"
-        "assert 'syncer.cli_search' in sys.modules\n"
+        "assert syncer.cli.app.main.get_command(click.Context(syncer.cli.app.main), 'search')\n"
+        "assert 'syncer.cli.search' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

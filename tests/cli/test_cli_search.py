@@ -10,9 +10,9 @@ import hashlib
 
 import pytest
 
-from syncer.archive.search import SORTS
+from syncer.archive.search.store import SORTS
 from syncer.archive.store import ArchiveStore
-from syncer.cli_search import _SORTS
+from syncer.cli.search import _SORTS
 from syncer.model import RemoteMessage
 from tests.cli.conftest import Syncer
 from tests.mail_samples import mail

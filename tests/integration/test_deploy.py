@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from syncer.config import load_config
+from syncer.config.schema import load_config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNITS = ("syncer.service", "syncer-sync.service", "syncer-sync.timer")

@@ -9,9 +9,9 @@ from email.message import Message
 import pytest
 
 from syncer.archive.store import ArchiveStore
-from syncer.digests import digest_config, run_digest
 from syncer.errors import ArchiveError
-from syncer.outbox import flush_outbox
+from syncer.relay.digests import digest_config, run_digest
+from syncer.relay.outbox import flush_outbox
 from tests.fixtures_smtp import archive_mail, make_mail, relay_config
 from tests.servers.smtp import SMTPTestServer
 

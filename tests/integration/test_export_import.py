@@ -14,10 +14,10 @@ import pytest
 
 from syncer.archive.store import ArchiveStore
 from syncer.errors import UsageError
-from syncer.export import STATE_FILE, ExportOptions, export_archive
 from syncer.formats import mbox
-from syncer.importer import import_path
 from syncer.model import FolderStatus, RemoteMessage
+from syncer.transfer.export import STATE_FILE, ExportOptions, export_archive
+from syncer.transfer.importer import import_path
 from tests.mail_samples import mail, names
 
 #: Folder wire name -> display name, including names meant to escape the export directory.

@@ -8,9 +8,9 @@ import re
 import pytest
 
 from syncer.archive.store import ArchiveStore
-from syncer.forwards import apply_forwards, select_rules
-from syncer.outbox import flush_outbox
 from syncer.relay.compose import MARKER
+from syncer.relay.forwards import apply_forwards, select_rules
+from syncer.relay.outbox import flush_outbox
 from tests.fixtures_smtp import archive_mail, make_mail, relay_config
 from tests.servers.smtp import SMTPTestServer
 

@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from syncer.errors import SourceAuthError, SourceError, SourceUnavailable
 from syncer.model import RemoteMessage
-from syncer.sources.imap import IMAPSource
+from syncer.sources.imap.source import IMAPSource
 from tests.servers.dovecot import DovecotServer, MailUser
 
 OpenSource = Callable[..., IMAPSource]

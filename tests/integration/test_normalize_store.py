@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from syncer.archive.engine import downgrade, make_engine, upgrade
 from syncer.archive.models import addresses, attachments, message_texts, messages
 from syncer.archive.store import ArchiveStore
+from syncer.mime.parsed import NORMALIZER_VERSION
 from syncer.model import RemoteMessage
-from syncer.normalize_stage import normalize_pending
-from syncer.parsed import NORMALIZER_VERSION
+from syncer.sync.normalize import normalize_pending
 from tests.mail_samples import mail, names
 
 MAIL_BOMB = (
@@ -169,7 +169,7 @@ def test_threads_join_across_batches_whatever_the_order(archive_store: ArchiveSt
 def test_an_interrupted_run_keeps_its_batches_and_the_next_one_finishes(
     archive_store: ArchiveStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("syncer.normalize_stage.BATCH_MESSAGES", 10)
+    monkeypatch.setattr("syncer.sync.normalize.BATCH_MESSAGES", 10)
     _archive(archive_store, [mail(n) for n in names()[:25]])
 
     def stop_after_first_batch(done: int, total: int) -> None:
@@ -186,8 +186,8 @@ def test_an_interrupted_run_keeps_its_batches_and_the_next_one_finishes(
 def test_the_process_pool_gives_the_same_rows(
     tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("syncer.normalize_stage.POOL_THRESHOLD", 5)
-    monkeypatch.setattr("syncer.normalize_stage.BATCH_MESSAGES", 20)
+    monkeypatch.setattr("syncer.sync.normalize.POOL_THRESHOLD", 5)
+    monkeypatch.setattr("syncer.sync.normalize.BATCH_MESSAGES", 20)
     corpus = [mail(n) for n in names()]
     views = []
     for workers in (1, 2):

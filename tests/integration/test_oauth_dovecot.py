@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from syncer.cli import main
-from syncer.config import AccountConfig, parse_config
+from syncer.cli.app import main
+from syncer.config.schema import AccountConfig, parse_config
 from syncer.oauth.endpoint import Tokens
 from syncer.oauth.from_config import entry_key
 from syncer.oauth.store import FileTokenStore
-from syncer.runner import open_maildrop, open_source
+from syncer.sync.runner import open_maildrop, open_source
 from tests.fixtures_dovecot import _shutdown, _start
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.oauth import OAuthServer
@@ -460,7 +460,7 @@ def smtp_oauth(
 def smtp_relay_config(
     tmp_path: Path, server: SMTPTestServer, auth: OAuthServer, user: str, **oauth2: Any
 ) -> Any:
-    from syncer.config import SMTPConfig
+    from syncer.config.schema import SMTPConfig
 
     config = parse_config(
         {
@@ -502,8 +502,8 @@ def smtp_sign_in(smtp: Any, auth: OAuthServer, user: str) -> Tokens:
 
 
 def send_one(smtp: Any) -> None:
-    from syncer.outbox import smtp_settings
-    from syncer.relay.smtp import SMTPRelay
+    from syncer.relay.outbox import smtp_settings
+    from syncer.smtp.client import SMTPRelay
 
     with SMTPRelay(smtp_settings(smtp)) as relay:
         relay.connect()

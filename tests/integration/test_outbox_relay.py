@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from syncer.archive.store import ArchiveStore
-from syncer.digests import digest_config, run_digest
-from syncer.forwards import apply_forwards, select_rules
-from syncer.outbox import flush_outbox
+from syncer.relay.digests import digest_config, run_digest
+from syncer.relay.forwards import apply_forwards, select_rules
+from syncer.relay.outbox import flush_outbox
 from tests.fixtures_smtp import archive_mail, make_mail, relay_config, smtp_entry
 from tests.servers.smtp import Received, SMTPTestServer
 
@@ -186,8 +186,8 @@ def test_a_crash_between_queueing_and_sending_then_a_retry_sends_exactly_once(
                 f"""
                 import os, signal
                 from syncer.archive.store import ArchiveStore
-                from syncer.config import load_config
-                from syncer.digests import digest_config, run_digest
+                from syncer.config.schema import load_config
+                from syncer.relay.digests import digest_config, run_digest
                 config = load_config({str(config)!r})
                 store = ArchiveStore.open(config.archive_url)
                 assert run_digest(store, digest_config(config, "daily")).queued

@@ -1,6 +1,6 @@
 """POP3 accounts synced against a real Dovecot, into SQLite and PostgreSQL.
 
-Each test runs ``syncer.runner.sync_account`` -- lease, ``sync_runs`` record,
+Each test runs ``syncer.sync.runner.sync_account`` -- lease, ``sync_runs`` record,
 retries, summary -- the way ``syncer sync`` does, on pop3s (995-style implicit
 TLS) or STLS, and looks at both places afterwards: what the archive holds
 (byte for byte) and what the server still has (through IMAP, as another
@@ -24,8 +24,8 @@ from structlog.testing import capture_logs
 
 from syncer.archive.models import blobs, pop3_seen
 from syncer.archive.store import ArchiveStore
-from syncer.config import AccountConfig, Config, parse_config
-from syncer.runner import check_accounts, sync_account
+from syncer.config.schema import AccountConfig, Config, parse_config
+from syncer.sync.runner import check_accounts, sync_account
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.proxy import CuttingProxy, TripwireProxy
 
@@ -331,7 +331,7 @@ def test_a_message_the_server_truncates_is_a_clear_error_and_nothing_is_deleted(
 
 
 def _uidls_on_server(server: DovecotServer, user: MailUser) -> list[str]:
-    from syncer.sources.pop3 import POP3Source
+    from syncer.sources.pop3.source import POP3Source
 
     source = POP3Source.open(
         "127.0.0.1", server.ports.pop3, "plain", user.name, user.password, account="probe"

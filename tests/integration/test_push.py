@@ -25,11 +25,11 @@ from click.testing import CliRunner, Result
 
 from syncer.archive.models import push_log
 from syncer.archive.store import ArchiveStore
-from syncer.cli import main
+from syncer.cli.app import main
 from syncer.model import FolderStatus, RemoteMessage
-from syncer.push import PushOptions, push_archive
-from syncer.sources.imap import IMAPSource
-from syncer.sources.imap_target import IMAPTarget
+from syncer.sources.imap.source import IMAPSource
+from syncer.sources.imap.target import IMAPTarget
+from syncer.transfer.push import PushOptions, push_archive
 from tests.mail_samples import mail
 from tests.servers.dovecot import FULL_CAPABILITIES, DovecotServer, MailUser
 

@@ -25,11 +25,11 @@ from syncer.archive.models import (
     pop3_seen,
 )
 from syncer.archive.store import ArchiveStore
-from syncer.config_retention import RetentionPolicy
+from syncer.config.retention import RetentionPolicy
 from syncer.errors import UsageError
 from syncer.model import RemoteMessage
-from syncer.normalize_stage import normalize_pending
-from syncer.retention import RetentionRefused, apply_plan, build_plan
+from syncer.retention.policy import RetentionRefused, apply_plan, build_plan
+from syncer.sync.normalize import normalize_pending
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -212,7 +212,7 @@ class _NoServers:
     """Expunger for tests whose archive has no reachable server: expunges nothing."""
 
     def expunge(self, store: object, copies: object, **_: object) -> object:
-        from syncer.retention_expunge import ExpungeOutcome
+        from syncer.retention.expunge import ExpungeOutcome
 
         return ExpungeOutcome()
 

@@ -17,10 +17,10 @@ from sqlalchemy import select, update
 from syncer.archive.blobs import compress
 from syncer.archive.models import blobs, messages
 from syncer.archive.store import ArchiveStore
-from syncer.config import Config, parse_config
-from syncer.config_retention import RetentionPolicy
-from syncer.retention import apply_plan, build_plan
-from syncer.runner import sync_account
+from syncer.config.retention import RetentionPolicy
+from syncer.config.schema import Config, parse_config
+from syncer.retention.policy import apply_plan, build_plan
+from syncer.sync.runner import sync_account
 from tests.servers.dovecot import FULL_CAPABILITIES, DovecotServer, MailUser
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@
 One small archive per backend (module-scoped: normalizing it once is most of
 the cost) holds messages in English, German, Korean, Japanese and Chinese and
 attachments generated here (PDF with fpdf2, docx, xlsx, pptx, HTML). Every
-search goes through :func:`~syncer.archive.search_index.text_match`, the
+search goes through :func:`~syncer.archive.search.index.text_match`, the
 condition the query language compiles field terms and free words into.
 """
 
@@ -19,10 +19,10 @@ from sqlalchemy import Connection, select, text
 
 from syncer.archive.engine import downgrade, upgrade
 from syncer.archive.models import attachment_texts, messages
-from syncer.archive.search_index import relevance, remove_messages, text_match
+from syncer.archive.search.index import relevance, remove_messages, text_match
 from syncer.archive.store import ArchiveStore
 from syncer.model import RemoteMessage
-from syncer.normalize_stage import normalize_pending
+from syncer.sync.normalize import normalize_pending
 from tests.servers.postgres import PostgresServer
 
 
@@ -338,7 +338,7 @@ def test_remove_messages_leaves_nothing_behind(archive_store: ArchiveStore) -> N
 def test_postgresql_serves_substring_terms_from_trigram_indexes(
     searchable: Archive, query: str
 ) -> None:
-    from syncer.archive.search_compile import compile_query
+    from syncer.archive.search.compile import compile_query
     from syncer.query import parse
 
     assert searchable.store.engine.dialect.name == "postgresql"
@@ -377,7 +377,7 @@ def test_an_index_upgraded_to_0005_answers_as_a_fresh_one(searchable: Archive) -
 def test_postgresql_reads_newest_first_from_an_index_and_subjects_from_their_own_vector(
     searchable: Archive,
 ) -> None:
-    from syncer.archive.search_compile import compile_query
+    from syncer.archive.search.compile import compile_query
     from syncer.query import parse
 
     statement = (

@@ -12,9 +12,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from syncer.archive.models import job_state
-from syncer.archive.search_index import clear_index
+from syncer.archive.search.index import clear_index
 from syncer.archive.store import ArchiveStore
-from syncer.cli import main
+from syncer.cli.app import main
 from tests.integration.test_search_index import Archive, archive, corpus
 
 

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from syncer.archive.models import messages
 from syncer.archive.store import ArchiveStore
 from syncer.model import FolderStatus, RemoteMessage
-from syncer.normalize_stage import normalize_pending
 from syncer.query import QuerySyntaxError
+from syncer.sync.normalize import normalize_pending
 from tests.mail_samples import mail
 from tests.servers.postgres import PostgresServer
 

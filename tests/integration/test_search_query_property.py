@@ -22,9 +22,9 @@ from sqlalchemy import select
 from syncer.archive.models import addresses, attachments, folders, messages
 from syncer.archive.store import ArchiveStore
 from syncer.model import FolderStatus, RemoteMessage
-from syncer.normalize_stage import normalize_pending
 from syncer.query import And, Field, Not, Or, Query, Text, format_query
 from syncer.query.fields import IS_VALUES
+from syncer.sync.normalize import normalize_pending
 from tests.corpus import generate
 from tests.servers.postgres import PostgresServer
 

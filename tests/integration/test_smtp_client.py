@@ -12,7 +12,7 @@ import ssl
 import pytest
 
 from syncer.errors import RelayError, RelayRejected, RelayUnavailable
-from syncer.relay.smtp import PASSWORD_MECHANISMS, SMTPRelay, SMTPSettings, to_crlf
+from syncer.smtp.client import PASSWORD_MECHANISMS, SMTPRelay, SMTPSettings, to_crlf
 from tests.servers.smtp import USERS, SMTPTestServer
 
 MESSAGE = b"From: a@example.com\r\nTo: b@example.net\r\nSubject: hi\r\n\r\n.leading dot\r\nbye\r\n"

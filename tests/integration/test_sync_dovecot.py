@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from syncer.archive.store import ArchiveStore
-from syncer.pipeline import SyncOptions, sync_folders
-from syncer.sources.imap import IMAPSource
+from syncer.sources.imap.source import IMAPSource
+from syncer.sync.folders import SyncOptions, sync_folders
 from tests.servers.dovecot import DovecotServer, MailUser
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ import zlib
 
 import pytest
 
-from syncer import attachment_text
-from syncer.attachment_text import TextExtractor, extract, kind_of
-from syncer.normalize import normalize
+from syncer.mime import attachments as attachment_text
+from syncer.mime.attachments import TextExtractor, extract, kind_of
+from syncer.mime.normalize import normalize
 
 _OOXML = "application/vnd.openxmlformats-officedocument."
 

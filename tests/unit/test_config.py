@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from syncer.config import load_config, parse_config
-from syncer.credentials import resolve_secret
+from syncer.config.schema import load_config, parse_config
 from syncer.errors import ConfigError
+from syncer.secrets import resolve_secret
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,16 +31,16 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
     assert cfg.accounts[0].name == "work"
     assert cfg.smtp[0].effective_port == 587
     text = (REPO / "config" / "syncer.example.toml").read_text()
-    from syncer.config import (
+    from syncer.config.oauth import OAuth2Config
+    from syncer.config.relay import DigestConfig, ForwardConfig, OutboxConfig
+    from syncer.config.retention import RetentionPolicy, RetentionSettings
+    from syncer.config.schema import (
         AccountConfig,
         ArchiveConfig,
         MetricsConfig,
         SchedulerConfig,
         SMTPConfig,
     )
-    from syncer.config_oauth import OAuth2Config
-    from syncer.config_relay import DigestConfig, ForwardConfig, OutboxConfig
-    from syncer.config_retention import RetentionPolicy, RetentionSettings
 
     for model in (
         AccountConfig,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from syncer.errors import ConfigError
-from syncer.relay.digest import DigestContent, DigestItem, digest_message, render_digest
+from syncer.relay.render import DigestContent, DigestItem, digest_message, render_digest
 
 NOW = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
 

@@ -32,11 +32,11 @@ from syncer.errors import (
     SourceError,
     SourceUnavailable,
 )
-from syncer.sources import _imap_fetch
-from syncer.sources._imap_fetch import Completion
-from syncer.sources._imap_session import CommandFailed
 from syncer.sources.base import FolderSource
-from syncer.sources.imap import IMAPSource
+from syncer.sources.imap import parser as _imap_fetch
+from syncer.sources.imap.connection import CommandFailed
+from syncer.sources.imap.parser import Completion
+from syncer.sources.imap.source import IMAPSource
 
 
 def exception_classes(namespace: Mapping[str, object]) -> list[type[BaseException]]:

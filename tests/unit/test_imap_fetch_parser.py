@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncer.sources._imap_fetch import (
+from syncer.sources.imap.parser import (
     MAX_UID_SET_BYTES,
     ConnectionClosed,
     FetchItem,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from syncer.sources._imap_session import open_client
+from syncer.sources.imap.connection import open_client
 
 PRE = b"IMAP4rev1 SASL-IR LITERAL+ AUTH=PLAIN"
 POST = b"IMAP4rev1 LITERAL+ CONDSTORE QRESYNC LIST-STATUS"

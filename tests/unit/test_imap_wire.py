@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 
 from syncer.model import FlagState
-from syncer.sources._imap_fetch import Response, ResponseError
-from syncer.sources._imap_list import (
+from syncer.sources.imap.listing import (
     Namespaces,
     display_name,
     matches_globs,
@@ -20,7 +19,8 @@ from syncer.sources._imap_list import (
     parse_search,
     parse_status,
 )
-from syncer.sources._imap_qresync import SelectReader
+from syncer.sources.imap.parser import Response, ResponseError
+from syncer.sources.imap.qresync import SelectReader
 
 
 def r(text: bytes, *literals: bytes) -> Response:

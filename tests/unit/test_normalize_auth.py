@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from syncer._mime_auth import org_domain, parse_auth_results
-from syncer.normalize import normalize
+from syncer.mime.auth import org_domain, parse_auth_results
+from syncer.mime.normalize import normalize
 from tests.mail_samples import mail
 
 SELECTOR, DOMAIN = b"test", b"example.com"

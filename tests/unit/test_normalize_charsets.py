@@ -8,8 +8,8 @@ bytes say otherwise.
 
 from __future__ import annotations
 
-from syncer._mime_text import codec_for, decode_bytes, decode_words
-from syncer.normalize import normalize
+from syncer.mime.normalize import normalize
+from syncer.mime.text import codec_for, decode_bytes, decode_words
 from tests.mail_samples import mail
 
 

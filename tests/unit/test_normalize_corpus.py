@@ -13,8 +13,8 @@ import hashlib
 
 import pytest
 
-from syncer.normalize import attachment_content, normalize
-from syncer.parsed import NORMALIZER_VERSION
+from syncer.mime.normalize import attachment_content, normalize
+from syncer.mime.parsed import NORMALIZER_VERSION
 from tests.mail_samples import big_attachment_message, generator, mail, names
 
 

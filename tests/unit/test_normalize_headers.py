@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from syncer.normalize import normalize
+from syncer.mime.normalize import normalize
 from tests.mail_samples import mail
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from syncer._mime_text import safe_filename
-from syncer.normalize import attachment_content, normalize
+from syncer.mime.normalize import attachment_content, normalize
+from syncer.mime.text import safe_filename
 from tests.mail_samples import mail
 
 

@@ -16,7 +16,7 @@ from email.policy import SMTP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncer.normalize import attachment_content, normalize
+from syncer.mime.normalize import attachment_content, normalize
 
 _names = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30

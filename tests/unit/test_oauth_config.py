@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from syncer.config import parse_config
+from syncer.config.schema import parse_config
 from syncer.errors import ConfigError
 
 GMAIL = {

@@ -16,8 +16,8 @@ import pytest
 from syncer.archive.engine import upgrade
 from syncer.archive.store import ArchiveStore
 from syncer.model import FolderStatus
-from syncer.pipeline import SyncOptions, sync_folders
 from syncer.sources.memory import ALL_CAPABILITIES, MemorySource
+from syncer.sync.folders import SyncOptions, sync_folders
 
 ACCOUNT = "acct"
 

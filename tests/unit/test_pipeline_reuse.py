@@ -10,8 +10,8 @@ from pathlib import Path
 
 from syncer.archive.engine import upgrade
 from syncer.archive.store import ArchiveStore
-from syncer.pipeline import SyncOptions, sync_folders
 from syncer.sources.memory import ALL_CAPABILITIES, MemorySource
+from syncer.sync.folders import SyncOptions, sync_folders
 
 ACCOUNT = "acct"
 HEADER = b"Subject: same header\r\nMessage-ID: <dup@example.com>\r\n\r\n"

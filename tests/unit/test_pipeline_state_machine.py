@@ -23,8 +23,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from syncer.archive.engine import upgrade
 from syncer.archive.store import ArchiveStore
-from syncer.pipeline import SyncOptions, sync_folders
 from syncer.sources.memory import ALL_CAPABILITIES, BASIC_CAPABILITIES, MemorySource
+from syncer.sync.folders import SyncOptions, sync_folders
 
 FOLDERS = ["INBOX", "Archive/2024", "Sent"]
 FLAGS = ["\\Seen", "\\Flagged", "\\Answered", "$Forwarded", "custom"]

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from syncer.config import parse_config
+from syncer.config.schema import parse_config
 from syncer.errors import ConfigError
-from syncer.runner import pop3_options
+from syncer.sync.runner import pop3_options
 
 POP = {
     "name": "home",

@@ -28,9 +28,9 @@ from structlog.testing import capture_logs
 
 from syncer.errors import ProtocolViolation, SourceAuthError, SourceError, SourceUnavailable
 from syncer.model import MaildropEntry
-from syncer.sources._pop3_wire import ConnectionClosed, FramingError, NotOffered, Truncated
 from syncer.sources.base import MailDropSource
-from syncer.sources.pop3 import POP3Source
+from syncer.sources.pop3.source import POP3Source
+from syncer.sources.pop3.wire import ConnectionClosed, FramingError, NotOffered, Truncated
 
 
 def exception_classes(namespace: Mapping[str, object]) -> list[type[BaseException]]:

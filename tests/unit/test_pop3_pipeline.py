@@ -24,8 +24,8 @@ from syncer.archive.models import blobs, pop3_seen
 from syncer.archive.store import ArchiveStore
 from syncer.errors import ArchiveError, ProtocolViolation, SourceUnavailable
 from syncer.model import MaildropEntry, RemoteMessage, header_end
-from syncer.pipeline_pop3 import POP3Options, sync_maildrop
 from syncer.sources.base import MailDropSource
+from syncer.sync.maildrop import POP3Options, sync_maildrop
 
 ACCOUNT = "home"
 KEEP = POP3Options()

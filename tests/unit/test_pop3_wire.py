@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from syncer.sources._pop3_wire import (
+from syncer.sources.pop3.wire import (
     ConnectionClosed,
     FramingError,
     Truncated,

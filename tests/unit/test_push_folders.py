@@ -7,7 +7,13 @@ from __future__ import annotations
 import pytest
 
 from syncer.errors import UsageError
-from syncer.push_folders import SourceFolder, TargetLayout, map_folders, parse_maps, source_prefix
+from syncer.transfer.push_folders import (
+    SourceFolder,
+    TargetLayout,
+    map_folders,
+    parse_maps,
+    source_prefix,
+)
 
 
 def _courier() -> list[SourceFolder]:

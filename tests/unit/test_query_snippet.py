@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncer.archive.search_snippet import snippet
+from syncer.archive.search.snippet import snippet
 
 
 def test_the_matched_words_are_marked_at_word_starts_ignoring_case() -> None:

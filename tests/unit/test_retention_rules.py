@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from syncer.archive.store_retention import MessageFacts
-from syncer.config import load_config, parse_config
-from syncer.config_retention import RetentionPolicy, policies_snapshot
+from syncer.config.retention import RetentionPolicy, policies_snapshot
+from syncer.config.schema import load_config, parse_config
 from syncer.errors import ConfigError
-from syncer.retention import decide, policy_change_events
+from syncer.retention.policy import decide, policy_change_events
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]

@@ -17,11 +17,9 @@ from structlog.testing import capture_logs
 
 from syncer.archive.engine import upgrade
 from syncer.archive.store import ArchiveStore
-from syncer.config import Config, parse_config
-from syncer.config_base import parse_duration
-from syncer.errors import ConfigError, LeaseHeld
-from syncer.runner import account_lease, sync_account
-from syncer.scheduler import (
+from syncer.config.base import parse_duration
+from syncer.config.schema import Config, parse_config
+from syncer.daemon.scheduler import (
     JOB_KINDS,
     JobKind,
     JobSpec,
@@ -36,7 +34,9 @@ from syncer.scheduler import (
     job_specs,
     register_kind,
 )
+from syncer.errors import ConfigError, LeaseHeld
 from syncer.sources.memory import ALL_CAPABILITIES, MemorySource
+from syncer.sync.runner import account_lease, sync_account
 
 ACCOUNT = {"host": "imap.example.com", "username": "me", "password_env": "X"}
 

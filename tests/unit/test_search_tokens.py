@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from syncer.archive import search_tokens
-from syncer.archive.search_tokens import (
+from syncer.archive.search import tokens as search_tokens
+from syncer.archive.search.tokens import (
     CHUNK_TOKENS,
     MAX_OCCURRENCES,
     OVERLAP,

@@ -1,0 +1,272 @@
+"""Text → search tokens, the same for documents and queries, on every database.
+
+Why this module exists: the SQLite and PostgreSQL archives must find the same
+messages for the same query, and neither database's own tokenizer can be
+trusted to agree with the other (PostgreSQL's parser follows the database
+locale and treats e-mail addresses, URLs and hyphens specially; SQLite's
+``unicode61`` knows Unicode 6.1; neither splits Chinese, Japanese or Korean).
+So tokens are made here, in Python, and the databases only store and compare
+them (:mod:`syncer.archive.search.index`). Pure: no SQL, no I/O.
+
+The rules:
+
+* Fold: NFKC (full-width letters, ligatures), case-fold, strip diacritics
+  (the combining marks of Latin, Greek and Cyrillic, Hebrew points, Arabic
+  vowel marks) and recompose, so ``Café`` = ``cafe`` and ``Straße`` =
+  ``strasse``. Marks that are part of spelling (Devanagari vowel signs,
+  Japanese voicing marks, Thai vowels) stay.
+* Split into runs of letters, digits and those marks; everything else
+  separates tokens. A token longer than :data:`MAX_TOKEN_CHARS` is cut there.
+* Scripts written without spaces (Han, Hiragana, Katakana, Hangul, Thai, Lao,
+  Khmer, Myanmar: "CJK" below) become overlapping bigrams plus the run's last
+  character: ``메일을`` → ``메일 일을 을``. A query for ``메일`` (the bigram) is
+  then found inside ``메일을``, and a Japanese word inside a sentence; a
+  one-character query matches as a prefix of the bigrams.
+* Latin and other spaced scripts keep word semantics: ``invoice`` is found
+  in "Invoice #12" but not in "reinvoiced"; ``invoic*`` finds both "invoice"
+  and "invoicing" but still not "reinvoiced".
+
+Queries (:func:`query_tokens`) are phrases: their tokens must follow each
+other. A CJK run inside a query is a substring of a document's run, so only
+its bigrams are required, except where the query goes on after it (then the
+document's run must end there, which its last-character token marks).
+
+Documents (:func:`document_chunks`) have four fields and are cut into chunks
+that PostgreSQL's tsvector can hold whole (at most :data:`CHUNK_TOKENS`
+positions, :data:`MAX_OCCURRENCES` of any token, about :data:`CHUNK_BYTES`);
+consecutive chunks overlap by :data:`OVERLAP` tokens, so a phrase of up to
+``OVERLAP + 1`` tokens is always inside one chunk. At most :data:`MAX_CHUNKS`
+chunks of a message are indexed.
+
+Public API: :func:`fold`, :func:`tokens`, :func:`query_tokens`,
+:class:`QueryToken`, :func:`document_chunks`, :class:`Chunk`, :data:`FIELDS`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "CHUNK_BYTES",
+    "CHUNK_TOKENS",
+    "FIELDS",
+    "MAX_CHUNKS",
+    "MAX_OCCURRENCES",
+    "MAX_TOKEN_CHARS",
+    "OVERLAP",
+    "Chunk",
+    "QueryToken",
+    "document_chunks",
+    "fold",
+    "query_tokens",
+    "tokens",
+]
+
+#: The fields of a message's index document, in their order in a chunk.
+FIELDS = ("subject", "addresses", "body", "attachments")
+
+#: Longer tokens (base64 runs, hashes) are cut to this many characters.
+MAX_TOKEN_CHARS = 64
+#: Positions per chunk; PostgreSQL keeps positions up to 16383 only.
+CHUNK_TOKENS = 16_000
+#: Occurrences of one token per chunk; PostgreSQL keeps 256 positions per lexeme.
+MAX_OCCURRENCES = 250
+#: Approximate tsvector bytes per chunk; PostgreSQL refuses a tsvector over 1 MB.
+CHUNK_BYTES = 512_000
+#: Tokens repeated at the start of the next chunk (phrases up to OVERLAP + 1 tokens).
+OVERLAP = 32
+#: Chunks indexed per message (the rest of a pathological message is not).
+MAX_CHUNKS = 256
+
+# Combining marks that are diacritics (accents, Hebrew points, Arabic harakat), removed.
+_DIACRITICS = re.compile(
+    "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+    "\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u064b-\u065f\u0670]+"
+)
+# Scripts written without spaces between words: bigram-indexed.
+_CJK_RANGES = (
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u1000-\u109f"  # Myanmar
+    "\u1100-\u11ff"  # Hangul Jamo
+    "\u1780-\u17ff"  # Khmer
+    "\u3005-\u3007\u303b"  # 々 〆 〇 〻
+    "\u3041-\u30ff"  # Hiragana, Katakana
+    "\u3130-\u318f"  # Hangul compatibility Jamo
+    "\u31f0-\u31ff"  # Katakana phonetic extensions
+    "\u3400-\u4dbf\u4e00-\u9fff"  # Han
+    "\ua960-\ua97f\uac00-\ud7ff"  # Hangul
+    "\uf900-\ufaff"  # Han compatibility
+    "\uff66-\uffdc"  # half-width Katakana and Hangul
+    "\U00020000-\U0003134f"  # Han extensions
+)
+_PIECE = re.compile(f"([{_CJK_RANGES}]+)|[^{_CJK_RANGES}]+")
+# A run's first MAX_TOKEN_CHARS characters are its group: the cut costs nothing.
+_ASCII_RUN = re.compile(f"([a-z0-9]{{1,{MAX_TOKEN_CHARS}}})[a-z0-9]*")
+
+
+@functools.cache
+def _run_pattern() -> re.Pattern[str]:
+    """Runs of letters, digits and combining marks.
+
+    ``\\w`` alone misses combining marks (Python's ``re`` counts only letters
+    and numbers), which would split Devanagari or Thai words at every vowel
+    sign; the marks' code points are collected once from :mod:`unicodedata`.
+    """
+    ranges: list[tuple[int, int]] = []
+    for code in (*range(0x300, 0x20000), *range(0xE0100, 0xE01F0)):
+        if unicodedata.category(chr(code))[0] == "M":
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    marks = "".join(
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in ranges
+    )
+    return re.compile(f"(?:[^\\W_]|[{marks}])+")
+
+
+def fold(text: str) -> str:
+    """Case-folded text without diacritics, compatibility forms unified (see module doc)."""
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _DIACRITICS.sub("", unicodedata.normalize("NFD", text))
+    return unicodedata.normalize("NFC", text)
+
+
+def _pieces(folded: str) -> Iterator[tuple[str, bool]]:
+    """The runs of already folded text, CJK runs apart: ``(piece, is_cjk)`` in order."""
+    if folded.isascii():
+        for run in _ASCII_RUN.findall(folded):
+            yield run, False
+        return
+    for run in _run_pattern().findall(folded):
+        if run.isascii():
+            yield run[:MAX_TOKEN_CHARS], False
+            continue
+        for match in _PIECE.finditer(run):
+            if match.group(1) is not None:
+                yield match.group(0), True
+            else:
+                yield match.group(0)[:MAX_TOKEN_CHARS], False
+
+
+def tokens(text: str) -> list[str]:
+    """The tokens of a document field, in order (CJK runs as bigrams + last character)."""
+    folded = fold(text)
+    if folded.isascii():
+        return _ASCII_RUN.findall(folded)
+    out: list[str] = []
+    for piece, cjk in _pieces(folded):
+        if cjk:
+            out.extend(piece[i : i + 2] for i in range(len(piece) - 1))
+            out.append(piece[-1])
+        else:
+            out.append(piece)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class QueryToken:
+    """One token of a query phrase; ``prefix``: any token starting with ``text`` matches."""
+
+    text: str
+    prefix: bool = False
+
+
+def query_tokens(text: str, *, prefix: bool = False) -> list[QueryToken]:
+    """The phrase a query text stands for: tokens that must follow each other.
+
+    :param prefix: the last token is a prefix (``invoic*``). Only the last
+        token of a phrase is ever a prefix.
+    :returns: an empty list when ``text`` holds no letter or digit.
+    """
+    pieces = list(_pieces(fold(text)))
+    out: list[QueryToken] = []
+    for index, (piece, cjk) in enumerate(pieces):
+        last = index == len(pieces) - 1
+        if not cjk:
+            out.append(QueryToken(piece, prefix and last))
+        elif len(piece) == 1:
+            # Last: the character starts a bigram or ends a run; else it is a whole run.
+            out.append(QueryToken(piece, last))
+        else:
+            out.extend(QueryToken(piece[i : i + 2]) for i in range(len(piece) - 1))
+            if not last:
+                out.append(QueryToken(piece[-1]))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One indexed row of a message: its number and ``(field index, token)`` in order."""
+
+    number: int
+    tokens: Sequence[tuple[int, str]]
+
+    def field_texts(self) -> tuple[str, str, str, str]:
+        """The tokens of each field joined by spaces (what FTS5 is fed)."""
+        parts: tuple[list[str], ...] = ([], [], [], [])
+        for field, token in self.tokens:
+            parts[field].append(token)
+        return (" ".join(parts[0]), " ".join(parts[1]), " ".join(parts[2]), " ".join(parts[3]))
+
+    def positions(self) -> Iterator[tuple[int, int, str]]:
+        """``(position, field index, token)`` from 1, with a gap between fields.
+
+        The gap keeps a phrase from matching across two fields in PostgreSQL,
+        as FTS5's separate columns do in SQLite.
+        """
+        position = 0
+        previous = -1
+        for field, token in self.tokens:
+            position += 2 if previous not in (-1, field) else 1
+            previous = field
+            yield position, field, token
+
+
+def _token_bytes(token: str) -> int:
+    return len(token.encode("utf-8")) + 8
+
+
+def document_chunks(fields: Sequence[str]) -> list[Chunk]:
+    """The chunks of a message's document; ``fields`` are the texts in :data:`FIELDS` order.
+
+    Always at least one chunk (an empty one for a message without text), so
+    that an indexed message can be told from one not indexed yet.
+    """
+    stream = [(index, token) for index, text in enumerate(fields) for token in tokens(text)]
+    if len(stream) <= CHUNK_TOKENS:
+        counts = Counter(token for _, token in stream)
+        # At most 4 bytes a character; count exactly only when that bound is too high.
+        size = 2 * len(stream) + 4 * sum(map(len, counts)) + 8 * len(counts)
+        if size > CHUNK_BYTES:
+            size = 2 * len(stream) + sum(_token_bytes(token) for token in counts)
+        if size <= CHUNK_BYTES and max(counts.values(), default=0) <= MAX_OCCURRENCES:
+            return [Chunk(0, stream)]
+    chunks: list[Chunk] = []
+    start = 0
+    while len(chunks) < MAX_CHUNKS:
+        counts = Counter()
+        size = 0
+        end = start
+        while end < len(stream) and end - start < CHUNK_TOKENS:
+            token = stream[end][1]
+            seen = counts[token]
+            extra = 2 + (0 if seen else _token_bytes(token))
+            if seen >= MAX_OCCURRENCES or size + extra > CHUNK_BYTES:
+                break
+            counts[token] = seen + 1
+            size += extra
+            end += 1
+        chunks.append(Chunk(len(chunks), stream[start:end]))
+        if end >= len(stream):
+            break
+        start = max(end - OVERLAP, start + 1)
+    return chunks

@@ -1,0 +1,161 @@
+"""``syncer search QUERY``: find archived messages with the query language.
+
+Why a module of its own: ``syncer.cli.app`` only registers it; the command parses
+options and calls :meth:`~syncer.archive.store.ArchiveStore.search` (or
+``count_messages``). It is imported only when ``search`` is named (see
+``syncer.cli.app._FEATURE_COMMANDS``), so other commands do not pay for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from syncer.archive.search.store import SORTS as _SORTS
+from syncer.cli.app import _emit_json, _State, pass_state
+
+if TYPE_CHECKING:
+    from syncer.model import SearchHit
+
+__all__ = ["search"]
+
+
+@click.command()
+@click.argument("query")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="At most this many hits.",
+)
+@click.option(
+    "--offset",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Skip this many hits first (for paging).",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(_SORTS),
+    default="-date",
+    show_default=True,
+    help="Order: newest first (-date), oldest first, by size, or by relevance.",
+)
+@click.option("--count", "count_only", is_flag=True, help="Print only how many messages match.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per hit.")
+@pass_state
+def search(
+    state: _State,
+    query: str,
+    limit: int,
+    offset: int,
+    sort: str,
+    count_only: bool,
+    as_json: bool,
+) -> None:
+    """Search the archive; messages gone from the server are included unless is:live.
+
+    QUERY is words, "phrases" and field terms (from: to: cc: subject: body:
+    filename: folder: account: flag: is: has: larger: smaller: before: after:
+    on: thread: message-id: sha256:), combined with AND (implicit), OR, NOT or
+    -, and parentheses. See the README's "Query language" section.
+
+    \b
+    Example:
+      syncer search 'from:alice invoice after:2024-01-01'
+      syncer search '"quarterly report" has:attachment -folder:Trash' --json
+      syncer search 'is:gone larger:5M' --count
+      syncer search 'subject:invoic* OR filename:.pdf' --sort size --limit 20
+    """
+    from syncer.query import parse
+
+    parse(query)  # a malformed query is reported before the archive is opened
+    with state.open_store() as store:
+        if count_only:
+            count = store.count_messages(query)
+        else:
+            hits = store.search(query, limit=limit, offset=offset, sort=sort)
+    if count_only:
+        if as_json:
+            _emit_json({"count": count})
+        else:
+            click.echo(count)
+    elif as_json:
+        _emit_json([_hit_json(hit) for hit in hits])
+    else:
+        _render_hits(hits)
+
+
+def _hit_json(hit: SearchHit) -> dict[str, Any]:
+    return {
+        "id": hit.id,
+        "sha256": hit.sha256,
+        "folders": list(hit.folders),
+        "date": hit.date.isoformat() if hit.date else None,
+        "from": hit.sender,
+        "subject": hit.subject,
+        "size": hit.size,
+        "snippet": hit.snippet,
+    }
+
+
+def _render_hits(hits: Sequence[SearchHit]) -> None:
+    """Columns id, date, from, subject, folder, size, cut to the terminal's width.
+
+    Plain columns rather than a rich table: rich squeezes every column on a
+    narrow terminal, while here only from, subject and folder give way (cut
+    with "…", counting wide CJK characters as two cells).
+    """
+    import shutil
+
+    from rich.cells import cell_len, set_cell_size
+
+    if not hits:
+        click.echo("No messages match.")
+        return
+    rows = [
+        (
+            str(hit.id),
+            f"{hit.date:%Y-%m-%d %H:%M}" if hit.date else "—",
+            " ".join((hit.sender or "—").split()),
+            " ".join((hit.subject or "(no subject)").split()),
+            ", ".join(hit.folders),
+            _size(hit.size),
+        )
+        for hit in hits
+    ]
+    header = ("id", "date (UTC)", "from", "subject", "folder", "size")
+    fixed = [max(cell_len(row[i]) for row in [header, *rows]) for i in (0, 1, 5)]
+    room = max(30, shutil.get_terminal_size((100, 24)).columns - sum(fixed) - 5 * 2)
+    wanted = [max(cell_len(row[i]) for row in [header, *rows]) for i in (2, 3, 4)]
+    sender_w = min(wanted[0], max(8, room * 3 // 10))
+    folder_w = min(wanted[2], max(6, room // 5))
+    subject_w = max(8, min(wanted[1], room - sender_w - folder_w))
+    sender_w = min(wanted[0], sender_w + max(0, room - sender_w - subject_w - folder_w))
+    widths = (fixed[0], fixed[1], sender_w, subject_w, folder_w, fixed[2])
+
+    def cell(text: str, width: int, right: bool = False) -> str:
+        if cell_len(text) > width:
+            text = set_cell_size(text, width - 1) + "…"
+        pad = " " * (width - cell_len(text))
+        return pad + text if right else text + pad
+
+    for row in [header, *rows]:
+        line = "  ".join(
+            cell(text, width, i in (0, 5))
+            for i, (text, width) in enumerate(zip(row, widths, strict=True))
+        )
+        click.echo(line.rstrip())
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"

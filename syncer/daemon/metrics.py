@@ -1,0 +1,180 @@
+"""Prometheus metrics and a health check for ``syncer run`` (``[metrics] listen``).
+
+Public API: :class:`Metrics` (a :class:`~syncer.daemon.scheduler.JobObserver` that
+counts what the jobs of this process did) and :func:`serve`, a small HTTP
+server in a daemon thread answering ``GET /metrics`` (Prometheus text format)
+and ``GET /healthz`` (200 ``ok`` while the scheduler runs, 503 once stopping).
+
+Metrics (each worker reports what it did itself; sum them across workers):
+
+- ``syncer_messages_archived_total{account}``, ``syncer_bytes_archived_total{account}``
+- ``syncer_sync_duration_seconds{account}`` (histogram)
+- ``syncer_sync_failures_total{account}``
+- ``syncer_last_run_timestamp{job}`` (Unix time the job last ended, skipped runs included)
+- read from the archive at each scrape, the same on every worker:
+  ``syncer_outbox_depth`` (messages waiting in the outbox) and
+  ``syncer_lease_holder{lease,holder}`` (1 per lease held and not expired).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+import structlog
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from syncer.daemon.scheduler import JobObserver, Outcome
+from syncer.errors import SyncerError
+
+if TYPE_CHECKING:
+    from syncer.archive.store import ArchiveStore
+    from syncer.model import RunSummary
+
+log = structlog.get_logger(__name__)
+
+# Seconds: from a no-change re-sync (tens of ms) to a first sync of a large mailbox.
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)
+
+
+class _ArchiveCollector(Collector):
+    """Outbox depth and lease holders, read from the archive when scraped."""
+
+    def __init__(self, store: ArchiveStore) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            depth = self._store.outbox_depth()
+            leases = self._store.leases()
+        except SyncerError as exc:
+            log.warning("metrics.archive_unreadable", error=exc.message)
+            return
+        yield GaugeMetricFamily(
+            "syncer_outbox_depth", "Messages in the outbox not sent yet.", value=depth
+        )
+        holders = GaugeMetricFamily(
+            "syncer_lease_holder",
+            "1 for each lease held and not expired, labelled with its holder.",
+            labels=["lease", "holder"],
+        )
+        for lease in leases:
+            if not lease["expired"]:
+                holders.add_metric([lease["name"], lease["holder"]], 1)
+        yield holders
+
+
+class Metrics(JobObserver):
+    """The metrics of one ``syncer run`` process, in their own registry."""
+
+    def __init__(self, store: ArchiveStore) -> None:
+        # The *_created series double the output and say only when this process started.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry()
+        labels = ["account"]
+        self.messages = Counter(
+            "syncer_messages_archived_total",
+            "Messages archived (new entries).",
+            labels,
+            registry=self.registry,
+        )
+        self.bytes = Counter(
+            "syncer_bytes_archived_total",
+            "Raw bytes of the messages archived.",
+            labels,
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "syncer_sync_duration_seconds",
+            "Duration of sync runs.",
+            labels,
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "syncer_sync_failures_total", "Sync runs that failed.", labels, registry=self.registry
+        )
+        self.last_run = Gauge(
+            "syncer_last_run_timestamp",
+            "Unix time at which the job last ended in this worker.",
+            ["job"],
+            registry=self.registry,
+        )
+        self.registry.register(_ArchiveCollector(store))
+
+    def watch(self, accounts: list[str]) -> None:
+        """Create the per-account series at 0, so they exist before the first run."""
+        for account in accounts:
+            for counter in (self.messages, self.bytes, self.failures):
+                counter.labels(account=account)
+
+    def sync_finished(self, summary: RunSummary, outcome: Outcome) -> None:
+        account = summary.account
+        self.messages.labels(account=account).inc(summary.new)
+        self.bytes.labels(account=account).inc(summary.bytes)
+        self.duration.labels(account=account).observe(summary.seconds)
+        if outcome == "failed":
+            self.failures.labels(account=account).inc()
+
+    def job_finished(self, job_id: str, outcome: Outcome) -> None:
+        self.last_run.labels(job=job_id).set(time.time())
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def serve(
+    address: tuple[str, int], metrics: Metrics, healthy: Callable[[], bool]
+) -> ThreadingHTTPServer:
+    """Serve ``/metrics`` and ``/healthz`` on ``address`` from a daemon thread.
+
+    Stop it with ``server.shutdown(); server.server_close()``.
+
+    :raises OSError: when the address cannot be bound (in use, not local).
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._reply(200, metrics.render(), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                ok = healthy()
+                self._reply(200 if ok else 503, b"ok\n" if ok else b"stopping\n")
+            else:
+                self._reply(404, b"not found: try /metrics or /healthz\n")
+
+        def _reply(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # one line per scrape would drown the job events
+
+    server_class = _IPv6Server if ":" in address[0] else ThreadingHTTPServer
+    server = server_class(address, Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
+    return server

@@ -1,0 +1,1 @@
+"""syncer.sources.pop3."""
