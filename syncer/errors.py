@@ -112,3 +112,20 @@ class RelayUnavailable(RelayError):
     """The SMTP server is unreachable or answered 4xx; try again later."""
 
     transient: ClassVar[bool] = True
+
+
+#: What a stopped run records and logs.
+STOPPED = "stopped on request after the last committed batch; the next run resumes there"
+
+
+class Stopped(Exception):
+    """A job stopped on request (the daemon is shutting down) right after a committed batch.
+
+    Deliberately not a ``SyncerError``: no per-folder or per-message handler catches it
+    on the way up; the job records that it stopped, and the next run resumes after the
+    last committed batch. Raised by :meth:`syncer.archive.leases.Lease.heartbeat`.
+    """
+
+    def __init__(self, message: str = STOPPED) -> None:
+        super().__init__(message)
+

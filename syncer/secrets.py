@@ -10,10 +10,21 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Protocol
 
-from syncer.config.base import SecretSource
 from syncer.errors import ConfigError
 from syncer.logs import register_secret
+
+
+class SecretSource(Protocol):
+    """Where a password lives: exactly one of the three is set (``config.base.SecretSource``)."""
+
+    @property
+    def password_env(self) -> str | None: ...
+    @property
+    def password_file(self) -> Path | None: ...
+    @property
+    def password_command(self) -> list[str] | None: ...
 
 
 def resolve_secret(source: SecretSource, *, owner: str) -> str:

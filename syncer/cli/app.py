@@ -32,10 +32,12 @@ from syncer import __version__
 from syncer.errors import ConfigError, SyncerError
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
     from datetime import datetime
 
     from syncer.archive.store import ArchiveStore
     from syncer.config.schema import Config
+    from syncer.sync.folders import Progress
     from syncer.sync.normalize import NormalizeCounts
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -287,7 +289,7 @@ def config_check(state: _State, secrets: bool) -> None:
                 if acc.oauth2 is None:
                     resolve_secret(acc, owner=f"account {acc.name!r}")
                 else:  # OAuth2 (issue 11): the client secret instead of a password
-                    from syncer.oauth.from_config import read_client_secret
+                    from syncer.config.tokens import read_client_secret
 
                     read_client_secret(acc.oauth2, owner=f"account {acc.name!r}")
             except ConfigError as exc:
@@ -399,9 +401,16 @@ def sync(
         raise ConfigError(f"{cfg.path}: no [[accounts]] configured; nothing to sync.")
     normalize_error: str | None = None
     normalized = 0
-    with state.open_store() as store:
+    from contextlib import nullcontext
+
+    from syncer.cli.render import SyncProgress
+
+    display: AbstractContextManager[Progress | None] = (
+        nullcontext(None) if as_json else SyncProgress()
+    )
+    with state.open_store() as store, display as progress:
         summaries = sync_accounts(
-            cfg, store, selected, folder_globs=folders, wait=wait, progress=not as_json
+            store, selected, folder_globs=folders, wait=wait, progress=progress
         )
         if not no_normalize:
             try:

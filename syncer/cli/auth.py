@@ -85,8 +85,8 @@ def auth_login(state: _State, name: str, no_browser: bool) -> None:
       syncer auth login work
       syncer auth login smtp:relay
     """
+    from syncer.config.tokens import stored_tokens
     from syncer.oauth.device import device_flow
-    from syncer.oauth.from_config import stored_tokens
     from syncer.oauth.loopback import browser_flow
 
     kind, found, protocol, oauth2 = _find(state.config, name)
@@ -138,7 +138,7 @@ def auth_status(state: _State, as_json: bool) -> None:
     """
     import time
 
-    from syncer.oauth.from_config import stored_tokens
+    from syncer.config.tokens import stored_tokens
 
     rows: list[dict[str, Any]] = []
     now = time.time()
@@ -191,7 +191,7 @@ def auth_logout(state: _State, name: str) -> None:
     Example:
       syncer auth logout work
     """
-    from syncer.oauth.from_config import stored_tokens
+    from syncer.config.tokens import stored_tokens
 
     kind, found, protocol, oauth2 = _find(state.config, name)
     if oauth2.token_command is not None:

@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 def _flush(store: ArchiveStore, config: Config) -> FlushResult | None:
     """Send what is due, under the outbox lease; None when another process holds it."""
     from syncer.errors import LeaseHeld
-    from syncer.relay.outbox import flush_outbox, outbox_lease
+    from syncer.relay.outbox import LEASE, flush_outbox
+    from syncer.sync.runner import job_lease
 
     try:
-        with outbox_lease(store, config) as lease:
+        with job_lease(store, config, LEASE) as lease:
             return flush_outbox(store, config, heartbeat=lease)
     except LeaseHeld:
         return None
@@ -163,14 +164,15 @@ def forward_run(
     """
     from syncer.errors import LeaseHeld, SyncerError
     from syncer.relay.forwards import apply_forwards, select_rules
-    from syncer.relay.outbox import flush_outbox, outbox_lease
+    from syncer.relay.outbox import LEASE, flush_outbox
+    from syncer.sync.runner import job_lease
 
     cfg = state.config
     rules = select_rules(cfg, names)
     result: FlushResult | None = None
     with state.open_store() as store:
         try:
-            with outbox_lease(store, cfg) as lease:
+            with job_lease(store, cfg, LEASE) as lease:
                 runs = apply_forwards(
                     store, rules, backfill=backfill, dry_run=dry_run, heartbeat=lease
                 )

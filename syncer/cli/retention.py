@@ -100,8 +100,8 @@ def retention_apply(state: _State, force: bool, as_json: bool) -> None:
       syncer retention apply
       syncer retention apply --force
     """
+    from syncer.archive.leases import holder_id
     from syncer.retention.job import run_retention
-    from syncer.sync.runner import holder_id
 
     with state.open_store() as store:
         plan, result = run_retention(

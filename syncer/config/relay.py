@@ -18,6 +18,7 @@ the file can smuggle a header into a message.
 
 from __future__ import annotations
 
+import functools
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -26,6 +27,10 @@ from pydantic import AfterValidator, BeforeValidator, Field, field_validator, mo
 from syncer.config.base import NAMED, Duration, Strict, check_cron
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from jinja2.sandbox import SandboxedEnvironment
+
     from syncer.config.schema import Config
 
 __all__ = [
@@ -124,8 +129,6 @@ class DigestConfig(_Outgoing):
             return value  # nothing to check: spares every command the Jinja2 import
         from jinja2 import TemplateSyntaxError
 
-        from syncer.relay.render import subject_environment
-
         try:
             subject_environment().from_string(value)
         except TemplateSyntaxError as exc:
@@ -187,3 +190,27 @@ def relay_problems(config: Config) -> list[str]:
                     f"(configured: {listed})"
                 )
     return problems
+
+
+def when_filter(value: datetime | None) -> str:
+    """The ``when`` filter of digest templates: a UTC date and time, or ``(no date)``."""
+    from datetime import UTC
+
+    if value is None:
+        return "(no date)"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@functools.cache
+def subject_environment() -> SandboxedEnvironment:
+    """The sandbox a digest's ``subject`` template runs in.
+
+    Lives with the configuration because ``config check`` compiles each subject template
+    (a wrong filter name is a configuration error), and the renderer reuses it.
+    """
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+    env.filters["when"] = when_filter
+    return env

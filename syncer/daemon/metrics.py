@@ -1,6 +1,6 @@
 """Prometheus metrics and a health check for ``syncer run`` (``[metrics] listen``).
 
-Public API: :class:`Metrics` (a :class:`~syncer.daemon.scheduler.JobObserver` that
+Public API: :class:`Metrics` (a :class:`~syncer.daemon.jobs.JobObserver` that
 counts what the jobs of this process did) and :func:`serve`, a small HTTP
 server in a daemon thread answering ``GET /metrics`` (Prometheus text format)
 and ``GET /healthz`` (200 ``ok`` while the scheduler runs, 503 once stopping).
@@ -38,7 +38,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from syncer.daemon.scheduler import JobObserver, Outcome
+from syncer.daemon.jobs import JobObserver, Outcome
 from syncer.errors import SyncerError
 
 if TYPE_CHECKING:

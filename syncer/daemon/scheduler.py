@@ -1,15 +1,9 @@
-"""Which jobs ``syncer run`` runs, when, and what each one does (APScheduler 3 wiring).
+"""When the jobs of ``syncer run`` run: APScheduler 3 triggers, and what ``status`` shows.
 
 Public API:
 
-- :class:`JobKind` and :data:`JOB_KINDS`, the job registry: a kind name maps to a
-  function that yields :class:`JobSpec` values from the configuration. A later
-  feature adds a kind of job with one :func:`register_kind` call (see "Adding a
-  job kind" below); the daemon, ``run --once`` and ``syncer status`` pick it up.
-- :func:`job_specs` (every job the configuration asks for) and :func:`build_jobs`
-  (the same with their APScheduler triggers, every schedule checked).
-- :class:`Runtime`: what job targets see (current config, store, stop flag,
-  observer); :func:`sync_job` and :func:`normalize_job`, the module-level targets.
+- :func:`build_jobs`: every job the configuration asks for (the registry in
+  :mod:`syncer.daemon.kinds`) with its APScheduler trigger, every schedule checked.
 - :func:`first_run`: when an interval job is next due, from its last recorded run.
 - :func:`jobs_status`: per job its last run, outcome and next run, computed from
   the configuration and ``sync_runs`` alone (no daemon needed), for ``syncer status``.
@@ -17,29 +11,6 @@ Public API:
 The process around these (signals, reload, grace period, ``--once``) is
 :mod:`syncer.daemon.service`; the Prometheus endpoint is :mod:`syncer.daemon.metrics`.
 
-Job kinds today: ``sync:<account>`` (:func:`syncer.sync.runner.sync_account` under
-the account's lease, on the account's ``schedule`` or ``every``) and
-``normalize`` (:func:`syncer.sync.normalize.normalize_pending` under the lease
-``normalize``, every ``[scheduler] normalize_every``; its runs are not recorded
-in ``sync_runs``) and ``retention`` (:func:`syncer.retention.job.retention_job`
-under the lease ``retention``, on ``[retention_settings] schedule``; audited,
-not in ``sync_runs``), ``digest:<name>`` (:func:`syncer.daemon.relay_jobs.digest_job`
-under the lease ``digest:<name>``, on each digest's ``schedule``; its last run
-is its last queued period) and ``outbox`` (:func:`syncer.daemon.relay_jobs.outbox_job`
-under the lease ``outbox``, every ``[outbox] flush_every``: forward rules, then
-the flush), each one :class:`JobKind` whose ``specs`` reads its config section.
-
-Adding a job kind::
-
-    def _retention_specs(config: Config) -> Iterator[JobSpec]:
-        if config.retention.schedule:
-            yield JobSpec("retention", "retention", retention_job, (),
-                          Schedule(cron=config.retention.schedule))
-
-    register_kind(JobKind("retention", _retention_specs, once_order=20))
-
-where ``retention_job(runtime) -> Outcome`` is a module-level function that
-binds its log context, catches ``SyncerError`` and returns an outcome.
 
 Schedules: ``schedule`` is a five-field cron expression read with standard
 cron weekday numbers (0 or 7 = Sunday), which are translated for APScheduler 3
@@ -51,99 +22,20 @@ a restart does not re-run everything and every worker agrees on the due time.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import structlog
-from structlog.contextvars import bound_contextvars
-
-from syncer.errors import ConfigError, LeaseHeld, SyncerError
+from syncer.daemon.kinds import JOB_KINDS, job_specs
+from syncer.errors import ConfigError
 
 if TYPE_CHECKING:
     from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
 
     from syncer.archive.store import ArchiveStore
     from syncer.config.schema import Config
-    from syncer.model import RunSummary
-    from syncer.sync.runner import Lease
-
-log = structlog.get_logger(__name__)
-
-Outcome = Literal["ok", "failed", "skipped", "stopped"]
+    from syncer.daemon.jobs import JobSpec
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-# --------------------------------------------------------------------------- specs
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """When a job runs: a cron expression or an interval in seconds (exactly one)."""
-
-    cron: str | None = None
-    every: float | None = None
-
-    def describe(self) -> str:
-        if self.cron is not None:
-            return f"cron {self.cron}"
-        return f"every {_duration(self.every or 0)}"
-
-
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """One scheduled job: ``target(runtime, *args)`` runs it and returns its outcome.
-
-    ``target`` is a module-level function (STYLE §8); ``id`` is unique, e.g. ``sync:work``.
-    """
-
-    id: str
-    kind: str
-    target: Callable[..., Outcome]
-    args: tuple[str, ...]
-    schedule: Schedule
-
-
-def _no_record(store: ArchiveStore, spec: JobSpec) -> dict[str, Any] | None:
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class JobKind:
-    """A kind of job in the registry.
-
-    :param specs: the jobs of this kind the configuration asks for.
-    :param last_run: its last recorded run (keys as :meth:`ArchiveStore.runs`), or None.
-    :param once_order: ``syncer run --once`` runs kinds in ascending order (syncs first).
-    :param records_runs: whether its runs are recorded (``last_run`` can answer).
-    """
-
-    name: str
-    specs: Callable[[Config], Iterable[JobSpec]]
-    last_run: Callable[[ArchiveStore, JobSpec], dict[str, Any] | None] = _no_record
-    once_order: int = 100
-    records_runs: bool = True
-
-
-#: The job registry: kind name -> kind. Filled by :func:`register_kind` below.
-JOB_KINDS: dict[str, JobKind] = {}
-
-
-def register_kind(kind: JobKind) -> JobKind:
-    if kind.name in JOB_KINDS:
-        raise ValueError(f"job kind {kind.name!r} is registered twice")
-    JOB_KINDS[kind.name] = kind
-    return kind
-
-
-def job_specs(config: Config) -> list[JobSpec]:
-    """Every job the configuration asks for, in ``--once`` order (syncs first)."""
-    kinds = sorted(JOB_KINDS.values(), key=lambda k: k.once_order)
-    return [spec for kind in kinds for spec in kind.specs(config)]
 
 
 def build_jobs(config: Config, timezone: Any = None) -> list[tuple[JobSpec, BaseTrigger]]:
@@ -228,245 +120,6 @@ def _weekday(token: str) -> int:
     if token.lower() in _WEEKDAYS:
         return _WEEKDAYS.index(token.lower())
     raise ValueError(f"{token!r} is not a day of week (0-7 or sun..sat)")
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
-# --------------------------------------------------------------------------- runtime
-
-
-class JobObserver:
-    """What the daemon reports finished jobs to; :mod:`syncer.daemon.metrics` overrides it."""
-
-    def sync_finished(self, summary: RunSummary, outcome: Outcome) -> None:
-        """A sync run ended (not called for skipped jobs)."""
-
-    def job_finished(self, job_id: str, outcome: Outcome) -> None:
-        """Any job ended, skipped ones included."""
-
-
-@dataclass
-class Runtime:
-    """What job targets see. ``config`` is replaced on SIGHUP; the rest lives as long
-    as the process.
-
-    It also tracks the jobs running now and the leases they hold, so a stopping
-    daemon can wait for them and release what is left when its grace period ends.
-    """
-
-    config: Config
-    store: ArchiveStore
-    holder: str
-    stop: threading.Event = field(default_factory=threading.Event)
-    observer: JobObserver = field(default_factory=JobObserver)
-    _cond: threading.Condition = field(default_factory=threading.Condition)
-    _running: dict[str, int] = field(default_factory=dict)
-    _leases: set[str] = field(default_factory=set)
-
-    @contextmanager
-    def running(self, job_id: str) -> Iterator[None]:
-        with self._cond:
-            self._running[job_id] = self._running.get(job_id, 0) + 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._running[job_id] -= 1
-                if not self._running[job_id]:
-                    del self._running[job_id]
-                self._cond.notify_all()
-
-    @contextmanager
-    def holding(self, lease: str) -> Iterator[None]:
-        with self._cond:
-            self._leases.add(lease)
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._leases.discard(lease)
-
-    def running_jobs(self) -> list[str]:
-        with self._cond:
-            return sorted(self._running)
-
-    def held_leases(self) -> list[str]:
-        with self._cond:
-            return sorted(self._leases)
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the running jobs to end; True when none is left."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._running, timeout=max(timeout, 0))
-
-
-def guarded(job_id: str, runtime: Runtime, work: Callable[[], Outcome]) -> Outcome:
-    """Run one job: skip it once a stop was asked, bind ``job`` in the log context,
-    turn any escaping error into a logged ``failed`` outcome, and report it."""
-    outcome: Outcome = "failed"
-    # Counted as running before the stop flag is read: a stopping daemon that sees no
-    # running job can be sure that any job starting later sees the flag.
-    with runtime.running(job_id), bound_contextvars(job=job_id):
-        if runtime.stop.is_set():
-            return "stopped"
-        try:
-            outcome = work()
-        except SyncerError as exc:
-            log.error("job.failed", error=str(exc))
-        except Exception as exc:  # one job's bug must not stop the scheduler
-            if runtime.stop.is_set():
-                # Torn down by the shutdown (a pool process got the signal too).
-                log.warning("job.interrupted", error=f"{type(exc).__name__}: {exc}")
-                outcome = "stopped"
-            else:
-                log.error("job.crashed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
-        finally:
-            runtime.observer.job_finished(job_id, outcome)
-    return outcome
-
-
-def sync_job(runtime: Runtime, account_name: str) -> Outcome:
-    """The target of ``sync:<account>``: one sync under the account's lease.
-
-    Quietly skipped (``job.skipped`` at info, no ``sync_runs`` row) when another
-    live worker holds the lease; stopped after the batch in flight once
-    ``runtime.stop`` is set.
-    """
-    return guarded(f"sync:{account_name}", runtime, lambda: _sync(runtime, account_name))
-
-
-def _sync(runtime: Runtime, account_name: str) -> Outcome:
-    from syncer.sync.runner import account_lease, sync_account
-
-    config = runtime.config
-    try:
-        account = config.account(account_name)
-    except ConfigError:
-        log.info("job.skipped", reason="the account is no longer configured")
-        return "skipped"
-    settings = config.scheduler
-    try:
-        with (
-            account_lease(
-                runtime.store,
-                account.name,
-                wait=False,
-                ttl=settings.lease_ttl,
-                holder=runtime.holder,
-                renew_every=settings.heartbeat_seconds,
-            ) as lease,
-            runtime.holding(lease.name),
-        ):
-            summary = sync_account(account, runtime.store, lease=lease, stop=runtime.stop)
-    except LeaseHeld as exc:
-        log.info("job.skipped", reason=exc.message)
-        return "skipped"
-    outcome: Outcome = "ok" if summary.ok else "stopped" if runtime.stop.is_set() else "failed"
-    runtime.observer.sync_finished(summary, outcome)
-    return outcome
-
-
-def _sync_specs(config: Config) -> Iterator[JobSpec]:
-    for account in config.accounts:
-        schedule = (
-            Schedule(cron=account.schedule)
-            if account.schedule is not None
-            else Schedule(every=account.every or config.scheduler.default_every)
-        )
-        yield JobSpec(f"sync:{account.name}", "sync", sync_job, (account.name,), schedule)
-
-
-def _last_sync(store: ArchiveStore, spec: JobSpec) -> dict[str, Any] | None:
-    runs = store.runs(spec.args[0], limit=1)
-    return runs[0] if runs else None
-
-
-register_kind(JobKind("sync", _sync_specs, last_run=_last_sync, once_order=0))
-
-
-def normalize_job(runtime: Runtime) -> Outcome:
-    """The target of ``normalize``: derive what the syncs archived since (one worker at
-    a time, under the lease ``normalize``); stops after the batch in flight on a stop."""
-    return guarded("normalize", runtime, lambda: _normalize(runtime))
-
-
-def _normalize(runtime: Runtime) -> Outcome:
-    from syncer.sync.normalize import normalize_pending
-    from syncer.sync.runner import STOPPED, SyncStopped
-
-    try:
-        with job_lease(runtime, "normalize") as lease:
-
-            def after_batch(done: int, total: int) -> None:
-                lease()
-                if runtime.stop.is_set():
-                    raise SyncStopped(STOPPED)
-
-            normalize_pending(
-                runtime.store,
-                progress=after_batch,
-                verify_dkim=runtime.config.archive.verify_dkim,
-            )
-    except LeaseHeld as exc:
-        log.info("job.skipped", reason=exc.message)
-        return "skipped"
-    except SyncStopped:
-        log.info("normalize.stopped", reason=STOPPED)
-        return "stopped"
-    return "ok"
-
-
-@contextmanager
-def job_lease(runtime: Runtime, name: str) -> Iterator[Lease]:
-    """Hold the lease ``name`` (a job's, not an account's) for the block, with the
-    configured ttl and heartbeat (:func:`syncer.sync.runner.hold_lease`).
-
-    :raises LeaseHeld: when another live worker holds it.
-    """
-    from syncer.sync.runner import hold_lease
-
-    settings = runtime.config.scheduler
-    with (
-        hold_lease(
-            runtime.store,
-            name,
-            wait=False,
-            ttl=settings.lease_ttl,
-            holder=runtime.holder,
-            renew_every=settings.heartbeat_seconds,
-        ) as lease,
-        runtime.holding(name),
-    ):
-        yield lease
-
-
-def _normalize_specs(config: Config) -> Iterator[JobSpec]:
-    every = config.scheduler.normalize_every
-    yield JobSpec("normalize", "normalize", normalize_job, (), Schedule(every=every))
-
-
-register_kind(JobKind("normalize", _normalize_specs, once_order=10, records_runs=False))
-
-# Retention ([retention_settings] schedule): the target lives in syncer.retention.job, which
-# imports this module only inside its functions.
-from syncer.retention.job import retention_specs  # noqa: E402
-
-register_kind(JobKind("retention", retention_specs, once_order=20, records_runs=False))
-
-# Digests and the outbox (forwards, then the flush): the targets live in syncer.daemon.relay_jobs,
-# which imports this module only inside its functions.
-from syncer.daemon.relay_jobs import digest_specs, last_digest, outbox_specs  # noqa: E402
-
-register_kind(JobKind("digest", digest_specs, last_run=last_digest, once_order=40))
-register_kind(JobKind("outbox", outbox_specs, once_order=50, records_runs=False))
-
-
-# --------------------------------------------------------------------------- status
 
 
 def first_run(every: float, last: dict[str, Any] | None, now: datetime) -> datetime:

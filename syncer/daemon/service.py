@@ -5,7 +5,7 @@ Public API: :class:`Daemon` (``run()`` until a signal, ``run_once()``) and
 
 Lifecycle of ``syncer run``:
 
-- Start: build every job of :data:`syncer.daemon.scheduler.JOB_KINDS` from the
+- Start: build every job of :data:`syncer.daemon.kinds.JOB_KINDS` from the
   configuration (a schedule APScheduler cannot read exits 2), start the
   ``[metrics]`` endpoint if configured, install the signal handlers and run the
   scheduler in the main thread. Jobs run in a thread pool of ``[scheduler]
@@ -49,15 +49,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from syncer.config.schema import load_config
-from syncer.daemon.scheduler import (
-    JOB_KINDS,
-    JobObserver,
-    JobSpec,
-    Outcome,
-    Runtime,
-    build_jobs,
-    first_run,
-)
+from syncer.daemon.jobs import JobObserver, JobSpec, Outcome, Runtime
+from syncer.daemon.kinds import JOB_KINDS
+from syncer.daemon.scheduler import build_jobs, first_run
 from syncer.errors import ConfigError, SyncerError
 
 if TYPE_CHECKING:
@@ -82,7 +76,7 @@ class Daemon:
     def __init__(self, config: Config, store: ArchiveStore, *, worker: str | None = None) -> None:
         from tzlocal import get_localzone
 
-        from syncer.sync.runner import holder_id
+        from syncer.archive.leases import holder_id
 
         observer: JobObserver = JobObserver()
         self._metrics = None
@@ -380,8 +374,8 @@ class Daemon:
 
 def run_daemon(config: Config, store: ArchiveStore, *, once: bool, worker: str | None) -> int:
     """``syncer run [--once]``: the exit status. The store is closed on return."""
+    from syncer.archive.leases import holder_id
     from syncer.retention.policy import record_policies
-    from syncer.sync.runner import holder_id
 
     # A changed [[retention]] (a shortened keep period above all) is audited at start-up.
     try:

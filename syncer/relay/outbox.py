@@ -25,13 +25,12 @@ and the same Message-ID, which lets it drop the copy. A crash between queueing
 and sending loses nothing: the row waits, pending, for the next flush.
 
 Public API: :func:`flush_outbox`, :class:`FlushResult`, :func:`smtp_settings`,
-:func:`outbox_lease`.
+:func:`syncer.sync.runner.job_lease` with :data:`LEASE`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
     from syncer.config.relay import OutboxConfig
     from syncer.config.schema import Config, SMTPConfig
     from syncer.smtp.client import SMTPRelay, SMTPSettings
-    from syncer.sync.runner import Lease
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +84,7 @@ def smtp_settings(server: SMTPConfig) -> SMTPSettings:
         password = resolve_secret(server, owner=f"smtp {server.name!r}")
     oauth2, mechanism = None, "auto"
     if server.oauth2 is not None:  # OAuth2 (issue 11): a token provider instead
-        from syncer.oauth.from_config import token_provider
+        from syncer.config.tokens import token_provider
 
         oauth2 = token_provider(server.oauth2, kind="smtp", name=server.name, protocol="smtp")
         mechanism = server.oauth2.mechanism
@@ -251,26 +249,3 @@ def _send_one(
         store.outbox_sent(row.id, note=note)
         result.sent.append(row.id)
         bound.info("relay.sent", message_id=row.message_id, reply=delivery.reply)
-
-
-@contextmanager
-def outbox_lease(
-    store: ArchiveStore, config: Config, *, holder: str | None = None
-) -> Iterator[Lease]:
-    """Hold the lease :data:`LEASE` for the block, renewed in the background; yields
-    the heartbeat. A holder on this host whose process is gone (killed) is taken over
-    at once.
-
-    :raises LeaseHeld: when a live process holds it.
-    """
-    from syncer.sync.runner import hold_lease
-
-    with hold_lease(
-        store,
-        LEASE,
-        wait=False,
-        ttl=config.scheduler.lease_ttl,
-        holder=holder,
-        renew_every=config.scheduler.heartbeat_seconds,
-    ) as lease:
-        yield lease

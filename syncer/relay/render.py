@@ -13,19 +13,20 @@ Every item is named by its archive id, with the command that shows it
 (``syncer show 42``).
 
 Public API: :class:`DigestItem`, :class:`DigestContent`, :func:`render_digest`,
-:func:`digest_message`, :func:`subject_environment`.
+:func:`digest_message`.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
+from syncer.config.relay import subject_environment, when_filter
 from syncer.errors import ConfigError
 from syncer.relay.compose import Composed, new_message_id
 
@@ -40,7 +41,6 @@ __all__ = [
     "Rendered",
     "digest_message",
     "render_digest",
-    "subject_environment",
 ]
 
 
@@ -84,12 +84,6 @@ class Rendered:
     html: str
 
 
-def _when(value: datetime | None) -> str:
-    if value is None:
-        return "(no date)"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 @functools.cache
 def _environment() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -102,18 +96,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["when"] = _when
-    return env
-
-
-@functools.cache
-def subject_environment() -> Environment:
-    """The sandbox a digest's ``subject`` template (from the configuration) runs in."""
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    env = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
-    env.filters["when"] = _when
+    env.filters["when"] = when_filter
     return env
 
 

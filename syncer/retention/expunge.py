@@ -131,7 +131,7 @@ class ServerExpunger:
         actor: str | None,
         run_id: str,
     ) -> ExpungeOutcome:
-        from syncer.sync.runner import account_lease
+        from syncer.archive.leases import account_lease
 
         outcome = ExpungeOutcome()
         ordered = sorted(copies, key=lambda c: c.account)

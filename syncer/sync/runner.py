@@ -13,19 +13,18 @@ never stops the others.
 from __future__ import annotations
 
 import fnmatch
-import os
-import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from syncer.errors import LeaseHeld, SourceError, SyncerError
+from syncer.archive.leases import Lease, account_lease, hold_lease
+from syncer.errors import SourceError, Stopped, SyncerError
 from syncer.model import FolderSummary, RunSummary
 from syncer.sync.folders import Progress, SyncOptions, sync_folders
 from syncer.sync.maildrop import FOLDER as POP3_FOLDER
@@ -47,27 +46,6 @@ R = TypeVar("R")
 
 log = structlog.get_logger(__name__)
 
-LEASE_TTL_SECONDS = 300.0
-_WAIT_POLL_SECONDS = 2.0
-
-
-def holder_id(worker: str | None = None) -> str:
-    """Who we are in a lease: worker name (default: the host name) and pid.
-
-    Readable in the 'held by' message. A holder whose worker name is this host's
-    name is judged dead as soon as its pid is gone (:func:`_holder_is_dead`); one
-    with another name only when its lease expires.
-    """
-    return f"{worker or socket.gethostname()}:{os.getpid()}"
-
-
-class SyncStopped(Exception):
-    """Raised from a run's heartbeat, right after a committed batch, once a stop is asked.
-
-    Deliberately not a ``SyncerError``: no per-folder handler catches it on the way
-    up; :func:`sync_account` records the run as stopped, and the next run resumes
-    after the last committed batch.
-    """
 
 
 def open_source(account: AccountConfig) -> FolderSource:
@@ -138,7 +116,7 @@ def _sign_in_with(account: AccountConfig) -> tuple[str, TokenProvider | None, st
     :raises ConfigError: when the password cannot be read.
     """
     if account.oauth2 is not None:
-        from syncer.oauth.from_config import token_provider
+        from syncer.config.tokens import token_provider
 
         tokens = token_provider(
             account.oauth2, kind="account", name=account.name, protocol=account.protocol
@@ -147,26 +125,6 @@ def _sign_in_with(account: AccountConfig) -> tuple[str, TokenProvider | None, st
     from syncer.secrets import resolve_secret
 
     return resolve_secret(account, owner=f"account {account.name!r}"), None, "auto"
-
-
-def _holder_is_dead(holder: str | None) -> bool:
-    """True for a lease holder on this host whose process no longer exists.
-
-    Holders on other hosts are never judged dead here: their leases expire.
-    A reused pid reads as alive, which only means waiting for the expiry.
-    """
-    if not holder:
-        return False
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def pop3_options(account: AccountConfig) -> POP3Options:
@@ -189,115 +147,24 @@ def sync_options(account: AccountConfig, folder_globs: Sequence[str] = ()) -> Sy
     )
 
 
-class Lease:
-    """A lease while it is held (an account's, or a job's such as ``normalize``);
-    calling it is the per-batch heartbeat.
-
-    A thread renews the lease every ``renew_every`` seconds, so that a batch slower
-    than the TTL (a throttled download, a slow server) does not lose it; a call
-    renews too when a fifth of the TTL has passed. When a renewal finds the lease
-    gone (it expired and another worker took it), the next call raises
-    :class:`LeaseHeld` and the run fails rather than write next to the new holder.
-    """
-
-    def __init__(
-        self, store: ArchiveStore, name: str, holder: str, ttl: float, renew_every: float
-    ) -> None:
-        self.name, self.holder, self.ttl = name, holder, ttl
-        self._store = store
-        self._lock = threading.Lock()
-        self._last = time.monotonic()
-        self._lost: LeaseHeld | None = None
-        self._done = threading.Event()
-        self._thread = threading.Thread(
-            target=self._renew_loop, args=(renew_every,), name=f"renew {name}", daemon=True
-        )
-        self._thread.start()
-
-    def __call__(self) -> None:
-        if self._lost is not None:
-            raise self._lost
-        if time.monotonic() - self._last > self.ttl / 5:
-            self._renew()
-
-    def _renew(self) -> None:
-        with self._lock:
-            self._store.renew_lease(self.name, self.holder, self.ttl)
-            self._last = time.monotonic()
-
-    def _renew_loop(self, every: float) -> None:
-        while not self._done.wait(every):
-            try:
-                self._renew()
-            except LeaseHeld as exc:
-                log.error("lease.lost", lease=self.name, error=exc.message)
-                self._lost = exc
-                return
-            except SyncerError as exc:  # the database hiccuped; the next renewal may work
-                log.warning("lease.renew_failed", lease=self.name, error=exc.message)
-
-    def stop_renewing(self) -> None:
-        self._done.set()
-        self._thread.join()
-
-
-def account_lease(
-    store: ArchiveStore,
-    account: str,
-    *,
-    wait: bool,
-    ttl: float = LEASE_TTL_SECONDS,
-    holder: str | None = None,
-    renew_every: float | None = None,
+def job_lease(
+    store: ArchiveStore, config: Config, name: str, *, holder: str | None = None
 ) -> AbstractContextManager[Lease]:
-    """Hold the account's lease (``account:<name>``) for the block: :func:`hold_lease`."""
-    return hold_lease(
-        store, f"account:{account}", wait=wait, ttl=ttl, holder=holder, renew_every=renew_every
-    )
+    """Hold the lease ``name`` for the block with the configured TTL and background
+    renewal (``[scheduler] lease_ttl``): :func:`syncer.archive.leases.hold_lease`, not
+    waiting for another live holder.
 
-
-@contextmanager
-def hold_lease(
-    store: ArchiveStore,
-    name: str,
-    *,
-    wait: bool,
-    ttl: float = LEASE_TTL_SECONDS,
-    holder: str | None = None,
-    renew_every: float | None = None,
-) -> Iterator[Lease]:
-    """Hold the lease ``name`` for the block; yields the :class:`Lease` (the heartbeat).
-
-    The one way every job (a sync, normalize, retention, a digest, the outbox) keeps
-    other workers out: renewed in the background, released on exit, and taken over
-    at once from a holder on this host whose process is gone.
-
-    :param holder: who we are (default :func:`holder_id`).
-    :param renew_every: seconds between background renewals (default ``ttl / 5``).
-    :raises LeaseHeld: when another live holder has it and ``wait`` is false.
+    :raises LeaseHeld: when another live worker holds it.
     """
-    holder = holder or holder_id()
-    while True:
-        try:
-            store.acquire_lease(name, holder, ttl)
-            break
-        except LeaseHeld:
-            stale = store.lease_holder(name)
-            if _holder_is_dead(stale):
-                # Killed on this host (SIGKILL, power loss of a container...): it can never
-                # finish, so waiting for the expiry would only delay the next run.
-                log.warning("lease.taken_over", lease=name, dead_holder=stale)
-                store.release_lease(name, stale or "")
-                continue
-            if not wait:
-                raise
-            time.sleep(_WAIT_POLL_SECONDS)
-    lease = Lease(store, name, holder, ttl, renew_every or ttl / 5)
-    try:
-        yield lease
-    finally:
-        lease.stop_renewing()
-        store.release_lease(name, holder)
+    settings = config.scheduler
+    return hold_lease(
+        store,
+        name,
+        wait=False,
+        ttl=settings.lease_ttl,
+        holder=holder,
+        renew_every=settings.heartbeat_seconds,
+    )
 
 
 def sync_account(
@@ -332,7 +199,7 @@ def sync_account(
             store.ensure_account(account.name, account.protocol)
             held = nullcontext(lease) if lease else account_lease(store, account.name, wait=wait)
             with held as current:
-                heartbeat = _stoppable(current, stop)
+                heartbeat = current.heartbeat(stop)
                 # Runs start only under the lease, so any run still 'running' now is one
                 # whose worker died (SIGKILL, power loss) before it could record its end.
                 store.abandon_runs(account.name, f"abandoned: {_ABANDONED}")
@@ -359,7 +226,7 @@ def sync_account(
                     expunged=sum(f.expunged for f in folders),
                     bytes=sum(f.bytes for f in folders),
                 )
-        except (SyncerError, SyncStopped) as exc:
+        except (SyncerError, Stopped) as exc:
             folders, ok, error = [], False, str(exc)
             if started_run:
                 _record_failure(store, run_id, error)
@@ -387,20 +254,6 @@ def sync_account(
 
 
 _ABANDONED = "its worker stopped before recording the end (killed?); the next run resumed"
-STOPPED = "stopped on request after the last committed batch; the next run resumes there"
-
-
-def _stoppable(lease: Lease, stop: threading.Event | None) -> Callable[[], None]:
-    """The pipeline's heartbeat: renew the lease, then honour a stop request."""
-    if stop is None:
-        return lease
-
-    def heartbeat() -> None:
-        lease()
-        if stop.is_set():
-            raise SyncStopped(STOPPED)
-
-    return heartbeat
 
 
 def _record_failure(store: ArchiveStore, run_id: str, error: str) -> None:
@@ -494,27 +347,21 @@ def _backoff(attempt: int, exc: SourceError) -> int:
 
 
 def sync_accounts(
-    config: Config,
     store: ArchiveStore,
     accounts: Sequence[AccountConfig],
     *,
     folder_globs: Sequence[str] = (),
     wait: bool = False,
-    progress: bool = False,
+    progress: Progress | None = None,
 ) -> list[RunSummary]:
-    """Sync each account in turn; a failing account does not stop the others."""
-    bar: AbstractContextManager[Any]
-    if progress:
-        from syncer.cli.render import SyncProgress
+    """Sync each account in turn; a failing account does not stop the others.
 
-        bar = SyncProgress()
-    else:
-        bar = nullcontext(None)
-    with bar as display:
-        return [
-            sync_account(account, store, folder_globs=folder_globs, wait=wait, progress=display)
-            for account in accounts
-        ]
+    :param progress: what reports each folder's progress (the CLI's display), if any.
+    """
+    return [
+        sync_account(account, store, folder_globs=folder_globs, wait=wait, progress=progress)
+        for account in accounts
+    ]
 
 
 def check_accounts(

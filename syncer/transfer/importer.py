@@ -167,7 +167,7 @@ def import_path(
     :raises UsageError: for a path that holds nothing to import.
     :raises LeaseHeld: when a sync of the account is running.
     """
-    from syncer.sync.runner import account_lease
+    from syncer.archive.leases import account_lease
 
     if store.account_protocol(account) is None:
         store.ensure_account(account, "import")

@@ -95,7 +95,7 @@ def test_every_jobs_lease_is_taken_at_once_from_a_killed_holder_on_this_host(
     import subprocess
     import sys
 
-    from syncer.sync.runner import hold_lease
+    from syncer.archive.leases import hold_lease
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # its pid is now free: a holder that was SIGKILLed looks like this

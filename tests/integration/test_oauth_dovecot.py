@@ -25,8 +25,8 @@ from click.testing import CliRunner, Result
 
 from syncer.cli.app import main
 from syncer.config.schema import AccountConfig, parse_config
+from syncer.config.tokens import entry_key
 from syncer.oauth.endpoint import Tokens
-from syncer.oauth.from_config import entry_key
 from syncer.oauth.store import FileTokenStore
 from syncer.sync.runner import open_maildrop, open_source
 from tests.fixtures_dovecot import _shutdown, _start

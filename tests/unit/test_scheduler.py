@@ -16,27 +16,16 @@ import pytest
 from structlog.testing import capture_logs
 
 from syncer.archive.engine import upgrade
+from syncer.archive.leases import account_lease
 from syncer.archive.store import ArchiveStore
 from syncer.config.base import parse_duration
 from syncer.config.schema import Config, parse_config
-from syncer.daemon.scheduler import (
-    JOB_KINDS,
-    JobKind,
-    JobSpec,
-    Outcome,
-    Runtime,
-    Schedule,
-    build_jobs,
-    cron_trigger,
-    cron_weekdays,
-    first_run,
-    guarded,
-    job_specs,
-    register_kind,
-)
+from syncer.daemon.jobs import JobKind, JobSpec, Outcome, Runtime, Schedule, guarded
+from syncer.daemon.kinds import JOB_KINDS, job_specs, register_kind
+from syncer.daemon.scheduler import build_jobs, cron_trigger, cron_weekdays, first_run
 from syncer.errors import ConfigError, LeaseHeld
 from syncer.sources.memory import ALL_CAPABILITIES, MemorySource
-from syncer.sync.runner import account_lease, sync_account
+from syncer.sync.runner import sync_account
 
 ACCOUNT = {"host": "imap.example.com", "username": "me", "password_env": "X"}
 
