@@ -40,7 +40,15 @@ from syncer.archive.models import leases
 from syncer.errors import LeaseHeld, Stopped, SyncerError
 
 if TYPE_CHECKING:
-    from syncer.archive.store import ArchiveStore
+    from typing import Protocol
+
+    class LeaseStore(Protocol):
+        """What holding a lease needs of the store (:class:`~syncer.archive.store.ArchiveStore`)."""
+
+        def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> None: ...
+        def renew_lease(self, name: str, holder: str, ttl_seconds: float) -> None: ...
+        def release_lease(self, name: str, holder: str) -> None: ...
+        def lease_holder(self, name: str) -> str | None: ...
 
 log = structlog.get_logger(__name__)
 
@@ -183,7 +191,7 @@ class Lease:
     """
 
     def __init__(
-        self, store: ArchiveStore, name: str, holder: str, ttl: float, renew_every: float
+        self, store: LeaseStore, name: str, holder: str, ttl: float, renew_every: float
     ) -> None:
         self.name, self.holder, self.ttl = name, holder, ttl
         self._store = store
@@ -237,7 +245,7 @@ class Lease:
 
 
 def account_lease(
-    store: ArchiveStore,
+    store: LeaseStore,
     account: str,
     *,
     wait: bool,
@@ -253,7 +261,7 @@ def account_lease(
 
 @contextmanager
 def hold_lease(
-    store: ArchiveStore,
+    store: LeaseStore,
     name: str,
     *,
     wait: bool,

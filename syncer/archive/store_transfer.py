@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -39,7 +39,11 @@ from syncer.archive.store_normalize import Pending
 from syncer.model import RemoteMessage
 
 if TYPE_CHECKING:
-    from syncer.archive.store import ArchiveStore
+    from collections.abc import Callable
+
+    from sqlalchemy import Connection
+
+    from syncer.model import FolderCursor
 
 __all__ = ["IMPORT_UIDVALIDITY", "Placement", "StoreTransfer"]
 
@@ -75,13 +79,30 @@ class Placement:
     gone: bool
 
 
-def _whole(mixin: StoreTransfer) -> ArchiveStore:
-    """The store this mixin is part of, typed as such (for its sibling mixins' methods)."""
-    return cast("ArchiveStore", mixin)
-
-
 class StoreTransfer(StoreCore):
     """Export, import, push and backup queries (see :class:`~syncer.archive.store.ArchiveStore`)."""
+
+    if TYPE_CHECKING:  # siblings in ArchiveStore this part calls; mypy checks they agree
+
+        def select_message_ids(
+            self,
+            query: str,
+            *,
+            after_pk: int | None = None,
+            batch_size: int = 1000,
+            now: datetime | None = None,
+        ) -> Iterator[list[int]]: ...
+        def load_raw(self, items: Sequence[Pending]) -> list[bytes]: ...
+        def archive_batch(
+            self,
+            account: str,
+            folder: str,
+            uidvalidity: int,
+            messages: list[RemoteMessage],
+            cursor: FolderCursor | None,
+            *,
+            also: Callable[[Connection, list[int]], None] | None = None,
+        ) -> int: ...
 
     # ------------------------------------------------------------------ selecting
 
@@ -97,7 +118,7 @@ class StoreTransfer(StoreCore):
         :raises QuerySyntaxError: for a malformed query.
         """
         if query.strip():
-            yield from _whole(self).select_message_ids(query)
+            yield from self.select_message_ids(query)
             return
         after = 0
         while True:
@@ -199,7 +220,7 @@ class StoreTransfer(StoreCore):
         :raises BlobCorrupt: when a blob no longer matches its address.
         """
         unique = list(dict.fromkeys(shas))
-        raws = _whole(self).load_raw([Pending(0, sha, 0) for sha in unique])
+        raws = self.load_raw([Pending(0, sha, 0) for sha in unique])
         return dict(zip(unique, raws, strict=True))
 
     # ------------------------------------------------------------------ import
@@ -249,7 +270,7 @@ class StoreTransfer(StoreCore):
                 continue
             present.add(fp.sha256)
             fresh.append(replace(message, folder=folder, uid=top + len(fresh) + 1))
-        return _whole(self).archive_batch(account, folder, IMPORT_UIDVALIDITY, fresh, None)
+        return self.archive_batch(account, folder, IMPORT_UIDVALIDITY, fresh, None)
 
     # ------------------------------------------------------------------ push
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncer.cli.app import _emit_json, _State, pass_state
+from syncer.cli.context import State, emit_json, pass_state
 from syncer.errors import UsageError
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def auth_group() -> None:
     "--no-browser", is_flag=True, help="Only print the sign-in URL; do not open a browser."
 )
 @pass_state
-def auth_login(state: _State, name: str, no_browser: bool) -> None:
+def auth_login(state: State, name: str, no_browser: bool) -> None:
     """Sign NAME in (device code, or a browser) and store its tokens.
 
     \b
@@ -127,7 +127,7 @@ def auth_login(state: _State, name: str, no_browser: bool) -> None:
 @auth_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def auth_status(state: _State, as_json: bool) -> None:
+def auth_status(state: State, as_json: bool) -> None:
     """Show, per OAuth2 account and SMTP server, whether a token is stored and until when.
 
     Tokens themselves are never shown.
@@ -161,7 +161,7 @@ def auth_status(state: _State, as_json: bool) -> None:
             )
         rows.append(row)
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     if not rows:
         click.echo('No account or SMTP server uses auth = "oauth2".')
@@ -183,7 +183,7 @@ def auth_status(state: _State, as_json: bool) -> None:
 @auth_group.command("logout")
 @click.argument("name")
 @pass_state
-def auth_logout(state: _State, name: str) -> None:
+def auth_logout(state: State, name: str) -> None:
     """Forget NAME's stored tokens (revoke the app's access at the provider as well if
     the machine was lost).
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from syncer.cli.app import _emit_json, _State, pass_state
+from syncer.cli.context import State, emit_json, pass_state
 
 __all__ = ["index"]
 
@@ -35,7 +35,7 @@ def _size(value: int | None) -> str:
 @click.option("--status", "status_only", is_flag=True, help="Only show what the index holds.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def index(state: _State, rebuild: bool, status_only: bool, as_json: bool) -> None:
+def index(state: State, rebuild: bool, status_only: bool, as_json: bool) -> None:
     """Keep the full-text search index current: index what is missing, or rebuild it.
 
     Normalization indexes each message as it saves it, so this is needed only
@@ -70,7 +70,7 @@ def index(state: _State, rebuild: bool, status_only: bool, as_json: bool) -> Non
             "resumed_after": counts.resumed,
         }
     if as_json:
-        _emit_json(status)
+        emit_json(status)
         return
     if not status_only:
         resumed = f", resumed after message {counts.resumed}" if counts.resumed else ""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncer.cli.app import _emit_json, _State, pass_state
+from syncer.cli.context import State, emit_json, pass_state
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
@@ -80,7 +80,7 @@ def digest_group() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the digest; queue and send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def digest_send(state: _State, name: str, dry_run: bool, as_json: bool) -> None:
+def digest_send(state: State, name: str, dry_run: bool, as_json: bool) -> None:
     """Send digest NAME now: the messages archived since its previous run.
 
     The period then counts as covered (the scheduled run starts after it). An
@@ -113,7 +113,7 @@ def digest_send(state: _State, name: str, dry_run: bool, as_json: bool) -> None:
         }
         if dry_run and run.rendered:
             data["text"] = run.rendered.text
-        _emit_json(data)
+        emit_json(data)
     elif dry_run:
         if run.rendered is None:
             click.echo(f"Digest {name!r}: nothing new matched; nothing would be sent.")
@@ -149,7 +149,7 @@ def forward_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
 def forward_run(
-    state: _State, names: tuple[str, ...], backfill: bool, dry_run: bool, as_json: bool
+    state: State, names: tuple[str, ...], backfill: bool, dry_run: bool, as_json: bool
 ) -> None:
     """Apply the forward rules (all, or those named) now, then send the outbox.
 
@@ -184,7 +184,7 @@ def forward_run(
                 hint="It applies them every [outbox] flush_every; or try again in a moment.",
             ) from exc
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "rules": [
                     {
@@ -239,7 +239,7 @@ def outbox_group() -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def outbox_list(state: _State, status: str | None, limit: int, as_json: bool) -> None:
+def outbox_list(state: State, status: str | None, limit: int, as_json: bool) -> None:
     """List queued and sent mail, newest first, with attempts and the last error.
 
     \b
@@ -249,7 +249,7 @@ def outbox_list(state: _State, status: str | None, limit: int, as_json: bool) ->
     with state.open_store() as store:
         rows = store.outbox_list(status=status, limit=limit)
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     if not rows:
         click.echo("The outbox is empty." if status is None else f"No {status} messages.")
@@ -268,7 +268,7 @@ def outbox_list(state: _State, status: str | None, limit: int, as_json: bool) ->
 @outbox_group.command("flush")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def outbox_flush(state: _State, as_json: bool) -> None:
+def outbox_flush(state: State, as_json: bool) -> None:
     """Send every queued message that is due now. Exit 1 if any could not be sent.
 
     \b
@@ -286,7 +286,7 @@ def outbox_flush(state: _State, as_json: bool) -> None:
             hint="It sends every [outbox] flush_every; or try again in a moment.",
         )
     if as_json:
-        _emit_json(_flush_dict(result))
+        emit_json(_flush_dict(result))
     else:
         click.echo(_flush_summary(result))
     _exit_on_failure(result)
@@ -295,7 +295,7 @@ def outbox_flush(state: _State, as_json: bool) -> None:
 @outbox_group.command("retry")
 @click.argument("row_id", metavar="ID", type=int)
 @pass_state
-def outbox_retry(state: _State, row_id: int) -> None:
+def outbox_retry(state: State, row_id: int) -> None:
     """Make a failed (or waiting) message due now, its attempts counted from zero.
 
     It is sent by the next flush (`syncer outbox flush`, or the daemon's).
@@ -314,7 +314,7 @@ def outbox_retry(state: _State, row_id: int) -> None:
 @outbox_group.command("drop")
 @click.argument("row_id", metavar="ID", type=int)
 @pass_state
-def outbox_drop(state: _State, row_id: int) -> None:
+def outbox_drop(state: State, row_id: int) -> None:
     """Give up on a queued or failed message. It is kept, marked failed ("dropped by hand"),
     so the same digest period or forward is never queued again.
 

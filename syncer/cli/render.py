@@ -27,7 +27,7 @@ _out = Console(highlight=False)
 _err = Console(stderr=True, highlight=False)
 
 
-def _size(n: int | float | None) -> str:
+def human_size(n: int | float | None) -> str:
     value = float(n or 0)
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if value < 1024 or unit == "TB":
@@ -41,7 +41,7 @@ def render_status(data: dict[str, Any]) -> None:
     _out.print(f"Archive: {data.get('database')}")
     _out.print(
         f"{totals.get('messages', 0)} messages, {totals.get('blobs', 0)} blobs, "
-        f"{_size(totals.get('raw_bytes'))} raw, {_size(totals.get('stored_bytes'))} stored"
+        f"{human_size(totals.get('raw_bytes'))} raw, {human_size(totals.get('stored_bytes'))} stored"
     )
     if totals.get("awaiting_normalization"):
         _out.print(
@@ -80,7 +80,7 @@ def render_sync(summaries: Sequence[RunSummary]) -> None:
         skipped = len(s.folders) - len(changed)
         state = "[green]ok[/]" if s.ok else "[red]failed[/]"
         _out.print(
-            f"{s.account}: {state}, {s.new} new ({_size(s.bytes)}), "
+            f"{s.account}: {state}, {s.new} new ({human_size(s.bytes)}), "
             f"{sum(f.flags_changed for f in s.folders)} flag changes, "
             f"{sum(f.expunged for f in s.folders)} expunged, {skipped} folders unchanged, "
             f"{s.seconds:.2f} s"
@@ -146,12 +146,12 @@ class SyncProgress:
         if self._task is not None:
             self._progress.remove_task(self._task)
         self._bytes = 0
-        self._task = self._progress.add_task(folder, total=messages or None, size=_size(0))
+        self._task = self._progress.add_task(folder, total=messages or None, size=human_size(0))
 
     def advanced(self, messages: int, size: int) -> None:
         if self._task is not None:
             self._bytes += size
-            self._progress.update(self._task, advance=messages, size=_size(self._bytes))
+            self._progress.update(self._task, advance=messages, size=human_size(self._bytes))
 
 
 def render_jobs(jobs: Sequence[dict[str, Any]]) -> None:

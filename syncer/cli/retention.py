@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncer.cli.app import _emit_json, _State, pass_state
+from syncer.cli.context import State, emit_json, pass_state
 
 if TYPE_CHECKING:
     from syncer.retention.policy import RetentionPlan
@@ -63,7 +63,7 @@ def _render_plan(plan: RetentionPlan) -> None:
 @retention_group.command("plan")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def retention_plan(state: _State, as_json: bool) -> None:
+def retention_plan(state: State, as_json: bool) -> None:
     """Show what `syncer retention apply` would delete and expunge now; changes nothing.
 
     \b
@@ -78,7 +78,7 @@ def retention_plan(state: _State, as_json: bool) -> None:
         record_policies(store, config.retention, actor=actor())
         plan = build_plan(store, config.retention)
     if as_json:
-        _emit_json(plan.to_dict())
+        emit_json(plan.to_dict())
     else:
         _render_plan(plan)
 
@@ -87,7 +87,7 @@ def retention_plan(state: _State, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Delete even more than max_delete_share.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def retention_apply(state: _State, force: bool, as_json: bool) -> None:
+def retention_apply(state: State, force: bool, as_json: bool) -> None:
     """Apply the retention policies: expunge from servers, then delete from the archive.
 
     Does what `syncer retention plan` shows, in batches, each audited. A run
@@ -108,7 +108,7 @@ def retention_apply(state: _State, force: bool, as_json: bool) -> None:
             store, state.config, holder=holder_id(), actor=actor(), force=force
         )
     if as_json:
-        _emit_json({"plan": plan.to_dict(), "result": result.to_dict()})
+        emit_json({"plan": plan.to_dict(), "result": result.to_dict()})
     else:
         for problem in result.problems:
             click.echo(problem, err=True)
@@ -143,7 +143,7 @@ def _hold_dict(hold: Any) -> dict[str, Any]:
 @click.argument("query")
 @click.option("--reason", help="Why the hold is placed (kept in the audit trail).")
 @pass_state
-def hold_add(state: _State, name: str, query: str, reason: str | None) -> None:
+def hold_add(state: State, name: str, query: str, reason: str | None) -> None:
     """Place a legal hold NAME on the messages matching QUERY (now and archived later).
 
     \b
@@ -171,7 +171,7 @@ def _select(store: Any, query: str) -> list[int]:
 @click.option("--all", "show_all", is_flag=True, help="Include released holds.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def hold_list(state: _State, show_all: bool, as_json: bool) -> None:
+def hold_list(state: State, show_all: bool, as_json: bool) -> None:
     """List the legal holds in place (with --all, released ones too).
 
     \b
@@ -182,7 +182,7 @@ def hold_list(state: _State, show_all: bool, as_json: bool) -> None:
         holds = store.holds(released=show_all)
         counts = {h.name: len(_select(store, h.query)) for h in holds if h.released_at is None}
     if as_json:
-        _emit_json([{**_hold_dict(h), "messages": counts.get(h.name)} for h in holds])
+        emit_json([{**_hold_dict(h), "messages": counts.get(h.name)} for h in holds])
         return
     if not holds:
         click.echo("No legal holds.")
@@ -197,7 +197,7 @@ def hold_list(state: _State, show_all: bool, as_json: bool) -> None:
 @hold_group.command("release")
 @click.argument("name")
 @pass_state
-def hold_release(state: _State, name: str) -> None:
+def hold_release(state: State, name: str) -> None:
     """Release the legal hold NAME (its messages follow the policies again).
 
     \b
@@ -220,7 +220,7 @@ def audit_group() -> None:
 @audit_group.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def audit_verify(state: _State, as_json: bool) -> None:
+def audit_verify(state: State, as_json: bool) -> None:
     """Check the hash chain of the audit trail; exit 1 naming the first broken link.
 
     \b
@@ -230,7 +230,7 @@ def audit_verify(state: _State, as_json: bool) -> None:
     with state.open_store() as store:
         report = store.audit_verify()
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "events": report.events,
                 "ok": report.ok,
@@ -249,7 +249,7 @@ def audit_verify(state: _State, as_json: bool) -> None:
 @audit_group.command("export")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the only format).")
 @pass_state
-def audit_export(state: _State, as_json: bool) -> None:
+def audit_export(state: State, as_json: bool) -> None:
     """Print every audit event with its hashes, for auditors.
 
     \b
@@ -258,4 +258,4 @@ def audit_export(state: _State, as_json: bool) -> None:
     """
     with state.open_store() as store:
         events = store.audit_events()
-    _emit_json(events)
+    emit_json(events)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from syncer.archive.search.store import SORTS as _SORTS
-from syncer.cli.app import _emit_json, _State, pass_state
+from syncer.cli.context import State, emit_json, pass_state
 
 if TYPE_CHECKING:
     from syncer.model import SearchHit
@@ -49,7 +49,7 @@ __all__ = ["search"]
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per hit.")
 @pass_state
 def search(
-    state: _State,
+    state: State,
     query: str,
     limit: int,
     offset: int,
@@ -81,11 +81,11 @@ def search(
             hits = store.search(query, limit=limit, offset=offset, sort=sort)
     if count_only:
         if as_json:
-            _emit_json({"count": count})
+            emit_json({"count": count})
         else:
             click.echo(count)
     elif as_json:
-        _emit_json([_hit_json(hit) for hit in hits])
+        emit_json([_hit_json(hit) for hit in hits])
     else:
         _render_hits(hits)
 

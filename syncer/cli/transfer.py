@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncer.cli.app import _emit_json, _State, pass_state
+from syncer.cli.context import State, emit_json, pass_state
 
 if TYPE_CHECKING:
     from syncer.transfer.push import PushSummary
@@ -101,7 +101,7 @@ def _query(words: tuple[str, ...]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_state
 def export_command(
-    state: _State,
+    state: State,
     query: tuple[str, ...],
     fmt: str,
     out: Path,
@@ -133,7 +133,7 @@ def export_command(
     with state.open_store() as store, bar.shown():
         summary = export_archive(store, options, progress=bar.advance)
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "messages": summary.messages,
                 "bytes": summary.bytes,
@@ -157,7 +157,7 @@ def export_command(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_state
 def import_command(
-    state: _State, kind: str, path: Path, account: str, folder: str | None, as_json: bool
+    state: State, kind: str, path: Path, account: str, folder: str | None, as_json: bool
 ) -> None:
     """Import an mbox file (or a directory of them) or a Maildir into the archive.
 
@@ -182,7 +182,7 @@ def import_command(
             progress=bar.advance,
         )
     if as_json:
-        _emit_json({"added": summary.added, "present": summary.present})
+        emit_json({"added": summary.added, "present": summary.present})
         return
     for name in sorted(set(summary.added) | set(summary.present)):
         click.echo(
@@ -193,7 +193,7 @@ def import_command(
 
 
 def _push(
-    state: _State,
+    state: State,
     source: str,
     target: str,
     words: tuple[str, ...],
@@ -241,7 +241,7 @@ def _print_push(summary: PushSummary, as_json: bool) -> None:
     if as_json:
         from dataclasses import asdict
 
-        _emit_json(
+        emit_json(
             {
                 "source": summary.source,
                 "target": summary.target,
@@ -254,7 +254,7 @@ def _print_push(summary: PushSummary, as_json: bool) -> None:
             }
         )
         return
-    from syncer.cli.render import _size
+    from syncer.cli.render import human_size
 
     for row in sorted(summary.folders.values(), key=lambda r: r.display):
         if summary.dry_run:
@@ -274,7 +274,7 @@ def _print_push(summary: PushSummary, as_json: bool) -> None:
         return
     rate = summary.appended / summary.seconds if summary.seconds else 0.0
     click.echo(
-        f"Pushed {summary.appended} message(s), {_size(summary.bytes)}, "
+        f"Pushed {summary.appended} message(s), {human_size(summary.bytes)}, "
         f"in {summary.seconds:.1f} s ({rate:.0f} msg/s)."
     )
 
@@ -302,7 +302,7 @@ def _print_push(summary: PushSummary, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_state
 def push_command(
-    state: _State,
+    state: State,
     query: tuple[str, ...],
     source: str,
     target: str,
@@ -332,7 +332,7 @@ def push_command(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_state
 def restore_command(
-    state: _State, account: str, query: tuple[str, ...], dry_run: bool, as_json: bool
+    state: State, account: str, query: tuple[str, ...], dry_run: bool, as_json: bool
 ) -> None:
     """Put archived mail back into the account it came from (what the server lost).
 
@@ -351,7 +351,7 @@ def restore_command(
 @click.argument("path", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_state
-def backup_command(state: _State, path: Path, as_json: bool) -> None:
+def backup_command(state: State, path: Path, as_json: bool) -> None:
     """Write a consistent snapshot of the whole archive (database and blob files) to PATH.
 
     SQLite is copied with its online backup API, PostgreSQL with pg_dump; syncs
@@ -366,7 +366,7 @@ def backup_command(state: _State, path: Path, as_json: bool) -> None:
     with state.open_store() as store:
         summary = backup_archive(store, path)
     if as_json:
-        _emit_json(
+        emit_json(
             {"path": summary.path, "database": summary.database, "blob_files": summary.blob_files}
         )
         return
@@ -380,7 +380,7 @@ def backup_command(state: _State, path: Path, as_json: bool) -> None:
 @click.argument("path", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--force", is_flag=True, help="Replace an archive that already holds messages.")
 @pass_state
-def restore_archive_command(state: _State, path: Path, force: bool) -> None:
+def restore_archive_command(state: State, path: Path, force: bool) -> None:
     """Bring back an archive from a `syncer backup` directory; then run `syncer verify`.
 
     \b

@@ -3,7 +3,7 @@
 Why a module of its own: digests and forwards are a feature with their own
 vocabulary (periods, rules, modes, attempts); the root model in
 :mod:`syncer.config.schema` only lists the sections, and checks that each names a
-configured ``[[smtp]]`` server (:func:`relay_problems`).
+configured ``[[smtp]]`` server (checked by :mod:`syncer.config.schema`).
 
 * A digest (``[[digests]]``) is a summary of the messages archived since its
   previous run that match ``query``, sent on its cron ``schedule``.
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
     from jinja2.sandbox import SandboxedEnvironment
 
-    from syncer.config.schema import Config
 
 __all__ = [
     "DigestConfig",
@@ -40,7 +39,6 @@ __all__ = [
     "Forwards",
     "OutboxConfig",
     "address_of",
-    "relay_problems",
 ]
 
 #: Names end up in idempotency keys (255 characters with a SHA-256) and job ids.
@@ -175,21 +173,6 @@ class OutboxConfig(Strict):
 
 Digests = Annotated[list[DigestConfig], NAMED]
 Forwards = Annotated[list[ForwardConfig], NAMED]
-
-
-def relay_problems(config: Config) -> list[str]:
-    """Digests and forwards that name an ``[[smtp]]`` server the file does not have."""
-    known = [s.name for s in config.smtp]
-    listed = ", ".join(known) or "none"
-    problems: list[str] = []
-    for section, items in (("digests", config.digests), ("forwards", config.forwards)):
-        for index, item in enumerate(items):
-            if item.smtp not in known:
-                problems.append(
-                    f"{section}[{index}] ({item.name}).smtp: no [[smtp]] named {item.smtp!r} "
-                    f"(configured: {listed})"
-                )
-    return problems
 
 
 def when_filter(value: datetime | None) -> str:

@@ -35,7 +35,7 @@ from syncer.config.base import (
     check_cron,
 )
 from syncer.config.oauth import OAuth2Config, anchor_token_file
-from syncer.config.relay import Digests, Forwards, OutboxConfig, relay_problems
+from syncer.config.relay import Digests, Forwards, OutboxConfig
 from syncer.config.retention import RetentionPolicies, RetentionSettings
 from syncer.errors import ConfigError
 
@@ -520,3 +520,18 @@ def _key_path(loc: Sequence[Any], data: Mapping[str, Any]) -> str:
             out += ("." if out else "") + str(part)
             node = node.get(part) if isinstance(node, dict) else None
     return out
+
+
+def relay_problems(config: Config) -> list[str]:
+    """Digests and forwards that name an ``[[smtp]]`` server the file does not have."""
+    known = [s.name for s in config.smtp]
+    listed = ", ".join(known) or "none"
+    problems: list[str] = []
+    for section, items in (("digests", config.digests), ("forwards", config.forwards)):
+        for index, item in enumerate(items):
+            if item.smtp not in known:
+                problems.append(
+                    f"{section}[{index}] ({item.name}).smtp: no [[smtp]] named {item.smtp!r} "
+                    f"(configured: {listed})"
+                )
+    return problems

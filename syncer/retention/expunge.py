@@ -211,7 +211,7 @@ class ServerExpunger:
         run_id: str,
         outcome: ExpungeOutcome,
     ) -> int:
-        from syncer.sync.maildrop import _verify_copy, maildrop_keys
+        from syncer.sync.maildrop import verify_copy, maildrop_keys
 
         due = {c.uidl: c for c in copies if c.uidl is not None}
         source = self._open_maildrop(account)
@@ -224,7 +224,7 @@ class ServerExpunger:
                 if copy is None:
                     continue
                 # The same last check as delete_after_days: LIST size and the archive copy.
-                problem = _verify_copy(
+                problem = verify_copy(
                     store, account.name, entry, keys[entry.number], copy.sha256, copy.size
                 )
                 if problem is not None:

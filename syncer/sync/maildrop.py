@@ -313,7 +313,7 @@ def _delete_due(
         if not _due(row, options, cutoff):
             continue
         assert row is not None and row.sha256 is not None
-        problem = _verify_copy(store, account, entry, key, row.sha256, row.size)
+        problem = verify_copy(store, account, entry, key, row.sha256, row.size)
         if problem is not None:
             log.error("pop3.dele_refused", number=entry.number, uidl=key, reason=problem)
             problems.append(problem)
@@ -329,7 +329,7 @@ def _delete_due(
     return deleted, problems
 
 
-def _verify_copy(
+def verify_copy(
     store: ArchiveStore,
     account: str,
     entry: MaildropEntry,

@@ -1,0 +1,64 @@
+"""What every command shares: the lazily loaded configuration and store, and JSON output.
+
+Why a module of its own: each command group lives in its own module (loaded only when
+named, see :mod:`syncer.cli.app`); they all need the same state object and output
+helper, and importing them from the group's module would tie every command to it.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from syncer.archive.store import ArchiveStore
+    from syncer.config.schema import Config
+
+
+@dataclass
+class State:
+    """The ``--config`` and ``-v`` options, and the configuration once a command asks."""
+
+    config_path: str | None
+    verbose: int
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from syncer import logs
+            from syncer.config.schema import load_config
+
+            self._config = load_config(self.config_path)
+            fmt = self._config.logging.format
+            logs.configure(
+                self.verbose,
+                json=None if fmt == "auto" else fmt == "json",
+                level=self._config.logging.level,
+            )
+        return self._config
+
+    def open_store(self, *, create: bool = False) -> ArchiveStore:
+        from syncer.archive.store import ArchiveStore
+
+        cfg = self.config
+        if create:
+            from syncer.archive.engine import make_engine, upgrade
+
+            engine = make_engine(cfg.archive_url)
+            try:
+                upgrade(engine)
+            finally:
+                engine.dispose()
+        return ArchiveStore.open(cfg.archive_url, blob_store=cfg.blob_store)
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def emit_json(data: Any) -> None:
+    """Data on stdout as indented, key-sorted JSON (``--json``)."""
+    click.echo(jsonlib.dumps(data, indent=2, sort_keys=True, default=str))

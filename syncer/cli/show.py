@@ -1,0 +1,125 @@
+"""``syncer show ID``: one archived message, its raw bytes or its attachments."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from syncer.cli.context import State, emit_json, pass_state
+
+if TYPE_CHECKING:
+    pass
+
+
+@click.command()
+@click.argument("message", metavar="ID")
+@click.option("--raw", is_flag=True, help="Write the exact archived bytes to stdout.")
+@click.option(
+    "--attachment",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Write attachment N (as `syncer show ID` numbers them), decoded, to --out.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
+    help="The file --attachment writes ('-': stdout). Never a name taken from the mail.",
+)
+@click.option("--force", is_flag=True, help="Let --attachment replace an existing --out file.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_state
+def show(
+    state: State,
+    message: str,
+    raw: bool,
+    attachment: int | None,
+    out: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Show one archived message: headers, addresses, attachments, verdicts, folders, text.
+
+    ID is the message id (as `syncer show` and searches print it) or the first
+    8 or more hex digits of its SHA-256.
+
+    \b
+    Example:
+      syncer show 42
+      syncer show 3fa2c9e1 --json
+      syncer show 42 --raw > message.eml
+      syncer show 42 --attachment 1 --out invoice.pdf
+    """
+    if raw and attachment is not None:
+        raise click.UsageError("--raw and --attachment cannot be combined.")
+    if (attachment is None) != (out is None):
+        raise click.UsageError("--attachment N and --out FILE go together.")
+    with state.open_store() as store:
+        message_pk = store.find_message(message)
+        view = store.message_view(message_pk)
+        if raw or attachment is not None:
+            content = store.get_raw(view["sha256"])
+    if raw:
+        _write_stdout(content)
+        return
+    if attachment is not None and out is not None:
+        _write_attachment(view, content, attachment, out, force=force)
+        return
+    if as_json:
+        emit_json(view)
+        return
+    from syncer.cli.render_mail import render_show
+
+    render_show(view)
+
+
+def _write_attachment(
+    view: dict[str, Any], raw: bytes, number: int, out: str, *, force: bool
+) -> None:
+    import hashlib
+
+    from syncer.errors import ArchiveError
+    from syncer.mime.normalize import attachment_content
+
+    listed = view["attachments"]
+    if number > len(listed):
+        pending = " (not normalized yet: run `syncer normalize`)" * (
+            view["parse"]["status"] == "pending"
+        )
+        raise click.UsageError(
+            f"Message {view['id']} has {len(listed)} attachment"
+            f"{'s' if len(listed) != 1 else ''}{pending}; there is no attachment {number}."
+        )
+    item = listed[number - 1]
+    content = attachment_content(raw, item["part_path"])
+    if content is None or hashlib.sha256(content).hexdigest() != item["sha256"]:
+        raise ArchiveError(
+            f"Attachment {number} (part {item['part_path']}) of message {view['id']} no longer "
+            "decodes to the bytes recorded for it.",
+            hint="Run `syncer normalize --rebuild` to re-derive the message.",
+        )
+    if out == "-":
+        _write_stdout(content)
+        return
+    _write_file(Path(out), content, force=force)
+    click.echo(
+        f"Wrote attachment {number} ({len(content)} bytes, {item['content_type']}) to {out}.",
+        err=True,
+    )
+
+
+def _write_stdout(content: bytes) -> None:
+    """Bytes to stdout exactly as they are (no newline translation, no encoding)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(content)
+    sys.stdout.buffer.flush()
+
+
+def _write_file(path: Path, content: bytes, *, force: bool) -> None:
+    """Write exactly ``path`` (the --out the user gave), never replacing a file unless ``force``."""
+    if path.exists() and not force:
+        raise click.UsageError(f"{path} exists; add --force to replace it.")
+    with path.open("wb" if force else "xb") as handle:
+        handle.write(content)
