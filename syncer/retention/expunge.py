@@ -211,7 +211,7 @@ class ServerExpunger:
         run_id: str,
         outcome: ExpungeOutcome,
     ) -> int:
-        from syncer.sync.maildrop import verify_copy, maildrop_keys
+        from syncer.sync.maildrop import maildrop_keys, verify_copy
 
         due = {c.uidl: c for c in copies if c.uidl is not None}
         source = self._open_maildrop(account)
