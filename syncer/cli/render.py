@@ -41,7 +41,8 @@ def render_status(data: dict[str, Any]) -> None:
     _out.print(f"Archive: {data.get('database')}")
     _out.print(
         f"{totals.get('messages', 0)} messages, {totals.get('blobs', 0)} blobs, "
-        f"{human_size(totals.get('raw_bytes'))} raw, {human_size(totals.get('stored_bytes'))} stored"
+        f"{human_size(totals.get('raw_bytes'))} raw, "
+        f"{human_size(totals.get('stored_bytes'))} stored"
     )
     if totals.get("awaiting_normalization"):
         _out.print(
