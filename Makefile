@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.installed
 DEB_PACKAGES := dovecot-imapd dovecot-pop3d postgresql systemd
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint typecheck bench deps clean help
+.PHONY: test check demo lint typecheck bench deps clean help
 
 help:
 	@echo "make demo   - sync a throwaway local Dovecot into demo/archive.db and show it"
 	@echo "make test   - install what is needed, then ruff, mypy and the test suite"
+	@echo "make check  - the fast loop: lint, types, import contracts, unit tests (no servers)"
 	@echo "make bench  - the benchmarks against mbsync (long; not part of make test)"
 
 $(PY):
@@ -46,6 +47,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+# The fast loop while changing code: no servers, no slow property runs, under a minute.
+check: $(STAMP) lint typecheck
+	$(VENV)/bin/pytest -q -m "not integration and not slow" tests/unit
 
 test: deps $(STAMP) lint typecheck
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)

@@ -1,6 +1,6 @@
 """A deterministic generator of realistic mail, for benchmarks, demos and tests.
 
-syncer's performance targets (``/work/shared/PERFORMANCE.md``) are ratios to peers
+syncer's performance targets (``docs/performance.md``) are ratios to peers
 measured on *the same* corpus, and its normalizer must cope with what real
 mailboxes hold: RFC 2047 headers in Korean, German and Japanese (also in legacy
 charsets), quoted-printable and base64 bodies, multipart/alternative and
@@ -46,7 +46,7 @@ from urllib.parse import quote
 FolderProfile = Literal["standard", "many"]
 SizeProfile = Literal["realistic", "small"]
 
-KB = 1000  # decimal units, as PERFORMANCE.md quotes them
+KB = 1000  # decimal units, as docs/performance.md quotes them
 MB = 1000 * 1000
 CRLF = b"\r\n"
 
@@ -1048,7 +1048,7 @@ def generate(
 
     :param folders: ``"standard"`` (INBOX, Archive/2024, Sent, Überweisungen) or
         ``"many"`` (those four plus 96 more, a skewed spread).
-    :param size_profile: ``"realistic"`` (PERFORMANCE.md's mix: median about 8 KB,
+    :param size_profile: ``"realistic"`` (docs/performance.md's mix: median about 8 KB,
         about 65 KB on average, a tail up to 3 MB) or ``"small"`` (a few KB each).
     """
     if count < 0:

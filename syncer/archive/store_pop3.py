@@ -5,7 +5,7 @@ its state is the set of UIDLs already downloaded (``pop3_seen``). Messages
 still go through the one ingest path (:meth:`ArchiveStore.archive_batch`:
 blobs, message rows, entries), into the account's ``INBOX`` folder, and their
 ``pop3_seen`` rows are written in the same transaction, so a crash at any
-instant leaves either both or neither (DESIGN.md principle 3).
+instant leaves either both or neither (docs/architecture.md, principle 3).
 :class:`~syncer.archive.store.ArchiveStore` inherits :class:`StorePOP3`, so
 callers see one class.
 

@@ -1,6 +1,6 @@
 """One incremental sync of one account: from a FolderSource into the archive.
 
-The algorithm (DESIGN.md, "Incremental IMAP, in short"):
+The algorithm (docs/architecture.md, "One message, from server to outbox"):
 
 1. One LIST (with STATUS) tells which folders changed; a folder whose
    UIDVALIDITY, UIDNEXT, MESSAGES and HIGHESTMODSEQ equal the stored cursor is

@@ -27,7 +27,7 @@ The algorithm:
 
 So a message is never deleted from the server unless its archive copy is
 committed and verified, and a crash at any instant leaves every message in at
-least one of the two places, archived at most once (DESIGN.md principle 2).
+least one of the two places, archived at most once (docs/architecture.md, principle 2).
 
 The pipeline sees only ``MailDropSource`` and ``ArchiveStore``; it never
 imports poplib or SQLAlchemy.

@@ -1,7 +1,7 @@
 """The normalization catch-up stage: derive what awaits normalization, in batches.
 
 Why this module exists: ingest archives raw bytes only (the hot path stays
-lean, DESIGN.md principle 5); this stage runs right after a sync, or as
+lean, docs/architecture.md, principle 5); this stage runs right after a sync, or as
 ``syncer normalize``, and brings the derived rows up to date. It is resumable
 by construction: it works from the archive's marker (``normalizer_version``
 NULL or older than :data:`~syncer.mime.parsed.NORMALIZER_VERSION`), and each batch's

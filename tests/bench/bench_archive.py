@@ -2,7 +2,7 @@
 
 Why this script exists: a first sync of a big mailbox is bounded by how fast
 fetched bytes are hashed, compressed and inserted. This measures that alone (no
-IMAP), on a deterministic corpus shaped like shared/PERFORMANCE.md's (median
+IMAP), on a deterministic corpus shaped like the benchmark corpus's (median
 about 8 KB, a tail of 100 KB-2 MB messages, about 10% with base64
 attachments), in batches bounded like the IMAP source's (500 messages or
 32 MB), and prints wall time, process CPU time and throughput for each
@@ -31,7 +31,7 @@ SEED = 20240517
 BATCH_COUNT = 500
 BATCH_BYTES = 32 * 1024 * 1024
 
-# (share, low, high) of message sizes in bytes, after PERFORMANCE.md's corpus.
+# (share, low, high) of message sizes in bytes, after the benchmark corpus in docs/performance.md.
 SIZE_MIX = [
     (0.28, 1_500, 5_000),
     (0.32, 5_000, 10_000),

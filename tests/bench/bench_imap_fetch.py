@@ -1,6 +1,6 @@
 """Benchmark: IMAPSource's lean body download against imapclient's ``fetch()``.
 
-Why: PERFORMANCE.md measured imapclient's FETCH parser at about 6x the cost of
+Why: docs/performance.md measured imapclient's FETCH parser at about 6x the cost of
 the raw read for bulk bodies, which is why ``IMAPSource.fetch_messages`` reads
 literals itself. This script checks that claim on this machine, on one server
 and one corpus, in alternating runs (these VMs are noisy: compare medians and
@@ -8,7 +8,7 @@ ratios, never single absolute times).
 
 It starts a private Dovecot with the test harness, seeds a deterministic
 corpus (fixed seed; median about 8 KB, a few 0.5-2 MB messages, roughly the
-size mix of PERFORMANCE.md), then times, for every body in INBOX:
+size mix of docs/performance.md), then times, for every body in INBOX:
 
 * ``lean``: ``IMAPSource.fetch_messages(start_uid=1)`` (plan + batches);
 * ``imapclient``: the same plan and the same size-bounded batches through
@@ -48,7 +48,7 @@ BATCH_BYTES = 32 * 1024 * 1024
 BATCH_COUNT = 500
 USER, PASSWORD = "bench", "bench-password"
 
-#: (share, low, high) body sizes in bytes, after PERFORMANCE.md's corpus.
+#: (share, low, high) body sizes in bytes, after the benchmark corpus in docs/performance.md.
 SIZE_MIX = [
     (0.28, 1_500, 5_000),
     (0.32, 5_000, 10_000),

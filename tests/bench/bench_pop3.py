@@ -1,6 +1,6 @@
 """Benchmark syncer's POP3 download against getmail6 on one server and corpus.
 
-PERFORMANCE.md's target: a full POP3 download of the benchmark corpus's INBOX
+docs/performance.md's target: a full POP3 download of the benchmark corpus's INBOX
 (about 3,900 messages, 260 MB) in at most 0.25x getmail6's wall time. Both
 peers read the same Dovecot maildrop over loopback; getmail6 writes a Maildir
 (one file per message, as its users run it), syncer its SQLite archive, raw

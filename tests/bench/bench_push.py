@@ -12,7 +12,7 @@ from one Dovecot user into an empty other user on the same server:
 
 Each run copies into fresh target users (one per peer and run), alternating which
 peer goes first; the report gives medians, messages per second and the ratio
-syncer/mbsync in throughput (higher is better; PERFORMANCE.md asks for >= 0.5).
+syncer/mbsync in throughput (higher is better; docs/performance.md asks for >= 0.5).
 Not part of ``make test``::
 
     python -m tests.bench.bench_push --messages 1000 --runs 3 [--connections 1]

@@ -1,6 +1,6 @@
 """Benchmark of search: index build time, index size and query latency, next to notmuch.
 
-Why this script exists: PERFORMANCE.md sets the search target (100,000
+Why this script exists: docs/performance.md sets the search target (100,000
 messages, 20 fixed queries: p50 ≤ 20 ms, p95 ≤ 100 ms on SQLite) as a
 comparison with notmuch on the same messages in the same run;
 docs/performance.md ("## Search") records the figures. Not a test: run it by

@@ -1,6 +1,6 @@
 """Time to first byte archived, and the peak memory, of a full ``syncer sync``.
 
-PERFORMANCE.md asks for time to first byte archived because people watching a
+docs/performance.md asks for time to first byte archived because people watching a
 first sync of a big mailbox want to see progress at once. It is measured from
 outside, like every other figure here: a fresh ``syncer sync`` process is
 started against the benchmark server and the SQLite archive is polled (read

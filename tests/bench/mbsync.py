@@ -1,6 +1,6 @@
 """The mbsync side of the benchmarks, plus the measuring and mailbox-changing helpers.
 
-PERFORMANCE.md judges syncer by ratios to mbsync (isync 1.4, the fastest common
+docs/performance.md judges syncer by ratios to mbsync (isync 1.4, the fastest common
 IMAP-to-disk client) measured in the same run, on the same server and corpus,
 because these machines are too noisy for absolute times. This module is the
 peer's half of that comparison:

@@ -1,6 +1,6 @@
 """Benchmark syncer against mbsync on one server and corpus, and print the table.
 
-PERFORMANCE.md states every target as a ratio to a peer measured in the same
+docs/performance.md states every target as a ratio to a peer measured in the same
 run, because these shared VMs are noisy (file-writing times vary 2-3x between
 runs). So this script loads the deterministic corpus into one Dovecot once and
 then, for each run, measures both peers scenario by scenario, alternating which

@@ -1,6 +1,6 @@
 """The syncer side of the benchmarks: the same server, the same measuring, one CLI call.
 
-PERFORMANCE.md compares whole processes, the way users feel them, so syncer is
+docs/performance.md compares whole processes, the way users feel them, so syncer is
 benchmarked through its command line (``syncer --config CONF sync``) exactly like
 mbsync, with the same :func:`tests.bench.mbsync.timed` (wall time, peak RSS of a
 fresh child). The configuration points a SQLite archive at a state directory the

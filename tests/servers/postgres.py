@@ -8,7 +8,7 @@ disposable, and hands out one fresh database per test.
 
 PostgreSQL refuses to run as root, so when the tests run as root (CI, the
 development VMs) initdb and pg_ctl run as the ``postgres`` user through
-``runuser``, in a directory that user owns (see shared/NOTES.md).
+``runuser``, in a directory that user owns (PostgreSQL refuses to run as root).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The benchmark corpus is deterministic, well-formed and shaped like PERFORMANCE.md says.
+"""The benchmark corpus is deterministic, well-formed and shaped like docs/performance.md says.
 
 Benchmarks compare syncer with its peers on the corpus from ``tests.corpus``;
 if the generator drifted (other bytes for the same seed, another size mix,
@@ -96,6 +96,7 @@ def test_many_folders_variant() -> None:
     assert seen["INBOX"] == max(seen.values())
 
 
+@pytest.mark.slow
 def test_every_message_is_well_formed(corpus: list[CorpusMessage]) -> None:
     header_parser = BytesParser(policy=email.policy.default)
     message_ids: set[str] = set()
@@ -154,6 +155,7 @@ def test_headers_use_rfc2047_in_several_languages(corpus: list[CorpusMessage]) -
     assert any(ch in "äöüÄÖÜß" for ch in text), "no German subject"
 
 
+@pytest.mark.slow
 def test_bodies_decode(corpus: list[CorpusMessage]) -> None:
     """Text parts decode in their declared charset; attachments are valid base64."""
     for m in corpus[:400]:

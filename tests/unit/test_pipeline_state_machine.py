@@ -211,9 +211,10 @@ class SyncMachineWithOBJECTID(SyncMachine):
     capabilities = ALL_CAPABILITIES | {"OBJECTID"}
 
 
-TestSyncWithQRESYNC = SyncMachine.TestCase
-TestSyncWithOBJECTID = SyncMachineWithOBJECTID.TestCase
-TestSyncWithoutCONDSTORE = SyncMachineWithoutExtensions.TestCase
+# Tens of seconds each: `make test` runs them, `make check` (the fast loop) does not.
+TestSyncWithQRESYNC = pytest.mark.slow(SyncMachine.TestCase)
+TestSyncWithOBJECTID = pytest.mark.slow(SyncMachineWithOBJECTID.TestCase)
+TestSyncWithoutCONDSTORE = pytest.mark.slow(SyncMachineWithoutExtensions.TestCase)
 
 
 @pytest.fixture(autouse=True, scope="module")

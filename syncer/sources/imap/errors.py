@@ -5,7 +5,7 @@ exception trees, and our lean reader adds a few more. The pipeline must only
 ever see ``syncer.errors`` classes -- ``SourceAuthError`` (do not retry),
 ``SourceUnavailable`` (transient: retry), ``ProtocolViolation`` and
 ``SourceError`` -- each with a message that names the account, the server and
-the folder and says what to do next (STYLE.md section 4). Everything is decided
+the folder and says what to do next (docs/architecture.md, "Errors"). Everything is decided
 in :func:`map_errors`; a meta-test raises every library exception class through
 it.
 

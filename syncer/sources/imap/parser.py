@@ -2,7 +2,7 @@
 
 Why this exists: imapclient's ``fetch()`` runs every answer through a
 pure-Python lexer that looks at each byte of each body, which makes a bulk
-download about six times slower than reading the socket (PERFORMANCE.md).
+download about six times slower than reading the socket (docs/performance.md).
 Here a response is read line by line; a ``{N}`` at the end of a line announces
 a literal, which is read as one ``read(N)`` and never scanned. Only the short
 non-literal text around it (``UID 7 FLAGS (\\Seen) BODY[] {N}``) is tokenized.
@@ -39,7 +39,7 @@ from imapclient import imap_utf7
 # 2 GiB message, and trusting a bogus length would try to read the rest of the stream.
 MAX_LITERAL = 2**31
 
-# UID sets longer than this are split over several commands (NOTES.md: Dovecot answers
+# UID sets longer than this are split over several commands (Dovecot answers
 # "Too long argument" somewhere past 64 KiB; stay well below).
 MAX_UID_SET_BYTES = 8000
 

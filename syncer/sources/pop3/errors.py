@@ -4,7 +4,7 @@ Why this exists: poplib signals everything -- a server's ``-ERR`` line, a
 closed connection, an over-long line -- with one class, ``poplib.error_proto``,
 told apart only by its argument; ssl and socket add their own trees. The
 pipeline must only ever see ``syncer.errors`` classes, each with a message that
-names the account and the server and says what to do next (STYLE.md section 4).
+names the account and the server and says what to do next (docs/architecture.md, "Errors").
 Everything is decided in :func:`map_errors`; a meta-test raises every library
 exception class through it.
 
