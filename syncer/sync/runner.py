@@ -18,9 +18,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
+import tenacity
 from structlog.contextvars import bound_contextvars
 
 from syncer.archive.leases import Lease, account_lease, hold_lease
@@ -45,7 +47,6 @@ S = TypeVar("S", bound=_Closable)
 R = TypeVar("R")
 
 log = structlog.get_logger(__name__)
-
 
 
 def open_source(account: AccountConfig) -> FolderSource:
@@ -205,14 +206,11 @@ def sync_account(
                 store.abandon_runs(account.name, f"abandoned: {_ABANDONED}")
                 store.start_run(account.name, run_id, worker=current.holder)
                 started_run = True
+                pipeline = _Pipeline(account, store, progress, heartbeat)
                 if account.protocol == "pop3":
-                    folders, error, warnings = _sync_pop3_with_retries(
-                        account, store, folder_globs, progress, heartbeat, connect_pop3
-                    )
+                    folders, error, warnings = pipeline.maildrop(folder_globs, connect_pop3)
                 else:
-                    folders, error = _sync_with_retries(
-                        account, store, folder_globs, progress, heartbeat, connect
-                    )
+                    folders, error, warnings = pipeline.folders(folder_globs, connect)
                 folder_errors = [f"{f.folder}: {f.error}" for f in folders if f.error]
                 if error is None and folder_errors:
                     error = "; ".join(folder_errors)
@@ -263,87 +261,105 @@ def _record_failure(store: ArchiveStore, run_id: str, error: str) -> None:
         log.error("run.record_failed", error=str(exc))
 
 
-def _sync_with_retries(
-    account: AccountConfig,
-    store: ArchiveStore,
-    folder_globs: Sequence[str],
-    progress: Progress | None,
-    heartbeat: Callable[[], None],
-    connect: Callable[[AccountConfig], FolderSource],
-) -> tuple[list[FolderSummary], str | None]:
-    """Run the pipeline, reconnecting after transient failures (backoff 1, 2, 4 ... s)."""
-    options = sync_options(account, folder_globs)
-    try:
-        return _retrying(
-            account,
-            connect,
-            lambda source: sync_folders(
-                source, store, account.name, options, progress=progress, heartbeat=heartbeat
-            ),
-        ), None
-    except SourceError as exc:
-        where = f"folder {exc.folder!r}: " if exc.folder else ""
-        return [], where + exc.message
+#: What a pipeline run gives the run record: the folders, the error (None: success), warnings.
+_Outcome = tuple[list[FolderSummary], str | None, tuple[str, ...]]
 
 
-def _sync_pop3_with_retries(
-    account: AccountConfig,
-    store: ArchiveStore,
-    folder_globs: Sequence[str],
-    progress: Progress | None,
-    heartbeat: Callable[[], None],
-    connect: Callable[[AccountConfig], MailDropSource],
-) -> tuple[list[FolderSummary], str | None, tuple[str, ...]]:
-    """The POP3 pipeline with the same retries; returns (folders, error, warnings)."""
-    if folder_globs and not any(fnmatch.fnmatchcase(POP3_FOLDER, g) for g in folder_globs):
-        return [FolderSummary(folder=POP3_FOLDER, skipped=True)], None, ()
-    options = pop3_options(account)
-    try:
-        result = _retrying(
-            account,
-            connect,
-            lambda source: sync_maildrop(
-                source, store, account.name, options, progress=progress, heartbeat=heartbeat
-            ),
-        )
-    except SourceError as exc:
-        return [], str(exc), ()  # with the hint: what to change (auth, ca_file, ...)
-    return [result.summary], None, result.warnings
+@dataclass(frozen=True, slots=True)
+class _Pipeline:
+    """The two pipelines' one entry: connect, run, and again after transient failures.
 
-
-def _retrying(
-    account: AccountConfig, connect: Callable[[AccountConfig], S], work: Callable[[S], R]
-) -> R:
-    """Connect and run ``work``, again after transient failures, at most ``retries`` more times.
-
-    The source is closed after each attempt.
-
-    :raises SourceError: the last failure, when it is not transient or the retries are used up.
+    Both pipelines are incremental, so a retry resumes after the last committed batch;
+    the source is closed after each attempt.
     """
-    attempt = 0
-    while True:
+
+    account: AccountConfig
+    store: ArchiveStore
+    progress: Progress | None
+    heartbeat: Callable[[], None]
+
+    def folders(
+        self, folder_globs: Sequence[str], connect: Callable[[AccountConfig], FolderSource]
+    ) -> _Outcome:
+        options = sync_options(self.account, folder_globs)
+
+        def work(source: FolderSource) -> _Outcome:
+            summaries = sync_folders(
+                source,
+                self.store,
+                self.account.name,
+                options,
+                progress=self.progress,
+                heartbeat=self.heartbeat,
+            )
+            return summaries, None, ()
+
+        return self._retrying(connect, work, with_folder=True)
+
+    def maildrop(
+        self, folder_globs: Sequence[str], connect: Callable[[AccountConfig], MailDropSource]
+    ) -> _Outcome:
+        if folder_globs and not any(fnmatch.fnmatchcase(POP3_FOLDER, g) for g in folder_globs):
+            return [FolderSummary(folder=POP3_FOLDER, skipped=True)], None, ()
+        options = pop3_options(self.account)
+
+        def work(source: MailDropSource) -> _Outcome:
+            result = sync_maildrop(
+                source,
+                self.store,
+                self.account.name,
+                options,
+                progress=self.progress,
+                heartbeat=self.heartbeat,
+            )
+            return [result.summary], None, result.warnings
+
+        return self._retrying(connect, work, with_folder=False)
+
+    def _retrying(
+        self,
+        connect: Callable[[AccountConfig], S],
+        work: Callable[[S], _Outcome],
+        *,
+        with_folder: bool,
+    ) -> _Outcome:
+        """``work`` on a fresh connection, retried on transient ``SourceError``s with
+        exponential backoff (1, 2, 4 ... s, at most 30 s) up to ``retries`` more times;
+        the last failure becomes the run's error."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda exc: getattr(exc, "transient", False)),
+            stop=tenacity.stop_after_attempt(self.account.retries + 1),
+            wait=tenacity.wait_exponential(multiplier=1, max=30),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
         try:
-            source = connect(account)
+            return retrying(self._attempt, connect, work)
         except SourceError as exc:
-            if not exc.transient or attempt >= account.retries:
-                raise
-            attempt = _backoff(attempt, exc)
-            continue
+            if not with_folder:
+                return [], str(exc), ()  # with the hint: what to change (auth, ca_file, ...)
+            where = f"folder {exc.folder!r}: " if exc.folder else ""
+            return [], where + exc.message, ()
+
+    def _attempt(
+        self, connect: Callable[[AccountConfig], S], work: Callable[[S], _Outcome]
+    ) -> _Outcome:
+        source = connect(self.account)
         try:
             return work(source)
-        except SourceError as exc:
-            if not exc.transient or attempt >= account.retries:
-                raise
-            attempt = _backoff(attempt, exc)
         finally:
             source.close()
 
 
-def _backoff(attempt: int, exc: SourceError) -> int:
-    delay = min(2.0**attempt, 30.0)
-    log.warning("run.retrying", attempt=attempt + 1, delay_s=delay, error=exc.message)
-    time.sleep(delay)
-    return attempt + 1
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    delay = state.next_action.sleep if state.next_action else 0
+    log.warning(
+        "run.retrying",
+        attempt=state.attempt_number,
+        delay_s=delay,
+        error=getattr(exc, "message", str(exc)),
+    )
 
 
 def sync_accounts(
