@@ -82,9 +82,10 @@ def open_source(account: AccountConfig) -> FolderSource:
             "open it with open_maildrop()."
         )
     password, tokens, mechanism = _sign_in_with(account)
+    from syncer.sources.imap.settings import IMAPSettings
     from syncer.sources.imap.source import IMAPSource
 
-    return IMAPSource.open(
+    settings = IMAPSettings(
         host=account.host,
         port=account.effective_port,
         security=account.security,
@@ -100,6 +101,7 @@ def open_source(account: AccountConfig) -> FolderSource:
         oauth2=tokens,
         sasl_mechanism=mechanism,
     )
+    return IMAPSource.open(settings)
 
 
 def open_maildrop(account: AccountConfig) -> MailDropSource:
@@ -114,9 +116,10 @@ def open_maildrop(account: AccountConfig) -> MailDropSource:
             "open it with open_source()."
         )
     password, tokens, mechanism = _sign_in_with(account)
+    from syncer.sources.pop3.settings import POP3Settings
     from syncer.sources.pop3.source import POP3Source
 
-    return POP3Source.open(
+    settings = POP3Settings(
         host=account.host,
         port=account.effective_port,
         security=account.security,
@@ -130,6 +133,7 @@ def open_maildrop(account: AccountConfig) -> MailDropSource:
         oauth2=tokens,
         sasl_mechanism=mechanism,
     )
+    return POP3Source.open(settings)
 
 
 def _sign_in_with(account: AccountConfig) -> tuple[str, TokenProvider | None, str]:

@@ -152,7 +152,9 @@ def open_target(account: AccountConfig) -> IMAPTarget:
         )
     source = open_source(account)
     assert isinstance(source, IMAPSource)
-    return IMAPTarget(source)
+    target = IMAPTarget(source.settings)
+    target.source, target._session = source, source.session  # the connection just opened
+    return target
 
 
 def _sendable(raw: bytes) -> bytes:

@@ -33,8 +33,10 @@ from syncer.protocols.errors import TABLE, Kind, classify, map_exceptions
 from syncer.smtp.client import SMTPRelay, SMTPSettings
 from syncer.sources.imap import connection as imap_connection
 from syncer.sources.imap import parser as imap_parser
+from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
 from syncer.sources.pop3 import wire as pop3_wire
+from syncer.sources.pop3.settings import POP3Settings
 from syncer.sources.pop3.source import POP3Source
 
 
@@ -189,11 +191,15 @@ Mapper = Callable[[], AbstractContextManager[None]]
 
 ADAPTERS: dict[str, tuple[Mapper, type[SyncerError]]] = {
     "imap": (
-        lambda: IMAPSource("imap.example.com", 993, "tls", "me", "pw")._map_errors("INBOX"),
+        lambda: IMAPSource(IMAPSettings("imap.example.com", 993, "tls", "me", "pw"))._map_errors(
+            "INBOX"
+        ),
         SourceError,
     ),
     "pop3": (
-        lambda: POP3Source("pop.example.com", 995, "tls", "me", "pw")._map_errors("RETR 1"),
+        lambda: POP3Source(POP3Settings("pop.example.com", 995, "tls", "me", "pw"))._map_errors(
+            "RETR 1"
+        ),
         SourceError,
     ),
     "smtp": (
