@@ -203,7 +203,8 @@ def _push(
     as_json: bool,
     connections: int = 2,
 ) -> None:
-    from syncer.transfer.push import PushOptions, check_source, open_target, push_archive
+    from syncer.connect import open_target
+    from syncer.transfer.push import PushOptions, check_source, push_archive
     from syncer.transfer.push_folders import parse_maps
 
     options = PushOptions(

@@ -26,6 +26,8 @@ from typing import Protocol, TypeVar
 
 import structlog
 
+from syncer.protocols.errors import SignInFailed
+
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
@@ -43,7 +45,7 @@ class TokenProvider(Protocol):
     def __call__(self, *, refresh: bool = False) -> str: ...
 
 
-class BearerRefused(Exception):
+class BearerRefused(SignInFailed):
     """The server refused the access token, also the one fetched after a refresh."""
 
     def __init__(self, mechanism: str, detail: str) -> None:
@@ -52,7 +54,7 @@ class BearerRefused(Exception):
         self.detail = detail
 
 
-class NoMechanism(Exception):
+class NoMechanism(SignInFailed):
     """The server offers neither OAUTHBEARER nor XOAUTH2."""
 
     def __init__(self, offered: Iterable[str]) -> None:

@@ -24,8 +24,9 @@ the crash, so a receiver can get it twice -- at most twice, with the same bytes
 and the same Message-ID, which lets it drop the copy. A crash between queueing
 and sending loses nothing: the row waits, pending, for the next flush.
 
-Public API: :func:`flush_outbox`, :class:`FlushResult`, :func:`smtp_settings`,
-:func:`syncer.sync.runner.job_lease` with :data:`LEASE`.
+Public API: :func:`flush_outbox`, :class:`FlushResult`; the SMTP adapter comes from
+:func:`syncer.connect.smtp_settings`, the lease from :func:`syncer.sync.runner.job_lease`
+with :data:`LEASE`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from syncer.archive.store_relay import OutboxRow
     from syncer.config.relay import OutboxConfig
     from syncer.config.schema import Config, SMTPConfig
-    from syncer.smtp.client import SMTPRelay, SMTPSettings
+    from syncer.smtp.client import SMTPRelay
 
 log = structlog.get_logger(__name__)
 
@@ -71,39 +72,6 @@ class FlushResult:
         return not (self.deferred or self.failed)
 
 
-def smtp_settings(server: SMTPConfig) -> SMTPSettings:
-    """The adapter's plain values for an ``[[smtp]]`` entry, its password read now.
-
-    :raises ConfigError: when the password source gives nothing.
-    """
-    from syncer.secrets import resolve_secret
-    from syncer.smtp.client import SMTPSettings
-
-    password = None
-    if server.username is not None and server.has_secret:
-        password = resolve_secret(server, owner=f"smtp {server.name!r}")
-    oauth2, mechanism = None, "auto"
-    if server.oauth2 is not None:  # OAuth2 (issue 11): a token provider instead
-        from syncer.config.tokens import token_provider
-
-        oauth2 = token_provider(server.oauth2, kind="smtp", name=server.name, protocol="smtp")
-        mechanism = server.oauth2.mechanism
-    return SMTPSettings(
-        host=server.host,
-        port=server.effective_port,
-        security=server.security,
-        username=server.username,
-        password=password,
-        tls_verify=server.tls_verify,
-        ca_file=str(server.ca_file.expanduser()) if server.ca_file else None,
-        allow_insecure=server.allow_insecure,
-        timeout=server.timeout,
-        label=server.name,
-        oauth2=oauth2,
-        sasl_mechanism=mechanism,
-    )
-
-
 def _find_server(config: Config, name: str) -> SMTPConfig:
     for server in config.smtp:
         if server.name == name:
@@ -119,7 +87,7 @@ def _find_server(config: Config, name: str) -> SMTPConfig:
 class _Relays:
     """One SMTP connection per server for the length of a flush, and the servers found down."""
 
-    def __init__(self, config: Config, connect: Callable[[SMTPSettings], SMTPRelay]) -> None:
+    def __init__(self, config: Config, connect: Callable[[SMTPConfig], SMTPRelay]) -> None:
         self._config = config
         self._connect = connect
         self._open: dict[str, SMTPRelay] = {}
@@ -135,7 +103,7 @@ class _Relays:
         relay = self._open.get(name)
         try:
             if relay is None:
-                relay = self._connect(smtp_settings(_find_server(self._config, name)))
+                relay = self._connect(_find_server(self._config, name))
                 self._open[name] = relay
             if not relay.connected:
                 relay.connect()
@@ -156,17 +124,18 @@ def flush_outbox(
     *,
     now: Callable[[], datetime] | None = None,
     only: Collection[int] | None = None,
-    connect: Callable[[SMTPSettings], SMTPRelay] | None = None,
+    connect: Callable[[SMTPConfig], SMTPRelay] | None = None,
     heartbeat: Callable[[], None] | None = None,
 ) -> FlushResult:
     """Send every due row of the outbox (see the module docstring). The caller holds
     the lease :data:`LEASE`.
 
     :param only: send only these row ids (others stay as they are).
-    :param connect: builds the relay for a server (tests pass their own settings).
+    :param connect: builds the (unconnected) relay for a server; default
+        :func:`syncer.connect.smtp_relay`.
     :param heartbeat: called between messages (lease renewal; may raise to stop).
     """
-    from syncer.smtp.client import SMTPRelay
+    from syncer.connect import smtp_relay
 
     clock = now or (lambda: datetime.now(UTC))
     result = FlushResult(recovered=store.outbox_recover())
@@ -177,7 +146,7 @@ def flush_outbox(
             reason="a previous flush stopped while sending; these are sent again with the "
             "same Message-ID, and a receiver may get one of them twice",
         )
-    relays = _Relays(config, connect or SMTPRelay)
+    relays = _Relays(config, connect or smtp_relay)
     settings = config.outbox
     after = 0
     try:

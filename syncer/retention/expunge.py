@@ -104,7 +104,7 @@ class ServerExpunger:
     """Connects to each account's server (from the configuration) and expunges there.
 
     :param open_source: builds a connected IMAP source for an account (default
-        :func:`syncer.sync.runner.open_source`); :param open_maildrop: the same for POP3.
+        :func:`syncer.connect.open_source`); :param open_maildrop: the same for POP3.
     """
 
     def __init__(
@@ -115,11 +115,11 @@ class ServerExpunger:
         open_maildrop: Callable[[AccountConfig], MailDropSource] | None = None,
         holder: str | None = None,
     ) -> None:
-        from syncer.sync import runner
+        from syncer import connect
 
         self._config = config
-        self._open_source = open_source or runner.open_source
-        self._open_maildrop = open_maildrop or runner.open_maildrop
+        self._open_source = open_source or connect.open_source
+        self._open_maildrop = open_maildrop or connect.open_maildrop
         self._holder = holder
 
     def expunge(

@@ -36,11 +36,12 @@ Behaviour worth knowing:
   others). A recipient deferred (4xx) makes the whole message wait: RSET, and
   :class:`~syncer.errors.RelayUnavailable`, so a later attempt reaches everyone.
 
-Errors (all mapped in :meth:`SMTPRelay._map_errors`): a 4xx reply, a timeout or
-a lost connection is :class:`~syncer.errors.RelayUnavailable` (transient); a
-5xx reply to ``MAIL``, ``RCPT`` or ``DATA`` is
-:class:`~syncer.errors.RelayRejected`; a certificate that does not verify, a
-refused login or a missing STARTTLS is a plain
+Errors (all mapped in :meth:`SMTPRelay._map_errors`, through the table shared
+with IMAP and POP3, :mod:`syncer.protocols.errors`, in the words of
+:mod:`syncer.smtp.errors`): a 4xx reply, a timeout or a lost connection is
+:class:`~syncer.errors.RelayUnavailable` (transient); a 5xx reply to ``MAIL``,
+``RCPT`` or ``DATA`` is :class:`~syncer.errors.RelayRejected`; a certificate
+that does not verify, a refused login or a missing STARTTLS is a plain
 :class:`~syncer.errors.RelayError` (the server, not the message, is the
 problem). Every message quotes the server's reply.
 """
@@ -51,15 +52,17 @@ import contextlib
 import re
 import smtplib
 import ssl
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
 import structlog
 
-from syncer.errors import RelayError, RelayRejected, RelayUnavailable, SyncerError
+from syncer.errors import RelayError
 from syncer.oauth.sasl import TokenProvider
+from syncer.protocols.errors import map_exceptions
+from syncer.smtp.errors import SMTPWording, reply_text
 
 __all__ = [
     "PASSWORD_MECHANISMS",
@@ -136,11 +139,6 @@ def to_crlf(data: bytes) -> bytes:
     if b"\n" not in rest and b"\r" not in rest:
         return data
     return _LINE_END.sub(b"\r\n", data)
-
-
-def _reply(code: int, text: bytes | str) -> str:
-    body = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-    return f"{code} {' '.join(body.split())}".strip()
 
 
 class SMTPRelay:
@@ -246,8 +244,6 @@ class SMTPRelay:
                 tokens=s.oauth2,
                 wanted=s.sasl_mechanism,
                 offered=offered,
-                where=s.where,
-                login_name=f"smtp:{s.label}" if s.label else s.host,
             )
             return
         mechanism = next((m for m in s.mechanisms if m in offered), None)
@@ -272,7 +268,7 @@ class SMTPRelay:
                 raise
             raise RelayError(
                 f"{s.where} refused the login of {s.username!r} ({mechanism}): "
-                f"{_reply(exc.smtp_code, exc.smtp_error)}.",
+                f"{reply_text(exc.smtp_code, exc.smtp_error)}.",
                 hint="Check the [[smtp]] entry's username and password source.",
             ) from exc
         finally:
@@ -338,8 +334,8 @@ class SMTPRelay:
             if code != 250:
                 raise smtplib.SMTPDataError(code, text)
         return Delivery(
-            reply=_reply(code, text),
-            refused={rcpt: _reply(c, t) for rcpt, (c, t) in refused.items()},
+            reply=reply_text(code, text),
+            refused={rcpt: reply_text(c, t) for rcpt, (c, t) in refused.items()},
         )
 
     @staticmethod
@@ -350,96 +346,26 @@ class SMTPRelay:
 
     # ------------------------------------------------------------------ errors
 
-    @contextlib.contextmanager
-    def _map_errors(self, doing: str, *, drop_on_transient: bool = False) -> Iterator[None]:
-        """Translate every smtplib, ssl and socket error into the most specific RelayError.
+    def _map_errors(
+        self, doing: str, *, drop_on_transient: bool = False
+    ) -> contextlib.AbstractContextManager[None]:
+        """Translate every smtplib, ssl and socket error into the most specific RelayError
+        (the shared table, :mod:`syncer.protocols.errors`; the words, :mod:`syncer.smtp.errors`).
 
         :param drop_on_transient: forget the connection on a transient failure (its
             state is unknown; the caller reconnects).
         """
-        where = self.settings.where
-        try:
-            yield
-        except SyncerError:
-            raise
-        except smtplib.SMTPRecipientsRefused as exc:
-            replies = {rcpt: _reply(*answer) for rcpt, answer in exc.recipients.items()}
-            listed = "; ".join(f"<{rcpt}>: {reply}" for rcpt, reply in replies.items())
-            if any(reply.startswith("4") for reply in replies.values()):
-                self._forget(drop_on_transient)
-                raise RelayUnavailable(
-                    f"{where} deferred recipients: {listed}.",
-                    hint="syncer will try again later.",
-                ) from exc
-            raise RelayRejected(f"{where} refused every recipient: {listed}.") from exc
-        except smtplib.SMTPAuthenticationError as exc:  # a 4xx answer to AUTH
-            self._forget(drop_on_transient)
-            raise RelayUnavailable(
-                f"{where} could not log in for now: {_reply(exc.smtp_code, exc.smtp_error)}.",
-                hint="syncer will try again later.",
-            ) from exc
-        except smtplib.SMTPResponseException as exc:
-            # MAIL (SMTPSenderRefused), DATA (SMTPDataError), the greeting
-            # (SMTPConnectError), EHLO (SMTPHeloError) or STARTTLS.
-            reply = _reply(exc.smtp_code, exc.smtp_error)
-            what = {
-                smtplib.SMTPSenderRefused: "the sender",
-                smtplib.SMTPDataError: "the message",
-                smtplib.SMTPConnectError: "the connection",
-                smtplib.SMTPHeloError: "our EHLO",
-            }.get(type(exc), f"what we sent while {doing}")
-            if 400 <= exc.smtp_code < 500 or exc.smtp_code == -1:
-                self._forget(drop_on_transient)
-                raise RelayUnavailable(
-                    f"{where} deferred {what}: {reply}.", hint="syncer will try again later."
-                ) from exc
-            if 500 <= exc.smtp_code < 600 and isinstance(
-                exc, smtplib.SMTPSenderRefused | smtplib.SMTPDataError
-            ):
-                raise RelayRejected(f"{where} refused {what}: {reply}.") from exc
-            self._forget(drop_on_transient)
-            raise RelayError(f"{where} refused {what}: {reply}.") from exc
-        except smtplib.SMTPServerDisconnected as exc:
-            self._forget(True)
-            if isinstance(exc.__context__, TimeoutError):  # smtplib re-raises a read timeout
-                raise RelayUnavailable(
-                    f"{where} did not answer within {self.settings.timeout:g} s while {doing}.",
-                    hint="syncer will try again later.",
-                ) from exc
-            raise RelayUnavailable(
-                f"{where} closed the connection while {doing}{f': {exc}' if str(exc) else ''}.",
-                hint="syncer will try again later.",
-            ) from exc
-        except smtplib.SMTPNotSupportedError as exc:
-            self._forget(drop_on_transient)
-            raise RelayError(f"{where} does not support what syncer needs: {exc}.") from exc
-        except smtplib.SMTPException as exc:  # the base class; smtplib raises it bare too
-            self._forget(drop_on_transient)
-            raise RelayError(f"{where}: {doing} failed: {exc}.") from exc
-        except ssl.SSLCertVerificationError as exc:
-            self._forget(True)
-            # Not transient: retrying cannot make a certificate verify.
-            raise RelayError(
-                f"{where}: the TLS certificate for {self.settings.host} did not verify "
-                f"({getattr(exc, 'verify_message', None) or exc}).",
-                hint="Set ca_file to the CA that signed the server's certificate, or "
-                "tls_verify = false if you accept an unverified connection.",
-            ) from exc
-        except ssl.SSLError as exc:
-            self._forget(True)
-            raise RelayUnavailable(f"{where}: TLS failed while {doing}: {exc}.") from exc
-        except TimeoutError as exc:  # socket.timeout is TimeoutError
-            self._forget(True)
-            raise RelayUnavailable(
-                f"{where} did not answer within {self.settings.timeout:g} s while {doing}.",
-                hint="syncer will try again later.",
-            ) from exc
-        except OSError as exc:  # refused, reset, unreachable, name resolution (gaierror)
-            self._forget(True)
-            raise RelayUnavailable(
-                f"Cannot talk to {where} while {doing}: {exc}.",
-                hint="Check the host, the port and the network; syncer will try again later.",
-            ) from exc
+        s = self.settings
+        wording = SMTPWording(
+            where=s.where,
+            host=s.host,
+            seconds=s.timeout,
+            username=s.username,
+            login_name=f"smtp:{s.label}" if s.label else s.host,
+            doing=doing,
+            forget=lambda: self._forget(drop_on_transient),
+        )
+        return map_exceptions(wording, lambda: self._forget(True))
 
     def _forget(self, drop: bool) -> None:
         if drop:

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import smtplib
 
-from syncer.errors import RelayError
 from syncer.oauth.sasl import (
     BearerRefused,
     Exchange,
-    NoMechanism,
     TokenProvider,
     choose_mechanism,
     initial_response,
@@ -34,24 +32,15 @@ def bearer_login(
     tokens: TokenProvider,
     wanted: str,
     offered: list[str],
-    where: str,
-    login_name: str,
 ) -> None:
     """Sign in with an access token, once more with a refreshed one when refused.
 
-    :param where: the server as messages name it; ``login_name`` what to pass to
-        ``syncer auth login`` in the hint.
-    :raises RelayError: when the server offers neither mechanism or refuses the refreshed token.
+    :raises NoMechanism: when the server offers neither mechanism, and
+    :raises BearerRefused: when it refuses the refreshed token (the caller's mapping
+        words both, :class:`syncer.smtp.errors.SMTPWording`).
     :raises smtplib.SMTPAuthenticationError: for a 4xx answer (the caller's mapping: transient).
     """
-    try:
-        mechanism = choose_mechanism(offered, wanted)
-    except NoMechanism as exc:
-        raise RelayError(
-            f"{where}: {exc}.",
-            hint='Set mechanism = "xoauth2" or "oauthbearer" in the oauth2 table if the '
-            "server supports one without announcing it (often only after STARTTLS).",
-        ) from exc
+    mechanism = choose_mechanism(offered, wanted)
 
     def attempt(token: str) -> None:
         exchange = Exchange(mechanism, initial_response(mechanism, username, token, host, port))
@@ -68,12 +57,4 @@ def bearer_login(
             said = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
             raise BearerRefused(mechanism, exchange.error or f"{exc.smtp_code} {said}") from exc
 
-    try:
-        sign_in(tokens, attempt)
-    except BearerRefused as exc:
-        raise RelayError(
-            f"{where} refused the OAuth2 access token of {username!r} ({exc.mechanism}), "
-            "also a freshly refreshed one.",
-            hint=f"Run `syncer auth login {login_name}` to sign in again (and check the "
-            f"username and the scopes). The server said: {exc.detail}",
-        ) from exc
+    sign_in(tokens, attempt)

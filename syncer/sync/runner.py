@@ -1,12 +1,13 @@
 """Runs syncs and checks for configured accounts: the composition root for mail sources.
 
-It builds a protocol adapter from an account's configuration (IMAP:
-:func:`open_source` and :mod:`syncer.sync.folders`; POP3: :func:`open_maildrop`
-and :mod:`syncer.sync.maildrop`), takes the account's lease so that no two
-runs write one account at once, records the run in ``sync_runs``, binds the
-log context (``run_id``, ``account``) and retries transient failures (dropped
-connections, timeouts) with backoff: both pipelines are incremental, so a
-retry resumes where the last committed batch ended. One account's failure
+It connects an account's protocol adapter through :mod:`syncer.connect` (IMAP:
+:func:`~syncer.connect.open_source` and :mod:`syncer.sync.folders`; POP3:
+:func:`~syncer.connect.open_maildrop` and :mod:`syncer.sync.maildrop`), takes
+the account's lease so that no two runs write one account at once, records
+the run in ``sync_runs``, binds the log context (``run_id``, ``account``) and
+retries transient failures (dropped connections, timeouts) with backoff: both
+pipelines are incremental, so a retry resumes where the last committed batch
+ended. One account's failure
 never stops the others.
 """
 
@@ -26,6 +27,7 @@ import tenacity
 from structlog.contextvars import bound_contextvars
 
 from syncer.archive.leases import Lease, account_lease, hold_lease
+from syncer.connect import open_maildrop, open_source
 from syncer.errors import SourceError, Stopped, SyncerError
 from syncer.model import FolderSummary, RunSummary
 from syncer.sync.folders import Progress, SyncOptions, sync_folders
@@ -35,7 +37,6 @@ from syncer.sync.maildrop import POP3Options, maildrop_keys, sync_maildrop
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
     from syncer.config.schema import AccountConfig, Config
-    from syncer.oauth.sasl import TokenProvider
     from syncer.sources.base import FolderSource, MailDropSource
 
 
@@ -49,83 +50,6 @@ R = TypeVar("R")
 log = structlog.get_logger(__name__)
 
 
-def open_source(account: AccountConfig) -> FolderSource:
-    """Connect to the account's server (logged in, capabilities read).
-
-    :raises ConfigError: when the password cannot be read.
-    :raises SourceError: when the server cannot be reached or refuses us.
-    """
-    if account.protocol != "imap":
-        raise SyncerError(
-            f"Account {account.name!r} is a {account.protocol} account, not IMAP; "
-            "open it with open_maildrop()."
-        )
-    password, tokens, mechanism = _sign_in_with(account)
-    from syncer.sources.imap.source import IMAPSource
-
-    return IMAPSource.open(
-        host=account.host,
-        port=account.effective_port,
-        security=account.security,
-        username=account.username,
-        password=password,
-        tls_verify=account.tls_verify,
-        ca_file=str(account.ca_file) if account.ca_file else None,
-        timeout=account.timeout,
-        namespaces=tuple(account.namespaces),
-        subscribed_only=account.subscribed_only,
-        account=account.name,
-        max_bytes_per_second=account.max_bytes_per_second,
-        oauth2=tokens,
-        sasl_mechanism=mechanism,
-    )
-
-
-def open_maildrop(account: AccountConfig) -> MailDropSource:
-    """Connect to the account's POP3 server (secured, logged in, CAPA read).
-
-    :raises ConfigError: when the password cannot be read.
-    :raises SourceError: when the server cannot be reached or refuses us.
-    """
-    if account.protocol != "pop3":
-        raise SyncerError(
-            f"Account {account.name!r} is a {account.protocol} account, not POP3; "
-            "open it with open_source()."
-        )
-    password, tokens, mechanism = _sign_in_with(account)
-    from syncer.sources.pop3.source import POP3Source
-
-    return POP3Source.open(
-        host=account.host,
-        port=account.effective_port,
-        security=account.security,
-        username=account.username,
-        password=password,
-        tls_verify=account.tls_verify,
-        ca_file=str(account.ca_file) if account.ca_file else None,
-        timeout=account.timeout,
-        auth=account.auth,
-        account=account.name,
-        oauth2=tokens,
-        sasl_mechanism=mechanism,
-    )
-
-
-def _sign_in_with(account: AccountConfig) -> tuple[str, TokenProvider | None, str]:
-    """(password, OAuth2 token provider, SASL mechanism) for the account's adapter.
-
-    :raises ConfigError: when the password cannot be read.
-    """
-    if account.oauth2 is not None:
-        from syncer.config.tokens import token_provider
-
-        tokens = token_provider(
-            account.oauth2, kind="account", name=account.name, protocol=account.protocol
-        )
-        return "", tokens, account.oauth2.mechanism
-    from syncer.secrets import resolve_secret
-
-    return resolve_secret(account, owner=f"account {account.name!r}"), None, "auto"
 
 
 def pop3_options(account: AccountConfig) -> POP3Options:

@@ -59,7 +59,6 @@ from syncer.transfer.push_folders import SourceFolder, TargetLayout, map_folders
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
     from syncer.archive.store_transfer import Placement
-    from syncer.config.schema import AccountConfig
     from syncer.sources.imap.target import IMAPTarget
 
 __all__ = [
@@ -67,7 +66,6 @@ __all__ = [
     "PushOptions",
     "PushSummary",
     "check_source",
-    "open_target",
     "push_archive",
 ]
 
@@ -134,25 +132,6 @@ class PushSummary:
     @property
     def bytes(self) -> int:
         return sum(f.bytes for f in self.folders.values())
-
-
-def open_target(account: AccountConfig) -> IMAPTarget:
-    """Connect to a configured IMAP account as a push target (the sync session code).
-
-    :raises UsageError: for a POP3 account (POP3 cannot store mail).
-    :raises SourceError: when the server cannot be reached or refuses the login.
-    """
-    from syncer.sources.imap.source import IMAPSource
-    from syncer.sources.imap.target import IMAPTarget
-    from syncer.sync.runner import open_source
-
-    if account.protocol != "imap":
-        raise UsageError(
-            f"Account {account.name!r} is a {account.protocol} account; push needs an IMAP one.",
-        )
-    source = open_source(account)
-    assert isinstance(source, IMAPSource)
-    return IMAPTarget(source)
 
 
 def _sendable(raw: bytes) -> bytes:

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 
+from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
 from tests.servers.dovecot import DovecotServer
 
@@ -148,13 +149,15 @@ def connect(server: DovecotServer, security: str) -> IMAPClient:
 def run_lean(server: DovecotServer, security: str) -> tuple[int, int]:
     port = server.ports.imaps if security == "tls" else server.ports.imap
     source = IMAPSource.open(
-        server.host,
-        port,
-        security,  # type: ignore[arg-type]
-        USER,
-        PASSWORD,
-        ca_file=str(server.tls.ca),
-        account="bench",
+        IMAPSettings(
+            server.host,
+            port,
+            security,  # type: ignore[arg-type]
+            USER,
+            PASSWORD,
+            ca_file=str(server.tls.ca),
+            account="bench",
+        )
     )
     try:
         source.select("INBOX")

@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 
 from syncer.errors import SourceAuthError, SourceError, SourceUnavailable
 from syncer.model import RemoteMessage
+from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
 from tests.servers.dovecot import DovecotServer, MailUser
 
@@ -41,13 +42,15 @@ def open_source(imap_server: DovecotServer, mail_user: MailUser) -> Iterator[Ope
         options.setdefault("ca_file", str(imap_server.tls.ca))
         options.setdefault("password", mail_user.password)
         source = IMAPSource(
-            host or imap_server.host,
-            port,
-            security,  # type: ignore[arg-type]
-            mail_user.name,
-            account="test",
-            timeout=30,
-            **options,  # type: ignore[arg-type]
+            IMAPSettings(
+                host or imap_server.host,
+                port,
+                security,  # type: ignore[arg-type]
+                mail_user.name,
+                account="test",
+                timeout=30,
+                **options,  # type: ignore[arg-type]
+            )
         )
         opened.append(source)
         return source.connect()
@@ -415,7 +418,7 @@ class TestFetchMessages:
         source = open_source()
         source.select("INBOX")
         all_messages(source, start_uid=1)
-        client = source._client  # the imapclient session underneath
+        client = source.session.client  # the imapclient session underneath
         client.noop()
         flags = client.fetch([uid], ["FLAGS"])[uid][b"FLAGS"]
         assert set(flags) - {b"\\Recent"} == {b"\\Flagged"}

@@ -502,7 +502,7 @@ def smtp_sign_in(smtp: Any, auth: OAuthServer, user: str) -> Tokens:
 
 
 def send_one(smtp: Any) -> None:
-    from syncer.relay.outbox import smtp_settings
+    from syncer.connect import smtp_settings
     from syncer.smtp.client import SMTPRelay
 
     with SMTPRelay(smtp_settings(smtp)) as relay:

@@ -331,10 +331,13 @@ def test_a_message_the_server_truncates_is_a_clear_error_and_nothing_is_deleted(
 
 
 def _uidls_on_server(server: DovecotServer, user: MailUser) -> list[str]:
+    from syncer.sources.pop3.settings import POP3Settings
     from syncer.sources.pop3.source import POP3Source
 
     source = POP3Source.open(
-        "127.0.0.1", server.ports.pop3, "plain", user.name, user.password, account="probe"
+        POP3Settings(
+            "127.0.0.1", server.ports.pop3, "plain", user.name, user.password, account="probe"
+        )
     )
     try:
         return [e.uidl or "" for e in source.listing()]

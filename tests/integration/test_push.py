@@ -27,7 +27,7 @@ from syncer.archive.models import push_log
 from syncer.archive.store import ArchiveStore
 from syncer.cli.app import main
 from syncer.model import FolderStatus, RemoteMessage
-from syncer.sources.imap.source import IMAPSource
+from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.target import IMAPTarget
 from syncer.transfer.push import PushOptions, push_archive
 from tests.mail_samples import mail
@@ -281,8 +281,8 @@ def _archived(path: Path, count: int) -> tuple[ArchiveStore, list[RemoteMessage]
 
 
 def _push(store: ArchiveStore, server: DovecotServer, user: MailUser, **kwargs: Any) -> Any:
-    source = IMAPSource.open(server.host, server.ports.imap, "plain", user.name, user.password)
-    target = IMAPTarget(source)
+    settings = IMAPSettings(server.host, server.ports.imap, "plain", user.name, user.password)
+    target = IMAPTarget.open(settings)
     try:
         return push_archive(store, target, PushOptions("old", "new"), **kwargs)
     finally:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from syncer.archive.store import ArchiveStore
+from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
 from syncer.sync.folders import SyncOptions, sync_folders
 from tests.servers.dovecot import DovecotServer, MailUser
@@ -62,13 +63,15 @@ class World:
 
     def sync(self, **options: Any) -> tuple[Spy, list[Any]]:
         source = IMAPSource.open(
-            host=self.server.host,
-            port=self.server.ports.imaps,
-            security="tls",
-            username=self.user.name,
-            password=self.user.password,
-            ca_file=str(self.server.tls.ca),
-            account=ACCOUNT,
+            IMAPSettings(
+                host=self.server.host,
+                port=self.server.ports.imaps,
+                security="tls",
+                username=self.user.name,
+                password=self.user.password,
+                ca_file=str(self.server.tls.ca),
+                account=ACCOUNT,
+            )
         )
         spy = Spy(source)
         try:
@@ -232,14 +235,16 @@ def test_other_users_and_public_folders_are_archived_when_configured(
 
         def sync(namespaces: tuple[str, ...]) -> set[str]:
             source = IMAPSource.open(
-                host=dovecot.host,
-                port=dovecot.ports.imaps,
-                security="tls",
-                username=reader.name,
-                password=reader.password,
-                ca_file=str(dovecot.tls.ca),
-                namespaces=namespaces,
-                account=ACCOUNT,
+                IMAPSettings(
+                    host=dovecot.host,
+                    port=dovecot.ports.imaps,
+                    security="tls",
+                    username=reader.name,
+                    password=reader.password,
+                    ca_file=str(dovecot.tls.ca),
+                    namespaces=namespaces,
+                    account=ACCOUNT,
+                )
             )
             try:
                 summaries = sync_folders(source, archive_store, ACCOUNT, SyncOptions())

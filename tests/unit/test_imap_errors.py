@@ -36,6 +36,7 @@ from syncer.sources.base import FolderSource
 from syncer.sources.imap import parser as _imap_fetch
 from syncer.sources.imap.connection import CommandFailed
 from syncer.sources.imap.parser import Completion
+from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
 
 
@@ -78,7 +79,7 @@ def expected_for(cls: type[BaseException]) -> type[SourceError]:
 
 @pytest.fixture
 def source() -> IMAPSource:
-    return IMAPSource("imap.example.com", 993, "tls", "me", "secret", account="work")
+    return IMAPSource(IMAPSettings("imap.example.com", 993, "tls", "me", "secret", account="work"))
 
 
 @pytest.mark.parametrize("cls", library_exceptions(), ids=lambda c: f"{c.__module__}.{c.__name__}")
@@ -251,13 +252,15 @@ def serve(
     server = ScriptedServer(script, **kw)
     servers.append(server)
     source = IMAPSource(
-        "127.0.0.1",
-        server.port,
-        security,  # type: ignore[arg-type]
-        "me",
-        "pw",
-        account="work",
-        timeout=5,
+        IMAPSettings(
+            "127.0.0.1",
+            server.port,
+            security,  # type: ignore[arg-type]
+            "me",
+            "pw",
+            account="work",
+            timeout=5,
+        )
     )
     return server, source
 
@@ -429,7 +432,7 @@ def test_bye_in_the_middle_of_a_fetch(scripted: list[ScriptedServer]) -> None:
     source.select("INBOX")
     with pytest.raises(SourceUnavailable, match="shutting down"):
         list(source.fetch_messages([1]))
-    assert source._client is None  # dropped: the stream cannot be trusted
+    assert not source.session.connected  # dropped: the stream cannot be trusted
     source.close()
 
 
@@ -461,7 +464,7 @@ def test_garbage_line_drops_the_connection(scripted: list[ScriptedServer]) -> No
     source.select("INBOX")
     with pytest.raises(ProtocolViolation):
         source.uids()
-    assert source._client is None
+    assert not source.session.connected
     source.close()
 
 
@@ -469,13 +472,15 @@ def test_connection_refused() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     listener.close()
-    source = IMAPSource("127.0.0.1", port, "plain", "me", "pw", account="work", timeout=2)
+    source = IMAPSource(
+        IMAPSettings("127.0.0.1", port, "plain", "me", "pw", account="work", timeout=2)
+    )
     with pytest.raises(SourceUnavailable, match=f"127.0.0.1:{port}"):
         source.connect()
 
 
 def test_fetch_needs_a_selected_folder() -> None:
-    source = IMAPSource("127.0.0.1", 1, "plain", "me", "pw")
+    source = IMAPSource(IMAPSettings("127.0.0.1", 1, "plain", "me", "pw"))
     with pytest.raises(SourceError, match="select"):
         list(source.fetch_messages(start_uid=1))
 

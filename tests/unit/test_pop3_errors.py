@@ -29,6 +29,7 @@ from structlog.testing import capture_logs
 from syncer.errors import ProtocolViolation, SourceAuthError, SourceError, SourceUnavailable
 from syncer.model import MaildropEntry
 from syncer.sources.base import MailDropSource
+from syncer.sources.pop3.settings import POP3Settings
 from syncer.sources.pop3.source import POP3Source
 from syncer.sources.pop3.wire import ConnectionClosed, FramingError, NotOffered, Truncated
 
@@ -71,7 +72,7 @@ def expected_for(cls: type[BaseException]) -> type[SourceError]:
 
 @pytest.fixture
 def source() -> POP3Source:
-    return POP3Source("pop.example.com", 995, "tls", "me", "secret", account="home")
+    return POP3Source(POP3Settings("pop.example.com", 995, "tls", "me", "secret", account="home"))
 
 
 @pytest.mark.parametrize("cls", library_exceptions(), ids=lambda c: f"{c.__module__}.{c.__name__}")
@@ -231,14 +232,16 @@ def serve(
     server = ScriptedPOP3(script, greeting)
     servers.append(server)
     source = POP3Source(
-        "127.0.0.1",
-        server.port,
-        "plain",
-        "me",
-        "pw",
-        auth=auth,
-        account="home",
-        timeout=5,  # type: ignore[arg-type]
+        POP3Settings(
+            "127.0.0.1",
+            server.port,
+            "plain",
+            "me",
+            "pw",
+            auth=auth,
+            account="home",
+            timeout=5,  # type: ignore[arg-type]
+        )
     )
     return server, source
 
@@ -313,7 +316,9 @@ def test_apop_sends_the_rfc_1939_digest(servers: list[ScriptedPOP3]) -> None:
     )
     servers.append(server)
     source = POP3Source(
-        "127.0.0.1", server.port, "plain", "mrose", "tanstaaf", auth="apop", account="rfc"
+        POP3Settings(
+            "127.0.0.1", server.port, "plain", "mrose", "tanstaaf", auth="apop", account="rfc"
+        )
     )
     source.connect()
     assert source.capabilities == frozenset()  # a server without CAPA has none
@@ -347,7 +352,9 @@ def test_sasl_plain_sends_the_credentials_as_initial_response(servers: list[Scri
 def test_starttls_refused_when_not_offered(servers: list[ScriptedPOP3]) -> None:
     server = ScriptedPOP3([(b"CAPA", DOVECOT_CAPA)])
     servers.append(server)
-    source = POP3Source("127.0.0.1", server.port, "starttls", "me", "pw", account="home")
+    source = POP3Source(
+        POP3Settings("127.0.0.1", server.port, "starttls", "me", "pw", account="home")
+    )
     with pytest.raises(SourceError, match="does not offer STLS"):
         source.connect()
 
@@ -475,6 +482,8 @@ def test_connection_refused() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     listener.close()
-    source = POP3Source("127.0.0.1", port, "plain", "me", "pw", account="home", timeout=2)
+    source = POP3Source(
+        POP3Settings("127.0.0.1", port, "plain", "me", "pw", account="home", timeout=2)
+    )
     with pytest.raises(SourceUnavailable, match=r"cannot talk to POP3 server 127\.0\.0\.1"):
         source.connect()

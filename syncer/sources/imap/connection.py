@@ -38,6 +38,7 @@ from syncer.oauth.sasl import (
     initial_response,
     sign_in,
 )
+from syncer.protocols.errors import CommandRefused, NotOffered
 from syncer.sources.imap.parser import (
     Completion,
     ConnectionClosed,
@@ -51,7 +52,7 @@ from syncer.sources.imap.parser import (
 )
 
 
-class CommandFailed(Exception):
+class CommandFailed(CommandRefused):
     """A command was answered NO or BAD."""
 
     def __init__(self, command: str, completion: Completion) -> None:
@@ -61,7 +62,7 @@ class CommandFailed(Exception):
         self.completion = completion
 
 
-class StartTLSNotOffered(Exception):
+class StartTLSNotOffered(NotOffered):
     """``security = "starttls"`` but the server's greeting has no STARTTLS."""
 
 

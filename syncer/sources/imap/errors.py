@@ -1,13 +1,11 @@
-"""How the IMAP adapter's failures reach the user: one mapping, library error -> SourceError.
+"""How the IMAP adapter words its failures: :class:`IMAPWording` for the shared table.
 
-Why this exists: imaplib, imapclient, ssl and socket each raise their own
-exception trees, and our lean reader adds a few more. The pipeline must only
-ever see ``syncer.errors`` classes -- ``SourceAuthError`` (do not retry),
-``SourceUnavailable`` (transient: retry), ``ProtocolViolation`` and
-``SourceError`` -- each with a message that names the account, the server and
-the folder and says what to do next (docs/architecture.md, "Errors"). Everything is decided
-in :func:`map_errors`; a meta-test raises every library exception class through
-it.
+Which library exception is which kind of failure is decided once for every
+protocol in :mod:`syncer.protocols.errors`; this module only says, per kind,
+which ``SourceError`` subclass the IMAP adapter raises and with what message --
+``SourceAuthError`` (do not retry), ``SourceUnavailable`` (transient: retry),
+``ProtocolViolation`` and ``SourceError`` -- naming the account, the server and
+the folder and saying what to do next.
 
 Public API (private to ``syncer.sources``): :class:`ErrorContext`, :func:`map_errors`.
 """
@@ -17,22 +15,18 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import re
-import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from imapclient import exceptions as imapclient_exceptions
 
 from syncer.errors import (
     ProtocolViolation,
     SourceAuthError,
     SourceError,
     SourceUnavailable,
-    SyncerError,
 )
 from syncer.oauth.sasl import BearerRefused, NoMechanism
-from syncer.sources.imap.connection import CommandFailed, StartTLSNotOffered
-from syncer.sources.imap.parser import ConnectionClosed, FramingError, ResponseError
+from syncer.protocols.errors import map_exceptions
+from syncer.sources.imap.connection import CommandFailed
 from syncer.sources.oauth_errors import oauth_error
 
 #: NO answers that mean "later", not "never" (RFC 5530 codes, Dovecot's wording).
@@ -51,114 +45,136 @@ class ErrorContext:
     drop: Callable[[], None]
 
 
-@contextlib.contextmanager
-def map_errors(ctx: ErrorContext, folder: str | None = None) -> Iterator[None]:
+def map_errors(
+    ctx: ErrorContext, folder: str | None = None
+) -> contextlib.AbstractContextManager[None]:
     """Translate every library exception raised inside into the most specific
-    ``SourceError`` subclass, chained with ``from``; our own errors pass through.
+    ``SourceError`` subclass (:func:`syncer.protocols.errors.map_exceptions`)."""
+    return map_exceptions(IMAPWording(ctx, folder), ctx.drop)
 
-    Errors that leave the connection in an unknown state (lost connection, broken
-    framing, TLS and socket errors) also call ``ctx.drop()``.
-    """
-    where = f" in folder {folder!r}" if folder is not None else ""
-    server = f"{ctx.host}:{ctx.port}"
-    acct = ctx.account
-    try:
-        yield
-    except SyncerError:
-        raise
-    except StartTLSNotOffered as exc:
-        raise SourceError(
+
+@dataclass(frozen=True, slots=True)
+class IMAPWording:
+    """The IMAP adapter's :class:`~syncer.protocols.errors.Wording`."""
+
+    ctx: ErrorContext
+    folder: str | None
+
+    @property
+    def _where(self) -> str:
+        return f" in folder {self.folder!r}" if self.folder is not None else ""
+
+    @property
+    def _server(self) -> str:
+        return f"{self.ctx.host}:{self.ctx.port}"
+
+    def sign_in(self, exc: BaseException) -> SourceError:
+        assert isinstance(exc, BearerRefused | NoMechanism)
+        ctx = self.ctx
+        return oauth_error(
+            exc, protocol="IMAP", label=ctx.label, server=self._server, account=ctx.account
+        )
+
+    def not_offered(self, exc: BaseException) -> SourceError:  # STARTTLS
+        ctx = self.ctx
+        return SourceError(
             f"Account {ctx.label!r}: {ctx.host}:{ctx.port} does not offer STARTTLS.",
-            account=acct,
+            account=ctx.account,
             hint='Use security = "tls" (port 993), or check the port.',
-        ) from exc
-    except (BearerRefused, NoMechanism) as exc:
-        raise oauth_error(
-            exc, protocol="IMAP", label=ctx.label, server=server, account=acct
-        ) from exc
-    except CommandFailed as exc:
+        )
+
+    def login(self, exc: BaseException) -> SourceError:
+        ctx = self.ctx
+        if TRANSIENT.search(str(exc)):
+            return SourceUnavailable(
+                f"Account {ctx.label!r}: IMAP login at {self._server} failed for now: {exc}.",
+                account=ctx.account,
+                hint="syncer will try again later.",
+            )
+        return SourceAuthError(
+            f"Account {ctx.label!r}: IMAP login refused by {self._server}.",
+            account=ctx.account,
+            hint=f"Check the account's password source. The server said: {exc}",
+        )
+
+    def refused(self, exc: BaseException) -> SourceError:
+        ctx, folder = self.ctx, self.folder
+        if not isinstance(exc, CommandFailed):  # NO/BAD via imaplib, CapabilityError, ...
+            message = (
+                f"Account {ctx.label!r}: IMAP server {self._server} refused a command"
+                f"{self._where}: {exc}."
+            )
+            if TRANSIENT.search(str(exc)):
+                return SourceUnavailable(message, account=ctx.account, folder=folder)
+            return SourceError(message, account=ctx.account, folder=folder)
         completion = exc.completion
         code = f"[{completion.code}] " if completion.code else ""
         answer = f"{completion.status} {code}{completion.text}".strip()
         message = (
-            f"Account {ctx.label!r}: IMAP server {server} answered {exc.command}{where} "
-            f"with {answer!r}."
+            f"Account {ctx.label!r}: IMAP server {self._server} answered {exc.command}"
+            f"{self._where} with {answer!r}."
         )
         if completion.code in ("UNAVAILABLE", "INUSE") or TRANSIENT.search(answer):
-            raise SourceUnavailable(
-                message, account=acct, folder=folder, hint="syncer will try again later."
-            ) from exc
+            return SourceUnavailable(
+                message, account=ctx.account, folder=folder, hint="syncer will try again later."
+            )
         hint = None
         if completion.code == "NONEXISTENT" or "exist" in completion.text.lower():
             hint = "The folder may have been renamed or deleted; list the folders again."
-        raise SourceError(message, account=acct, folder=folder, hint=hint) from exc
-    except (ResponseError, FramingError, imapclient_exceptions.ProtocolError) as exc:
-        if not isinstance(exc, ResponseError):
-            ctx.drop()  # the stream is out of step
-        raise ProtocolViolation(
-            f"Account {ctx.label!r}: IMAP server {server} sent a malformed answer{where}: {exc}",
-            account=acct,
-            folder=folder,
-        ) from exc
-    except ConnectionClosed as exc:
-        ctx.drop()
-        raise SourceUnavailable(
-            f"Account {ctx.label!r}: the connection to {server} was lost{where}: {exc}.",
-            account=acct,
-            folder=folder,
-        ) from exc
-    except imapclient_exceptions.LoginError as exc:
-        if TRANSIENT.search(str(exc)):
-            raise SourceUnavailable(
-                f"Account {ctx.label!r}: IMAP login at {server} failed for now: {exc}.",
-                account=acct,
-                hint="syncer will try again later.",
-            ) from exc
-        raise SourceAuthError(
-            f"Account {ctx.label!r}: IMAP login refused by {server}.",
-            account=acct,
-            hint=f"Check the account's password source. The server said: {exc}",
-        ) from exc
-    except imaplib.IMAP4.abort as exc:  # includes readonly and IMAPClientAbortError
-        ctx.drop()
-        raise SourceUnavailable(
-            f"Account {ctx.label!r}: the IMAP session with {server} broke off{where}: {exc}.",
-            account=acct,
-            folder=folder,
-        ) from exc
-    except imaplib.IMAP4.error as exc:  # NO/BAD via imaplib, CapabilityError, ...
-        message = f"Account {ctx.label!r}: IMAP server {server} refused a command{where}: {exc}."
-        if TRANSIENT.search(str(exc)):
-            raise SourceUnavailable(message, account=acct, folder=folder) from exc
-        raise SourceError(message, account=acct, folder=folder) from exc
-    except ssl.SSLCertVerificationError as exc:
-        ctx.drop()
-        raise SourceUnavailable(
+        return SourceError(message, account=ctx.account, folder=folder, hint=hint)
+
+    def malformed(self, exc: BaseException) -> SourceError:
+        return ProtocolViolation(
+            f"Account {self.ctx.label!r}: IMAP server {self._server} sent a malformed "
+            f"answer{self._where}: {exc}",
+            account=self.ctx.account,
+            folder=self.folder,
+        )
+
+    def out_of_step(self, exc: BaseException) -> SourceError:
+        return self.malformed(exc)
+
+    def closed(self, exc: BaseException) -> SourceError:
+        if isinstance(exc, imaplib.IMAP4.abort):  # includes readonly and IMAPClientAbortError
+            what = f"the IMAP session with {self._server} broke off"
+        else:
+            what = f"the connection to {self._server} was lost"
+        return SourceUnavailable(
+            f"Account {self.ctx.label!r}: {what}{self._where}: {exc}.",
+            account=self.ctx.account,
+            folder=self.folder,
+        )
+
+    def certificate(self, exc: BaseException) -> SourceError:
+        ctx = self.ctx
+        return SourceUnavailable(
             f"Account {ctx.label!r}: the TLS certificate for {ctx.host} did not verify "
             f"({getattr(exc, 'verify_message', None) or exc}).",
-            account=acct,
+            account=ctx.account,
             hint="Set ca_file to the CA that signed the server's certificate, or "
             "tls_verify = false if you accept an unverified connection.",
-        ) from exc
-    except ssl.SSLError as exc:
-        ctx.drop()
-        raise SourceUnavailable(
-            f"Account {ctx.label!r}: TLS with {server} failed: {exc}.",
-            account=acct,
-            folder=folder,
-        ) from exc
-    except TimeoutError as exc:  # socket.timeout is TimeoutError
-        ctx.drop()
-        raise SourceUnavailable(
-            f"Account {ctx.label!r}: {server} did not answer within {ctx.timeout:g} s{where}.",
-            account=acct,
-            folder=folder,
-        ) from exc
-    except OSError as exc:  # refused, reset, unreachable, name resolution (gaierror)
-        ctx.drop()
-        raise SourceUnavailable(
-            f"Account {ctx.label!r}: cannot talk to IMAP server {server}: {exc}.",
-            account=acct,
-            folder=folder,
+        )
+
+    def tls(self, exc: BaseException) -> SourceError:
+        return SourceUnavailable(
+            f"Account {self.ctx.label!r}: TLS with {self._server} failed: {exc}.",
+            account=self.ctx.account,
+            folder=self.folder,
+        )
+
+    def timeout(self, exc: BaseException) -> SourceError:
+        ctx = self.ctx
+        return SourceUnavailable(
+            f"Account {ctx.label!r}: {self._server} did not answer within {ctx.timeout:g} s"
+            f"{self._where}.",
+            account=ctx.account,
+            folder=self.folder,
+        )
+
+    def network(self, exc: BaseException) -> SourceError:
+        return SourceUnavailable(
+            f"Account {self.ctx.label!r}: cannot talk to IMAP server {self._server}: {exc}.",
+            account=self.ctx.account,
+            folder=self.folder,
             hint="Check the host, the port and the network.",
-        ) from exc
+        )

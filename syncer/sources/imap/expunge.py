@@ -6,7 +6,8 @@ client had marked ``\\Deleted`` -- mail the archive may never have seen. So
 only ``UID EXPUNGE`` (:rfc:`4315`, UIDPLUS) is used, which removes exactly the
 UIDs named; a server without UIDPLUS gets a refusal, never a blanket EXPUNGE.
 
-The steps, on the adapter's connection:
+The steps, on the adapter's connection (its public
+:class:`~syncer.sources.imap.session.IMAPSession`):
 
 1. ``SELECT`` the folder read-write and check its UIDVALIDITY is the one the
    UIDs belong to (else they may name other messages: refuse).
@@ -21,7 +22,6 @@ Public API: :func:`expunge_uids`, :class:`ExpungeUnsupported`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import structlog
 
@@ -30,9 +30,7 @@ from syncer.sources.imap.connection import Arg, CommandFailed, astring
 from syncer.sources.imap.listing import parse_search
 from syncer.sources.imap.parser import Response, compress_uids
 from syncer.sources.imap.qresync import SelectReader
-
-if TYPE_CHECKING:
-    from syncer.sources.imap.source import IMAPSource
+from syncer.sources.imap.session import IMAPSession, check_ok
 
 log = structlog.get_logger(__name__)
 
@@ -42,10 +40,11 @@ class ExpungeUnsupported(SourceError):
 
 
 def expunge_uids(
-    source: IMAPSource, folder: str, uidvalidity: int, uids: Iterable[int]
+    session: IMAPSession, folder: str, uidvalidity: int, uids: Iterable[int]
 ) -> list[int]:
     """Remove exactly ``uids`` of ``folder`` from the server; returns the UIDs now gone.
 
+    :param session: the connection (connected here if it is not yet).
     :raises ExpungeUnsupported: when the server does not offer UIDPLUS.
     :raises UIDValidityChanged: when the folder's UIDVALIDITY is not ``uidvalidity``.
     :raises SourceError: for any other failure (nothing is known to be removed then).
@@ -53,16 +52,16 @@ def expunge_uids(
     wanted = sorted(set(uids))
     if not wanted:
         return []
-    label = source.account or f"{source.username}@{source.host}"
-    with source._map_errors(folder):
-        imap = source._imap()
-        caps = source.capabilities
+    settings = session.settings
+    label, account = settings.label, settings.account or None
+    with session.map_errors(folder):
+        caps = session.connect().capabilities
         if "UIDPLUS" not in caps:
             raise ExpungeUnsupported(
-                f"Account {label!r}: {source.host}:{source.port} does not offer UIDPLUS, so "
+                f"Account {label!r}: {settings.host}:{settings.port} does not offer UIDPLUS, so "
                 f"syncer cannot remove chosen messages from {folder!r} without also removing "
                 "every message another client marked \\Deleted; nothing was removed.",
-                account=source.account or None,
+                account=account,
                 folder=folder,
                 hint="Remove expunge_server_after_days for this account's messages, or "
                 "expunge by hand with a mail client.",
@@ -72,20 +71,20 @@ def expunge_uids(
         def on_select(response: Response, _index: int) -> None:
             reader.feed(response)
 
-        source._selected = None
-        completions = source._run([[b"SELECT ", astring(folder)]], on_select)
+        session.selected = None
+        completions = session.run([[b"SELECT ", astring(folder)]], on_select)
         if completions[0].status != "OK":
-            imap.state = "AUTH"
+            session.left()
             raise CommandFailed("SELECT", completions[0])
-        imap.state = "SELECTED"
-        imap.is_readonly = False
+        # Selected read-write, but not for reading: fetches still need select().
+        session.entered(None, readonly=False)
         try:
             if reader.uidvalidity != uidvalidity:
                 raise UIDValidityChanged(
                     f"Account {label!r}: folder {folder!r} now has UIDVALIDITY "
                     f"{reader.uidvalidity}, not {uidvalidity}; its UIDs name other messages, "
                     "so nothing was removed.",
-                    account=source.account or None,
+                    account=account,
                     folder=folder,
                     hint="Run `syncer sync` first, then apply retention again.",
                 )
@@ -94,36 +93,33 @@ def expunge_uids(
             for uid_set in sets:
                 commands.append([b"UID STORE ", uid_set, b" +FLAGS.SILENT (\\Deleted)"])
                 commands.append([b"UID EXPUNGE ", uid_set])
-            source._ok("UID STORE / UID EXPUNGE", source._run(commands))
+            check_ok("UID STORE / UID EXPUNGE", session.run(commands))
             found: list[Response] = []
 
             def on_search(response: Response, _index: int) -> None:
                 if response.text[:9].upper().startswith((b"* SEARCH", b"* ESEARCH")):
                     found.append(response)
 
-            source._ok(
+            check_ok(
                 "UID SEARCH",
-                source._run([[b"UID SEARCH UID ", uid_set] for uid_set in sets], on_search),
+                session.run([[b"UID SEARCH UID ", uid_set] for uid_set in sets], on_search),
             )
             remaining = parse_search(found) & set(wanted)
         finally:
-            _leave(source, folder)
+            _leave(session, folder)
     gone = [uid for uid in wanted if uid not in remaining]
     log.info("imap.expunged", folder=folder, expunged=len(gone), remaining=len(remaining))
     return gone
 
 
-def _leave(source: IMAPSource, folder: str) -> None:
+def _leave(session: IMAPSession, folder: str) -> None:
     """Leave the read-write folder without expunging anything more."""
-    if source._client is None:
+    if not session.connected:
         return
-    imap = source._imap()
-    if "UNSELECT" in source.capabilities:
-        source._run([[b"UNSELECT"]])
-        imap.state = "AUTH"
+    if "UNSELECT" in session.capabilities:
+        session.run([[b"UNSELECT"]])
+        session.left()
     else:
         # EXAMINE switches to read-only without the implicit expunge of CLOSE (RFC 3501 6.3.1).
-        source._run([[b"EXAMINE ", astring(folder)]])
-        imap.is_readonly = True
-    source._selected = None
-    source._exists = None
+        session.run([[b"EXAMINE ", astring(folder)]])
+        session.entered(None, readonly=True)

@@ -35,6 +35,8 @@ from typing import NamedTuple, Protocol, TypeAlias
 
 from imapclient import imap_utf7
 
+from syncer.protocols.errors import ConnectionLost, Malformed, OutOfStep
+
 # Literals larger than this are refused as a framing error: no IMAP server sends a
 # 2 GiB message, and trusting a bogus length would try to read the rest of the stream.
 MAX_LITERAL = 2**31
@@ -47,15 +49,15 @@ MAX_UID_SET_BYTES = 8000
 MAX_UID_SET_SIZE = 20_000_000
 
 
-class ConnectionClosed(Exception):
+class ConnectionClosed(ConnectionLost):
     """The server closed the connection (EOF, short literal, BYE)."""
 
 
-class FramingError(Exception):
+class FramingError(OutOfStep):
     """A line or literal broke the protocol's framing; the stream is out of step."""
 
 
-class ResponseError(Exception):
+class ResponseError(Malformed):
     """One response was malformed, but the stream is still in step."""
 
 

@@ -2,10 +2,12 @@
 
 Why it is built this way: a migration (``syncer push``) writes thousands of
 messages into another account, and one APPEND per round trip would spend most
-of its time waiting. :class:`IMAPTarget` wraps a connected
-:class:`~syncer.sources.imap.source.IMAPSource` (so the session code -- TLS, login,
-OAuth2, capabilities, error mapping -- is the one sync uses) and sends APPENDs
-through the same command runner (:func:`~syncer.sources.imap.connection.run_commands`):
+of its time waiting. :class:`IMAPTarget` reads through an
+:class:`~syncer.sources.imap.source.IMAPSource` and writes through its public
+connection, :class:`~syncer.sources.imap.session.IMAPSession` (so the session
+code -- TLS, login, OAuth2, capabilities, error mapping -- is the one sync
+uses), sending APPENDs through the same command runner
+(:func:`~syncer.sources.imap.connection.run_commands`):
 a batch of messages goes out as one MULTIAPPEND (:rfc:`3502`) command, or as
 APPEND commands back to back, each message a LITERAL+ literal (:rfc:`7888`)
 when the server offers it, so a batch costs one round trip; without LITERAL+
@@ -37,6 +39,7 @@ import structlog
 from syncer.model import FolderStatus, HeaderFingerprint
 from syncer.sources.imap.connection import Arg, CommandFailed, Literal, astring
 from syncer.sources.imap.parser import Completion, ResponseError, parse_uid_set
+from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
 
 __all__ = ["AppendItem", "AppendResult", "IMAPTarget", "append_date", "flag_list"]
@@ -82,28 +85,50 @@ class AppendResult:
 
 
 class IMAPTarget:
-    """Folder creation and pipelined APPEND on a connected :class:`IMAPSource`.
+    """Folder creation and pipelined APPEND on one IMAP connection.
 
-    :param source: connected (or connectable) session; closed by :meth:`close`.
+    :param settings: where and how to connect (:class:`IMAPSettings`); the
+        connection opens on first use, or with :meth:`connect`, and is closed by
+        :meth:`close`.
     """
 
-    def __init__(self, source: IMAPSource) -> None:
-        self.source = source
+    def __init__(self, settings: IMAPSettings) -> None:
+        #: Reads the target's folders (LIST, EXAMINE, fingerprints) as sync reads a source.
+        self.source = IMAPSource(settings)
+        self._session = self.source.session
+
+    @classmethod
+    def open(cls, settings: IMAPSettings) -> IMAPTarget:
+        """Construct, then :meth:`connect`.
+
+        :raises SourceError: (and subclasses) when connecting or logging in fails.
+        """
+        target = cls(settings)
+        target.connect()
+        return target
+
+    def connect(self) -> IMAPTarget:
+        """Connect and log in (idempotent).
+
+        :raises SourceError: (and subclasses) when connecting or logging in fails.
+        """
+        self._session.connect()
+        return self
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return self.source.connect().capabilities
+        return self._session.connect().capabilities
 
     def close(self) -> None:
-        self.source.close()
+        self._session.close()
 
     def personal_namespace(self) -> tuple[str, str | None]:
         """``(prefix, delimiter)`` of the personal namespace (``("", "/")`` on Dovecot).
 
         :raises SourceError:
         """
-        with self.source._map_errors():
-            namespaces = self.source._get_namespaces()
+        with self._session.map_errors():
+            namespaces = self._session.namespaces()
         for kind, prefix, delimiter in namespaces.entries:
             if kind == "personal":
                 return prefix, delimiter
@@ -122,8 +147,8 @@ class IMAPTarget:
 
         :raises SourceError: when the server refuses for another reason.
         """
-        with self.source._map_errors(name):
-            create, subscribe = self.source._run(
+        with self._session.map_errors(name):
+            create, subscribe = self._session.run(
                 [[b"CREATE ", astring(name)], [b"SUBSCRIBE ", astring(name)]]
             )
             # Servers without RFC 5530's ALREADYEXISTS say so in words: look before failing.
@@ -183,14 +208,14 @@ class IMAPTarget:
             for item in items:
                 command.append(b" ")
                 command.extend(_message_args(item))
-            with self.source._map_errors(folder):
-                (completion,) = self.source._run([command])
+            with self._session.map_errors(folder):
+                (completion,) = self._session.run([command])
             if completion.status == "OK":
                 return _multi_results(completion, len(items))
             log.info("imap.multiappend.refused", folder=folder, answer=completion.text)
         commands = [[b"APPEND ", mailbox, b" ", *_message_args(item)] for item in items]
-        with self.source._map_errors(folder):
-            completions = self.source._run(commands)
+        with self._session.map_errors(folder):
+            completions = self._session.run(commands)
         return [_single_result(completion) for completion in completions]
 
 

@@ -1,12 +1,12 @@
-"""How the POP3 adapter's failures reach the user: one mapping, library error -> SourceError.
+"""How the POP3 adapter words its failures: :class:`POP3Wording` for the shared table.
 
-Why this exists: poplib signals everything -- a server's ``-ERR`` line, a
-closed connection, an over-long line -- with one class, ``poplib.error_proto``,
-told apart only by its argument; ssl and socket add their own trees. The
-pipeline must only ever see ``syncer.errors`` classes, each with a message that
-names the account and the server and says what to do next (docs/architecture.md, "Errors").
-Everything is decided in :func:`map_errors`; a meta-test raises every library
-exception class through it.
+Which library exception is which kind of failure is decided once for every
+protocol in :mod:`syncer.protocols.errors` (poplib signals everything -- a
+server's ``-ERR`` line, a closed connection, an over-long line -- with one
+class, ``poplib.error_proto``; the table tells them apart by its argument).
+This module only says, per kind, which ``SourceError`` subclass the POP3
+adapter raises and with what message, naming the account and the server and
+saying what to do next.
 
 Public API (private to ``syncer.sources``): :class:`ErrorContext`, :func:`map_errors`.
 """
@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import poplib
-import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from syncer.errors import (
@@ -24,21 +23,11 @@ from syncer.errors import (
     SourceAuthError,
     SourceError,
     SourceUnavailable,
-    SyncerError,
 )
 from syncer.oauth.sasl import BearerRefused, NoMechanism
+from syncer.protocols.errors import map_exceptions
 from syncer.sources.oauth_errors import oauth_error
-from syncer.sources.pop3.wire import (
-    TRANSIENT,
-    ConnectionClosed,
-    FramingError,
-    NotOffered,
-    Truncated,
-)
-
-#: poplib's own error_proto texts (str); a server's -ERR line arrives as bytes instead.
-_POPLIB_EOF = "-ERR EOF"
-_POPLIB_LONG_LINE = "line too long"
+from syncer.sources.pop3.wire import TRANSIENT, NotOffered, Truncated
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,118 +48,140 @@ def _text(value: object) -> str:
     return str(value)
 
 
-@contextlib.contextmanager
 def map_errors(
     ctx: ErrorContext, command: str | None = None, *, login: str | None = None
-) -> Iterator[None]:
+) -> contextlib.AbstractContextManager[None]:
     """Translate every library exception raised inside into the most specific
-    ``SourceError`` subclass, chained with ``from``; our own errors pass through.
+    ``SourceError`` subclass (:func:`syncer.protocols.errors.map_exceptions`).
 
     :param command: what was being done (``"RETR 17"``), for the message.
     :param login: the authentication mechanism when the block logs in: a
         ``-ERR`` answer then means the credentials were refused.
-
-    Errors that leave the connection in an unknown state (lost connection,
-    broken framing, TLS and socket errors) also call ``ctx.drop()``.
     """
-    server = f"{ctx.host}:{ctx.port}"
-    acct = ctx.account
-    during = f" during {command}" if command else ""
-    try:
-        yield
-    except SyncerError:
-        raise
-    except (BearerRefused, NoMechanism) as exc:
-        raise oauth_error(
-            exc, protocol="POP3", label=ctx.label, server=server, account=acct
-        ) from exc
-    except Truncated as exc:
+    return map_exceptions(POP3Wording(ctx, command, login), ctx.drop)
+
+
+@dataclass(frozen=True, slots=True)
+class POP3Wording:
+    """The POP3 adapter's :class:`~syncer.protocols.errors.Wording`."""
+
+    ctx: ErrorContext
+    command: str | None
+    login_mechanism: str | None
+
+    @property
+    def _during(self) -> str:
+        return f" during {self.command}" if self.command else ""
+
+    @property
+    def _server(self) -> str:
+        return f"{self.ctx.host}:{self.ctx.port}"
+
+    def sign_in(self, exc: BaseException) -> SourceError:
+        assert isinstance(exc, BearerRefused | NoMechanism)
+        ctx = self.ctx
+        return oauth_error(
+            exc, protocol="POP3", label=ctx.label, server=self._server, account=ctx.account
+        )
+
+    def not_offered(self, exc: BaseException) -> SourceError:
+        what, hint = (exc.what, exc.hint) if isinstance(exc, NotOffered) else (str(exc), None)
+        return SourceError(
+            f"Account {self.ctx.label!r}: POP3 server {self._server} does not offer {what}.",
+            account=self.ctx.account,
+            hint=hint,
+        )
+
+    def login(self, exc: BaseException) -> SourceError:  # POP3 logins fail with -ERR
+        return self.refused(exc)
+
+    def refused(self, exc: BaseException) -> SourceError:
+        ctx = self.ctx
+        detail = exc.args[0] if exc.args else ""
+        answer = _text(detail)
+        if self.login_mechanism is not None and isinstance(detail, bytes):
+            if TRANSIENT.search(answer):
+                return SourceUnavailable(
+                    f"Account {ctx.label!r}: POP3 login at {self._server} failed for now: "
+                    f"{answer!r}.",
+                    account=ctx.account,
+                    hint="syncer will try again later.",
+                )
+            return SourceAuthError(
+                f"Account {ctx.label!r}: POP3 login refused by {self._server} "
+                f"(auth = {self.login_mechanism!r}).",
+                account=ctx.account,
+                hint=f"Check the account's password source. The server said: {answer}",
+            )
+        message = (
+            f"Account {ctx.label!r}: POP3 server {self._server} answered {answer!r}{self._during}."
+        )
+        if TRANSIENT.search(answer):
+            return SourceUnavailable(
+                message, account=ctx.account, hint="syncer will try again later."
+            )
+        return SourceError(message, account=ctx.account)
+
+    def malformed(self, exc: BaseException) -> SourceError:
+        if not isinstance(exc, Truncated):
+            return self.out_of_step(exc)
         uidl = exc.uidl if exc.uidl is not None else "none"
-        raise ProtocolViolation(
-            f"Account {ctx.label!r}: message {exc.number} (UIDL {uidl}) came back with "
+        return ProtocolViolation(
+            f"Account {self.ctx.label!r}: message {exc.number} (UIDL {uidl}) came back with "
             f"{exc.got} bytes, LIST said {exc.listed}.",
-            account=acct,
+            account=self.ctx.account,
             folder="INBOX",
             hint="Nothing was archived or deleted for it; the next run tries again. If it "
             "keeps happening, the message is damaged on the server or the server miscounts.",
-        ) from exc
-    except NotOffered as exc:
-        raise SourceError(
-            f"Account {ctx.label!r}: POP3 server {server} does not offer {exc.what}.",
-            account=acct,
-            hint=exc.hint,
-        ) from exc
-    except ConnectionClosed as exc:
-        ctx.drop()
-        raise SourceUnavailable(
-            f"Account {ctx.label!r}: the connection to {server} was lost{during}: {exc}.",
-            account=acct,
-        ) from exc
-    except FramingError as exc:
-        ctx.drop()
-        raise ProtocolViolation(
-            f"Account {ctx.label!r}: POP3 server {server} sent a malformed answer{during}: {exc}.",
-            account=acct,
-        ) from exc
-    except poplib.error_proto as exc:
-        detail = exc.args[0] if exc.args else ""
-        answer = _text(detail)
-        if answer == _POPLIB_EOF:
-            ctx.drop()
-            raise SourceUnavailable(
-                f"Account {ctx.label!r}: the connection to {server} was lost{during}.",
-                account=acct,
-            ) from exc
-        if answer == _POPLIB_LONG_LINE:
-            ctx.drop()
-            raise ProtocolViolation(
-                f"Account {ctx.label!r}: POP3 server {server} sent an over-long status "
-                f"line{during}.",
-                account=acct,
-            ) from exc
-        if login is not None and isinstance(detail, bytes):
-            if TRANSIENT.search(answer):
-                raise SourceUnavailable(
-                    f"Account {ctx.label!r}: POP3 login at {server} failed for now: {answer!r}.",
-                    account=acct,
-                    hint="syncer will try again later.",
-                ) from exc
-            raise SourceAuthError(
-                f"Account {ctx.label!r}: POP3 login refused by {server} (auth = {login!r}).",
-                account=acct,
-                hint=f"Check the account's password source. The server said: {answer}",
-            ) from exc
-        message = f"Account {ctx.label!r}: POP3 server {server} answered {answer!r}{during}."
-        if TRANSIENT.search(answer):
-            raise SourceUnavailable(
-                message, account=acct, hint="syncer will try again later."
-            ) from exc
-        raise SourceError(message, account=acct) from exc
-    except ssl.SSLCertVerificationError as exc:
-        ctx.drop()
+        )
+
+    def out_of_step(self, exc: BaseException) -> SourceError:
+        if isinstance(exc, poplib.error_proto):  # poplib's own line-length check
+            what = f"an over-long status line{self._during}"
+        else:
+            what = f"a malformed answer{self._during}: {exc}"
+        return ProtocolViolation(
+            f"Account {self.ctx.label!r}: POP3 server {self._server} sent {what}.",
+            account=self.ctx.account,
+        )
+
+    def closed(self, exc: BaseException) -> SourceError:
+        said = "" if isinstance(exc, poplib.error_proto) else f": {exc}"  # poplib's EOF: nothing
+        return SourceUnavailable(
+            f"Account {self.ctx.label!r}: the connection to {self._server} was lost"
+            f"{self._during}{said}.",
+            account=self.ctx.account,
+        )
+
+    def certificate(self, exc: BaseException) -> SourceError:
+        ctx = self.ctx
         # Not transient: retrying cannot make a certificate verify.
-        raise SourceError(
+        return SourceError(
             f"Account {ctx.label!r}: the TLS certificate for {ctx.host} did not verify "
             f"({getattr(exc, 'verify_message', None) or exc}).",
-            account=acct,
+            account=ctx.account,
             hint="Set ca_file to the CA that signed the server's certificate, or "
             "tls_verify = false if you accept an unverified connection.",
-        ) from exc
-    except ssl.SSLError as exc:
-        ctx.drop()
-        raise SourceUnavailable(
-            f"Account {ctx.label!r}: TLS with {server} failed{during}: {exc}.", account=acct
-        ) from exc
-    except TimeoutError as exc:  # socket.timeout is TimeoutError
-        ctx.drop()
-        raise SourceUnavailable(
-            f"Account {ctx.label!r}: {server} did not answer within {ctx.timeout:g} s{during}.",
-            account=acct,
-        ) from exc
-    except OSError as exc:  # refused, reset, unreachable, name resolution (gaierror)
-        ctx.drop()
-        raise SourceUnavailable(
-            f"Account {ctx.label!r}: cannot talk to POP3 server {server}{during}: {exc}.",
-            account=acct,
+        )
+
+    def tls(self, exc: BaseException) -> SourceError:
+        return SourceUnavailable(
+            f"Account {self.ctx.label!r}: TLS with {self._server} failed{self._during}: {exc}.",
+            account=self.ctx.account,
+        )
+
+    def timeout(self, exc: BaseException) -> SourceError:
+        ctx = self.ctx
+        return SourceUnavailable(
+            f"Account {ctx.label!r}: {self._server} did not answer within {ctx.timeout:g} s"
+            f"{self._during}.",
+            account=ctx.account,
+        )
+
+    def network(self, exc: BaseException) -> SourceError:
+        return SourceUnavailable(
+            f"Account {self.ctx.label!r}: cannot talk to POP3 server {self._server}"
+            f"{self._during}: {exc}.",
+            account=self.ctx.account,
             hint="Check the host, the port and the network.",
-        ) from exc
+        )

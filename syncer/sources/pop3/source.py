@@ -4,12 +4,13 @@ Why it is built this way: stdlib poplib does what is easy to get wrong --
 TCP/TLS set-up, STLS (:rfc:`2595`), USER/PASS, APOP -- and the commands after
 login are sent on its connection (``_putcmd``/``_getresp``/``file``), while
 every multi-line answer (CAPA, LIST, UIDL, TOP, RETR) is read by
-:mod:`._pop3_wire`: poplib's line-at-a-time reader refuses lines over 2,048
+:mod:`syncer.sources.pop3.wire`: poplib's line-at-a-time reader refuses lines over 2,048
 bytes, strips line ends, and is slow on large messages.
 
 Public API::
 
-    source = POP3Source.open("pop.example.com", 995, "tls", "me", secret, account="home")
+    settings = POP3Settings("pop.example.com", 995, "tls", "me", secret, account="home")
+    source = POP3Source.open(settings)
     try:
         for entry in source.listing():        # MaildropEntry(number, size, uidl)
             message = source.retrieve(entry)   # RemoteMessage, raw bytes checked
@@ -34,7 +35,7 @@ Behaviour worth knowing:
   allows the list to change); a server without CAPA just has no capabilities.
 * UIDL: a server that refuses it gives entries with ``uidl=None``; the
   pipeline then falls back to fingerprints (:meth:`headers`).
-* RETR is checked against LIST's size (see :func:`._pop3_wire.checked_size`):
+* RETR is checked against LIST's size (see :func:`syncer.sources.pop3.wire.checked_size`):
   a mismatch is a ``ProtocolViolation`` naming the message, and the session
   stays usable for the next message.
 * Deletions happen only at a successful :meth:`quit`. :meth:`close` sends QUIT
@@ -45,7 +46,8 @@ Behaviour worth knowing:
   same mailbox.
 
 Errors: every library exception is translated in :meth:`POP3Source._map_errors`
-(one place, :mod:`._pop3_errors`) into ``SourceAuthError``, ``SourceUnavailable``
+(the table shared with IMAP and SMTP, :mod:`syncer.protocols.errors`, in the
+words of :mod:`syncer.sources.pop3.errors`) into ``SourceAuthError``, ``SourceUnavailable``
 (transient), ``ProtocolViolation`` or ``SourceError``.
 """
 
@@ -57,7 +59,7 @@ import io
 import poplib
 import re
 from types import TracebackType
-from typing import Literal, Protocol, cast
+from typing import Protocol, cast
 
 import structlog
 
@@ -65,12 +67,12 @@ from syncer.model import MaildropEntry, RemoteMessage
 from syncer.oauth.sasl import (
     BearerRefused,
     Exchange,
-    TokenProvider,
     choose_mechanism,
     initial_response,
     sign_in,
 )
 from syncer.sources.pop3.errors import ErrorContext, map_errors
+from syncer.sources.pop3.settings import Auth, POP3Settings, Security
 from syncer.sources.pop3.wire import (
     TRANSIENT,
     ConnectionClosed,
@@ -87,8 +89,6 @@ __all__ = ["Auth", "POP3Source", "Security"]
 
 log = structlog.get_logger(__name__)
 
-Security = Literal["tls", "starttls", "plain"]
-Auth = Literal["password", "apop", "sasl-plain", "oauth2"]
 
 #: The folder POP3 messages are archived in: a maildrop is one mailbox, the INBOX.
 INBOX = "INBOX"
@@ -115,100 +115,32 @@ def _wire(client: poplib.POP3) -> _Wire:
 class POP3Source:
     """A ``MailDropSource`` over POP3; see the module docstring.
 
-    :param host: server name; with TLS it is also the name the certificate must carry.
-    :param security: ``"tls"`` (implicit TLS, port 995), ``"starttls"`` or ``"plain"``.
-    :param auth: ``"password"`` (USER/PASS), ``"apop"`` or ``"sasl-plain"``.
-    :param tls_verify: False disables certificate and host name checks (explicit opt-out).
-    :param ca_file: PEM file of CAs to trust instead of the system store.
-    :param timeout: seconds for connecting and for each socket read.
-    :param account: the account's name, used in error messages and logs.
+    :param settings: where and how to connect and sign in (:class:`POP3Settings`).
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        security: Security,
-        username: str,
-        password: str,
-        *,
-        tls_verify: bool = True,
-        ca_file: str | None = None,
-        timeout: float = 60.0,
-        auth: Auth = "password",
-        account: str = "",
-        oauth2: TokenProvider | None = None,
-        sasl_mechanism: str = "auto",
-    ) -> None:
-        if security not in ("tls", "starttls", "plain"):
-            raise ValueError(f"security must be 'tls', 'starttls' or 'plain', not {security!r}")
-        if auth not in ("password", "apop", "sasl-plain", "oauth2"):
-            raise ValueError(
-                f"auth must be 'password', 'apop', 'sasl-plain' or 'oauth2', not {auth!r}"
-            )
-        if (auth == "oauth2") != (oauth2 is not None):
-            raise ValueError("auth='oauth2' and a token provider (oauth2=) go together")
-        self.host = host
-        self.port = port
-        self.security: Security = security
-        self.username = username
-        self._password = password
-        self.tls_verify = tls_verify
-        self.ca_file = ca_file
-        self.timeout = timeout
-        self.auth: Auth = auth
-        self.account = account
-        self._oauth2 = oauth2
-        self.sasl_mechanism = sasl_mechanism
+    def __init__(self, settings: POP3Settings) -> None:
+        self.settings = settings
         self._client: poplib.POP3 | None = None
         self._capabilities: frozenset[str] = frozenset()
         self._uidls: dict[int, str] = {}
         self._marked = 0  # messages marked with DELE in this session
 
     def __repr__(self) -> str:  # never shows the password
+        s = self.settings
         return (
-            f"POP3Source(account={self.account!r}, host={self.host!r}, port={self.port}, "
-            f"security={self.security!r}, username={self.username!r}, auth={self.auth!r})"
+            f"POP3Source(account={s.account!r}, host={s.host!r}, port={s.port}, "
+            f"security={s.security!r}, username={s.username!r}, auth={s.auth!r})"
         )
 
     # -- connection ------------------------------------------------------------------------
 
     @classmethod
-    def open(
-        cls,
-        host: str,
-        port: int,
-        security: Security,
-        username: str,
-        password: str,
-        *,
-        tls_verify: bool = True,
-        ca_file: str | None = None,
-        timeout: float = 60.0,
-        auth: Auth = "password",
-        account: str = "",
-        oauth2: TokenProvider | None = None,
-        sasl_mechanism: str = "auto",
-    ) -> POP3Source:
-        """Construct with the same arguments as the constructor, then :meth:`connect`.
+    def open(cls, settings: POP3Settings) -> POP3Source:
+        """Construct, then :meth:`connect`.
 
         :raises SourceError: (and subclasses) when connecting or logging in fails.
         """
-        source = cls(
-            host,
-            port,
-            security,
-            username,
-            password,
-            tls_verify=tls_verify,
-            ca_file=ca_file,
-            timeout=timeout,
-            auth=auth,
-            account=account,
-            oauth2=oauth2,
-            sasl_mechanism=sasl_mechanism,
-        )
-        return source.connect()
+        return cls(settings).connect()
 
     def connect(self) -> POP3Source:
         """Connect, secure the connection, read CAPA, log in, read CAPA again; idempotent.
@@ -222,20 +154,27 @@ class POP3Source:
             return self
         with self._map_errors("connecting"):
             context = None
-            if self.security != "plain":
-                context = ssl_context(self.ca_file, self.tls_verify)
-                if not self.tls_verify:
-                    log.warning("pop3.tls.unverified", host=self.host, port=self.port)
-            if self.security == "tls":
+            if self.settings.security != "plain":
+                context = ssl_context(self.settings.ca_file, self.settings.tls_verify)
+                if not self.settings.tls_verify:
+                    log.warning(
+                        "pop3.tls.unverified", host=self.settings.host, port=self.settings.port
+                    )
+            if self.settings.security == "tls":
                 self._client = poplib.POP3_SSL(
-                    self.host, self.port, timeout=self.timeout, context=context
+                    self.settings.host,
+                    self.settings.port,
+                    timeout=self.settings.timeout,
+                    context=context,
                 )
             else:
-                self._client = poplib.POP3(self.host, self.port, timeout=self.timeout)
+                self._client = poplib.POP3(
+                    self.settings.host, self.settings.port, timeout=self.settings.timeout
+                )
         try:
             with self._map_errors("CAPA"):
                 before = self._capa()
-                if self.security == "starttls":
+                if self.settings.security == "starttls":
                     if "STLS" not in before:
                         raise NotOffered(
                             "STLS", 'Use security = "tls" (port 995), or check the port.'
@@ -251,10 +190,10 @@ class POP3Source:
         self._capabilities = frozenset(after or before)
         log.info(
             "pop3.connected",
-            host=self.host,
-            port=self.port,
-            security=self.security,
-            auth=self.auth,
+            host=self.settings.host,
+            port=self.settings.port,
+            security=self.settings.security,
+            auth=self.settings.auth,
             capabilities=sorted(self._capabilities),
             sasl=list(before.get("SASL", ())),
         )
@@ -262,15 +201,15 @@ class POP3Source:
 
     def _login(self, capa: dict[str, tuple[str, ...]]) -> None:
         client = self._connection()
-        with self._map_errors(f"login ({self.auth})", login=self.auth):
-            if self.auth == "apop":
+        with self._map_errors(f"login ({self.settings.auth})", login=self.settings.auth):
+            if self.settings.auth == "apop":
                 if not _APOP_TIMESTAMP.match(client.welcome):
                     raise NotOffered(
                         "APOP (its greeting carries no <timestamp>)",
                         'Set auth = "password" (over TLS) or "sasl-plain" for this account.',
                     )
-                client.apop(self.username, self._password)
-            elif self.auth == "sasl-plain":
+                client.apop(self.settings.username, self.settings.password)
+            elif self.settings.auth == "sasl-plain":
                 offered = tuple(m.upper() for m in capa.get("SASL", ()))
                 if "PLAIN" not in offered:
                     listed = " ".join(offered) or "no SASL mechanism"
@@ -279,18 +218,21 @@ class POP3Source:
                         'Set auth = "password" for this account.',
                     )
                 token = base64.b64encode(
-                    b"\0" + self.username.encode() + b"\0" + self._password.encode()
+                    b"\0"
+                    + self.settings.username.encode()
+                    + b"\0"
+                    + self.settings.password.encode()
                 ).decode("ascii")
                 answer = _wire(client)._shortcmd(f"AUTH PLAIN {token}")
                 if not answer.upper().startswith(b"+OK"):
                     # "+ " asks for the credentials again (no initial response understood).
                     _wire(client)._shortcmd(token)
-            elif self._oauth2 is not None:
-                mechanism = choose_mechanism(capa.get("SASL", ()), self.sasl_mechanism)
-                sign_in(self._oauth2, lambda token: self._auth_bearer(mechanism, token))
+            elif self.settings.oauth2 is not None:
+                mechanism = choose_mechanism(capa.get("SASL", ()), self.settings.sasl_mechanism)
+                sign_in(self.settings.oauth2, lambda token: self._auth_bearer(mechanism, token))
             else:
-                client.user(self.username)
-                client.pass_(self._password)
+                client.user(self.settings.username)
+                client.pass_(self.settings.password)
 
     def _auth_bearer(self, mechanism: str, token: str) -> None:
         """``AUTH XOAUTH2`` / ``AUTH OAUTHBEARER`` (:rfc:`5034`, :rfc:`7628`).
@@ -304,7 +246,10 @@ class POP3Source:
         """
         client = _wire(self._connection())
         exchange = Exchange(
-            mechanism, initial_response(mechanism, self.username, token, self.host, self.port)
+            mechanism,
+            initial_response(
+                mechanism, self.settings.username, token, self.settings.host, self.settings.port
+            ),
         )
         first = base64.b64encode(exchange()).decode("ascii")
         try:
@@ -356,7 +301,7 @@ class POP3Source:
             with contextlib.suppress(Exception):
                 client.quit()
         self._drop()
-        log.debug("pop3.closed", host=self.host, port=self.port)
+        log.debug("pop3.closed", host=self.settings.host, port=self.settings.port)
 
     def __enter__(self) -> POP3Source:
         return self.connect()
@@ -385,7 +330,7 @@ class POP3Source:
 
     @property
     def _label(self) -> str:
-        return self.account or f"{self.username}@{self.host}"
+        return self.settings.label
 
     def _map_errors(
         self, command: str | None = None, *, login: str | None = None
@@ -395,10 +340,10 @@ class POP3Source:
         return map_errors(
             ErrorContext(
                 label=self._label,
-                account=self.account or None,
-                host=self.host,
-                port=self.port,
-                timeout=self.timeout,
+                account=self.settings.account or None,
+                host=self.settings.host,
+                port=self.settings.port,
+                timeout=self.settings.timeout,
                 drop=self._drop,
             ),
             command,

@@ -23,6 +23,9 @@ import re
 import ssl
 from collections.abc import Callable, Iterable
 
+from syncer.protocols import errors as protocol_errors
+from syncer.protocols.errors import ConnectionLost, Malformed, OutOfStep
+
 #: Ends every multi-line answer; a body line that is a lone "." is sent as "..".
 TERMINATOR = b"\r\n.\r\n"
 
@@ -33,15 +36,15 @@ TRANSIENT = re.compile(r"\[(?:SYS/TEMP|IN-USE|LOGIN-DELAY)\]|try again|temporar"
 CHUNK = 256 * 1024
 
 
-class ConnectionClosed(Exception):
+class ConnectionClosed(ConnectionLost):
     """The server closed the connection in the middle of an answer."""
 
 
-class FramingError(Exception):
+class FramingError(OutOfStep):
     """The byte stream is not a POP3 answer any more (the session must be dropped)."""
 
 
-class NotOffered(Exception):
+class NotOffered(protocol_errors.NotOffered):
     """The server lacks something the configuration asks for (STLS, APOP, SASL PLAIN)."""
 
     def __init__(self, what: str, hint: str) -> None:
@@ -50,7 +53,7 @@ class NotOffered(Exception):
         self.hint = hint
 
 
-class Truncated(Exception):
+class Truncated(Malformed):
     """A RETR answer did not carry as many bytes as LIST said (the session is still in step)."""
 
     def __init__(self, number: int, uidl: str | None, got: int, listed: int) -> None:
