@@ -31,6 +31,7 @@ from syncer.errors import (
     SyncerError,
 )
 from syncer.oauth.sasl import BearerRefused, NoMechanism
+from syncer.sources.deadline import DeadlineExceeded
 from syncer.sources.imap.connection import CommandFailed, StartTLSNotOffered
 from syncer.sources.imap.parser import ConnectionClosed, FramingError, ResponseError
 from syncer.sources.oauth_errors import oauth_error
@@ -144,6 +145,13 @@ def map_errors(ctx: ErrorContext, folder: str | None = None) -> Iterator[None]:
         ctx.drop()
         raise SourceUnavailable(
             f"Account {ctx.label!r}: TLS with {server} failed: {exc}.",
+            account=acct,
+            folder=folder,
+        ) from exc
+    except DeadlineExceeded as exc:  # a TimeoutError whose text says which deadline
+        ctx.drop()
+        raise SourceUnavailable(
+            f"Account {ctx.label!r}: IMAP server {server} is too slow{where}: {exc}.",
             account=acct,
             folder=folder,
         ) from exc

@@ -39,12 +39,29 @@ from imapclient import imap_utf7
 # 2 GiB message, and trusting a bogus length would try to read the rest of the stream.
 MAX_LITERAL = 2**31
 
+# What one response may carry in literals unless the command expects more (a body
+# FETCH sets its own cap from RFC822.SIZE): folder names, search keys and the like
+# are short, so a hostile length cannot make the reader allocate much.
+DEFAULT_MAX_LITERAL = 1024 * 1024
+
 # UID sets longer than this are split over several commands (NOTES.md: Dovecot answers
 # "Too long argument" somewhere past 64 KiB; stay well below).
 MAX_UID_SET_BYTES = 8000
 
 # Expanding a uid-set like "1:4000000000" would eat the machine; parse_uid_set refuses more.
 MAX_UID_SET_SIZE = 20_000_000
+
+# The most UIDs one answer (SEARCH, VANISHED, a FETCH listing of a folder) may name in
+# all. Each costs about 60 bytes in a Python set, so this keeps a hostile answer under
+# about 60 MB; a folder with more messages than this cannot be synced (documented).
+MAX_ANSWER_UIDS = 1_000_000
+
+
+# A body may exceed the RFC822.SIZE the server announced by this much before it is a
+# protocol error (some servers count sizes loosely): size / 8 plus 64 KiB.
+def body_allowance(size: int) -> int:
+    """The most bytes a body announced as ``size`` bytes may have."""
+    return size + size // 8 + 64 * 1024
 
 
 class ConnectionClosed(Exception):
@@ -93,11 +110,13 @@ class Completion(NamedTuple):
 _STATUS_RESPONSE = re.compile(rb"\* (?:OK|NO|BAD|BYE|PREAUTH)(?: |\Z)", re.IGNORECASE)
 
 
-def read_response(src: LineSource) -> Response:
+def read_response(src: LineSource, max_literal: int = MAX_LITERAL) -> Response:
     """Read one complete response: a line and, for data responses, its literals.
 
+    :param max_literal: the most literal bytes the response may carry in all; a
+        longer announcement is refused before any of it is read.
     :raises ConnectionClosed: EOF, or a literal cut short.
-    :raises FramingError: a line without CRLF, or an absurd literal length.
+    :raises FramingError: a line without CRLF, or a literal length beyond ``max_literal``.
     """
     line = src.readline()
     if line[-2:] != b"\r\n":
@@ -111,11 +130,18 @@ def read_response(src: LineSource) -> Response:
         return Response(text, ())
     parts: list[bytes] = []
     literals: list[bytes] = []
+    budget = max_literal
     while True:
         size = _literal_size(text)
         if size is None:
             parts.append(text)
             break
+        if size > budget:
+            raise FramingError(
+                f"the server announced a literal of {size:,} bytes where at most "
+                f"{max_literal:,} were expected in this response"
+            )
+        budget -= size
         data = src.read(size)
         if len(data) != size:
             raise ConnectionClosed(
@@ -467,13 +493,21 @@ def compress_uids(uids: Iterable[int], max_bytes: int = MAX_UID_SET_BYTES) -> li
     return sets
 
 
-def parse_uid_set(value: bytes, *, limit: int | None = None) -> set[int]:
+def parse_uid_set(
+    value: bytes,
+    *,
+    limit: int | None = None,
+    into: set[int] | None = None,
+    max_size: int = MAX_UID_SET_SIZE,
+) -> set[int]:
     """``1:3,7,9:8`` -> {1, 2, 3, 7, 8, 9}. ``*`` is refused (not allowed in responses).
 
     :param limit: UIDs above it are dropped (e.g. UIDNEXT - 1: none can exist there).
-    :raises ResponseError: malformed sets, or more than MAX_UID_SET_SIZE UIDs.
+    :param into: add to this set (and return it), counting what it holds against ``max_size``.
+    :raises ResponseError: malformed sets, or more than ``max_size`` UIDs, checked
+        before a range is expanded.
     """
-    out: set[int] = set()
+    out: set[int] = set() if into is None else into
     for part in value.split(b","):
         first, sep, last = part.partition(b":")
         if not first.isdigit() or (sep and not last.isdigit()):
@@ -486,8 +520,10 @@ def parse_uid_set(value: bytes, *, limit: int | None = None) -> set[int]:
             raise ResponseError(f"UID 0 in uid set {value[:80]!r}")
         if limit is not None:
             hi = min(hi, limit)
-        if hi - lo + 1 + len(out) > MAX_UID_SET_SIZE:
-            raise ResponseError(f"uid set {value[:80]!r} is implausibly large")
+        if hi - lo + 1 + len(out) > max_size:
+            raise ResponseError(
+                f"uid set {value[:80]!r} is implausibly large (more than {max_size:,} UIDs)"
+            )
         if hi >= lo:
             out.update(range(lo, hi + 1))
     return out

@@ -72,9 +72,11 @@ import structlog
 from syncer.errors import SourceError
 from syncer.model import FlagState, FolderStatus, HeaderFingerprint, RemoteMessage, SelectedFolder
 from syncer.oauth.sasl import TokenProvider
+from syncer.sources.imap.batch import BatchGuard
 from syncer.sources.imap.connection import (
     Arg,
     CommandFailed,
+    arm,
     astring,
     open_client,
     run_commands,
@@ -96,6 +98,8 @@ from syncer.sources.imap.listing import (
     status_items,
 )
 from syncer.sources.imap.parser import (
+    DEFAULT_MAX_LITERAL,
+    MAX_ANSWER_UIDS,
     Completion,
     FetchItem,
     LineSource,
@@ -119,6 +123,21 @@ _EXISTS_TAIL = re.compile(rb"\* (\d+) EXISTS\Z", re.IGNORECASE)
 
 #: Fingerprint FETCHes carry only headers; keep each command's answer moderate.
 _FINGERPRINT_CHUNK = 5000
+
+#: A header block is hashed and dropped as it arrives; this bounds one (a message
+#: without an empty line is all header).
+_MAX_HEADER_LITERAL = 32 * 1024 * 1024
+
+
+def _search_collector(into: set[int]) -> Callable[[Response, int], None]:
+    """An ``on_untagged`` that parses SEARCH/ESEARCH answers as they arrive, into ``into``
+    (capped: :func:`parse_search`), so no answer is held as text."""
+
+    def on(response: Response, _index: int) -> None:
+        if response.text[:9].upper().startswith((b"* SEARCH", b"* ESEARCH")):
+            parse_search([response], into=into)
+
+    return on
 
 
 class IMAPSource:
@@ -298,6 +317,7 @@ class IMAPSource:
         if client is None:
             return
         try:
+            arm(client._imap, "LOGOUT")
             client.logout()
         except Exception:
             with contextlib.suppress(Exception):
@@ -359,9 +379,15 @@ class IMAPSource:
         on_untagged: Callable[[Response, int], None] | None = None,
         *,
         reader: LineSource | None = None,
+        expected_bytes: int = 0,
+        max_literal: int = DEFAULT_MAX_LITERAL,
     ) -> list[Completion]:
         """:func:`run_commands` on this connection; drops the connection when the
-        stream may be out of step (anything but a malformed-but-framed response)."""
+        stream may be out of step (anything but a malformed-but-framed response).
+
+        The exchange's deadline allows for ``expected_bytes`` at the configured
+        throttle rate (see :mod:`syncer.sources.deadline`).
+        """
         imap = self._imap()
         try:
             return run_commands(
@@ -371,6 +397,9 @@ class IMAPSource:
                 reader=reader,
                 literal_plus="LITERAL+" in self._capabilities,
                 track=self._track,
+                expected_bytes=expected_bytes,
+                rate=self.max_bytes_per_second,
+                max_literal=max_literal,
             )
         except ResponseError:
             raise
@@ -628,11 +657,15 @@ class IMAPSource:
         *,
         modifiers: bytes = b"",
         reader: LineSource | None = None,
+        expected_bytes: int | None = None,
+        max_literal: int = DEFAULT_MAX_LITERAL,
     ) -> list[Completion]:
         """``UID FETCH`` each set (pipelined); every FETCH response goes to ``on_item``.
 
         Responses without a UID (unsolicited flag updates by sequence number) are
         skipped: every response to a UID FETCH carries the UID (RFC 3501 6.4.8).
+        Listings (no ``expected_bytes``) are allowed about 100 bytes per message the
+        folder holds before their deadline.
         """
 
         def on(response: Response, _index: int) -> None:
@@ -641,8 +674,12 @@ class IMAPSource:
                 if item.uid is not None:
                     on_item(item)
 
+        if expected_bytes is None:
+            expected_bytes = (self._exists or 0) * 100
         commands = [[b"UID FETCH ", s, b" (", items, b")", modifiers] for s in uid_sets]
-        return self._run(commands, on, reader=reader)
+        return self._run(
+            commands, on, reader=reader, expected_bytes=expected_bytes, max_literal=max_literal
+        )
 
     def fetch_messages(
         self,
@@ -693,8 +730,14 @@ class IMAPSource:
         sizes: dict[int, int] = {}
 
         def on_item(item: FetchItem) -> None:
-            if item.uid is not None and item.size is not None:
-                sizes[item.uid] = item.size
+            uid = item.uid
+            if uid is None or item.size is None or uid < first:
+                return
+            if wanted is not None and uid not in wanted:
+                return  # not asked for: not kept
+            sizes[uid] = item.size
+            if len(sizes) > MAX_ANSWER_UIDS:
+                raise ResponseError(f"the listing names more than {MAX_ANSWER_UIDS:,} messages")
 
         sets = compress_uids(wanted) if wanted is not None else [b"%d:*" % first]
         self._ok("UID FETCH", self._fetch(sets, b"UID RFC822.SIZE", on_item))
@@ -708,24 +751,19 @@ class IMAPSource:
     def _fetch_batch(
         self, folder: str, batch: Sequence[tuple[int, int]], reader: LineSource | None
     ) -> list[RemoteMessage]:
-        got: dict[int, FetchItem] = {}
-
-        def on_item(item: FetchItem) -> None:
-            assert item.uid is not None
-            previous = got.get(item.uid)
-            if previous is None:
-                got[item.uid] = item
-            else:
-                previous.merge(item)
-
+        guard = BatchGuard(dict(batch))
         completions = self._fetch(
             compress_uids(uid for uid, _ in batch),
             self._body_items(b"BODY.PEEK[]"),
-            on_item,
+            guard.take,
             reader=reader,
+            expected_bytes=guard.expected_bytes,
+            max_literal=guard.max_literal,
         )
         # Dovecot: "OK [EXPUNGEISSUED]" with BODY[] NIL; a NO with that code is the same.
         self._ok("UID FETCH", completions, allow="EXPUNGEISSUED")
+        guard.report(folder)
+        got = guard.got
         messages: list[RemoteMessage] = []
         missing: list[int] = []
         for uid, _size in batch:
@@ -761,17 +799,13 @@ class IMAPSource:
 
     def _check_expunged(self, folder: str, missing: Sequence[int]) -> None:
         """Skip (with a warning) UIDs that are gone; raise for those that still exist."""
-        found: list[Response] = []
-
-        def on(response: Response, _index: int) -> None:
-            if response.text[:9].upper().startswith((b"* SEARCH", b"* ESEARCH")):
-                found.append(response)
-
+        found: set[int] = set()
+        on = _search_collector(found)
         # NOOP first: it lets the server report the expunge (RFC 5530 EXPUNGEISSUED).
         commands: list[list[Arg]] = [[b"NOOP"]]
         commands.extend([b"UID SEARCH UID ", s] for s in compress_uids(missing))
         self._ok("NOOP / UID SEARCH", self._run(commands, on))
-        still = parse_search(found) & set(missing)
+        still = found & set(missing)
         if still:
             shown = ", ".join(str(u) for u in sorted(still)[:20])
             more = f" and {len(still) - 20} more" if len(still) > 20 else ""
@@ -819,6 +853,8 @@ class IMAPSource:
             if item.flags is None:
                 return
             states[item.uid] = FlagState(item.uid, item.flags, item.modseq)
+            if len(states) > MAX_ANSWER_UIDS:
+                raise ResponseError(f"the listing names more than {MAX_ANSWER_UIDS:,} messages")
 
         with self._map_errors(folder):
             self._ok("UID FETCH", self._fetch([b"1:*"], items, on_item, modifiers=modifiers))
@@ -829,17 +865,12 @@ class IMAPSource:
         folder = self._require_selected()
         if self._exists == 0:
             return []
-        found: list[Response] = []
-
-        def on(response: Response, _index: int) -> None:
-            if response.text[:9].upper().startswith((b"* SEARCH", b"* ESEARCH")):
-                found.append(response)
-
+        found: set[int] = set()
         esearch = "ESEARCH" in self._capabilities
         command = b"UID SEARCH RETURN (ALL) ALL" if esearch else b"UID SEARCH ALL"
         with self._map_errors(folder):
-            self._run_ok("UID SEARCH", [[command]], on)
-            return sorted(parse_search(found))
+            self._run_ok("UID SEARCH", [[command]], _search_collector(found))
+            return sorted(found)
 
     def expunge(self, folder: str, uidvalidity: int, uids: Iterable[int]) -> list[int]:
         """Remove exactly ``uids`` from ``folder`` (``\\Deleted`` + ``UID EXPUNGE``, UIDPLUS
@@ -891,7 +922,12 @@ class IMAPSource:
                 for s in compress_uids(ordered[i : i + _FINGERPRINT_CHUNK])
             ]
         with self._map_errors(folder):
-            completions = self._fetch(sets, self._body_items(b"BODY.PEEK[HEADER]"), on_item)
+            completions = self._fetch(
+                sets,
+                self._body_items(b"BODY.PEEK[HEADER]"),
+                on_item,
+                max_literal=_MAX_HEADER_LITERAL,
+            )
             self._ok("UID FETCH", completions, allow="EXPUNGEISSUED")
         out: list[HeaderFingerprint] = []
         for uid in sorted(found):

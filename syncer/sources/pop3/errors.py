@@ -27,6 +27,7 @@ from syncer.errors import (
     SyncerError,
 )
 from syncer.oauth.sasl import BearerRefused, NoMechanism
+from syncer.sources.deadline import DeadlineExceeded
 from syncer.sources.oauth_errors import oauth_error
 from syncer.sources.pop3.wire import (
     TRANSIENT,
@@ -160,6 +161,11 @@ def map_errors(
         ctx.drop()
         raise SourceUnavailable(
             f"Account {ctx.label!r}: TLS with {server} failed{during}: {exc}.", account=acct
+        ) from exc
+    except DeadlineExceeded as exc:  # a TimeoutError whose text says which deadline
+        ctx.drop()
+        raise SourceUnavailable(
+            f"Account {ctx.label!r}: {server} is too slow{during}: {exc}.", account=acct
         ) from exc
     except TimeoutError as exc:  # socket.timeout is TimeoutError
         ctx.drop()
