@@ -185,14 +185,12 @@ def read_some(
 ) -> bytes:
     """Up to ``size`` bytes from at most one raw read (b"" at EOF), under ``guard``.
 
+    What is buffered is returned without a raw read (``readinto1`` with a large
+    buffer would block for more even when the buffer already held the answer).
+
     :raises DeadlineExceeded:
     """
-    buf = bytearray(size)
-    guard.before_read(sock)
-    try:
-        n = reader.readinto1(memoryview(buf))
-    except TimeoutError as exc:
-        raise guard.timed_out(exc) from exc
-    guard.received += n
-    del buf[n:]
-    return bytes(buf)
+    buffered = _peek(reader, sock, guard)
+    data = reader.read(min(size, len(buffered))) if buffered else b""
+    guard.received += len(data)
+    return data
