@@ -16,8 +16,8 @@ Public API (private to ``syncer.sources``):
 * :func:`read_response` -- one complete server response (line plus literals).
 * :func:`parse_tokens` / :func:`parse_fetch` / :func:`parse_completion`.
 * :class:`FetchItem` -- what one ``* n FETCH (...)`` carried.
-* :func:`compress_uids`, :func:`parse_uid_set`, :func:`parse_internaldate`,
-  :func:`normalise_flags`, :func:`quote`, :func:`plan_batches`.
+* :func:`compress_uids`, :func:`parse_uid_set`, :func:`parse_uid_ranges`, :class:`UIDRanges`,
+  :func:`parse_internaldate`, :func:`normalise_flags`, :func:`quote`, :func:`plan_batches`.
 * :class:`ThrottledReader` -- optional bandwidth cap for the bulk download.
 * Exceptions: :class:`ConnectionClosed` (the stream ended), :class:`FramingError`
   (the stream is out of step: the connection must be dropped),
@@ -26,9 +26,12 @@ Public API (private to ``syncer.sources``):
 
 from __future__ import annotations
 
+import bisect
 import re
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple, Protocol, TypeAlias
@@ -51,7 +54,11 @@ MAX_UID_SET_BYTES = 8000
 # Expanding a uid-set like "1:4000000000" would eat the machine; parse_uid_set refuses more.
 MAX_UID_SET_SIZE = 20_000_000
 
-# The most UIDs one answer (SEARCH, VANISHED, a FETCH listing of a folder) may name in
+# The most ranges QRESYNC's VANISHED answers may name in all (16 bytes each, kept as
+# ranges: see UIDRanges); past it the delta is distrusted and the full listing is used.
+MAX_VANISHED_RANGES = 100_000
+
+# The most UIDs one answer (SEARCH, a FETCH listing of a folder) may name in
 # all. Each costs about 60 bytes in a Python set, so this keeps a hostile answer under
 # about 60 MB; a folder with more messages than this cannot be synced (documented).
 MAX_ANSWER_UIDS = 1_000_000
@@ -493,6 +500,24 @@ def compress_uids(uids: Iterable[int], max_bytes: int = MAX_UID_SET_BYTES) -> li
     return sets
 
 
+def _uid_ranges(value: bytes) -> Iterator[tuple[int, int]]:
+    """``1:3,9:8`` -> (1, 3), (8, 9): each part of a uid set as an ordered pair.
+
+    :raises ResponseError: malformed sets, ``*`` (not allowed in responses), UID 0.
+    """
+    for part in value.split(b","):
+        first, sep, last = part.partition(b":")
+        if not first.isdigit() or (sep and not last.isdigit()):
+            raise ResponseError(f"malformed uid set {value[:80]!r}")
+        lo = int(first)
+        hi = int(last) if sep else lo
+        if lo > hi:
+            lo, hi = hi, lo
+        if lo == 0:
+            raise ResponseError(f"UID 0 in uid set {value[:80]!r}")
+        yield lo, hi
+
+
 def parse_uid_set(
     value: bytes,
     *,
@@ -508,16 +533,7 @@ def parse_uid_set(
         before a range is expanded.
     """
     out: set[int] = set() if into is None else into
-    for part in value.split(b","):
-        first, sep, last = part.partition(b":")
-        if not first.isdigit() or (sep and not last.isdigit()):
-            raise ResponseError(f"malformed uid set {value[:80]!r}")
-        lo = int(first)
-        hi = int(last) if sep else lo
-        if lo > hi:
-            lo, hi = hi, lo
-        if lo == 0:
-            raise ResponseError(f"UID 0 in uid set {value[:80]!r}")
+    for lo, hi in _uid_ranges(value):
         if limit is not None:
             hi = min(hi, limit)
         if hi - lo + 1 + len(out) > max_size:
@@ -527,6 +543,74 @@ def parse_uid_set(
         if hi >= lo:
             out.update(range(lo, hi + 1))
     return out
+
+
+def parse_uid_ranges(
+    value: bytes, into: list[tuple[int, int]], *, max_ranges: int, limit: int | None = None
+) -> None:
+    """Append the ranges of uid set ``value`` to ``into`` without expanding them
+    (``VANISHED 1:4000000000`` is one pair), clipped at ``limit``.
+
+    :raises ResponseError: malformed sets, or ``into`` past ``max_ranges`` pairs.
+    """
+    for lo, hi in _uid_ranges(value):
+        if limit is not None:
+            hi = min(hi, limit)
+        if hi < lo:
+            continue
+        if len(into) >= max_ranges:
+            raise ResponseError(f"more than {max_ranges:,} UID ranges")
+        into.append((lo, hi))
+
+
+class UIDRanges(AbstractSet[int]):
+    """A read-only set of UIDs held as sorted, merged ranges (two arrays).
+
+    Why: QRESYNC's ``VANISHED (EARLIER)`` names UIDs as ranges, and a server may
+    name billions; expanded into a Python set that took gigabytes. Here
+    membership is a binary search and memory follows the number of ranges.
+    ``archived & ranges`` iterates the other operand and gives a frozenset.
+    """
+
+    __slots__ = ("_hi", "_len", "_lo")
+
+    def __init__(self, ranges: Iterable[tuple[int, int]] = ()) -> None:
+        lo: array[int] = array("Q")
+        hi: array[int] = array("Q")
+        for start, end in sorted(ranges):
+            if lo and start <= hi[-1] + 1:
+                hi[-1] = max(hi[-1], end)
+            else:
+                lo.append(start)
+                hi.append(end)
+        self._lo, self._hi = lo, hi
+        self._len = sum(b - a + 1 for a, b in zip(lo, hi, strict=True))
+
+    def __contains__(self, uid: object) -> bool:
+        if not isinstance(uid, int):
+            return False
+        i = bisect.bisect_right(self._lo, uid) - 1
+        return i >= 0 and uid <= self._hi[i]
+
+    def __iter__(self) -> Iterator[int]:
+        for start, end in zip(self._lo, self._hi, strict=True):
+            yield from range(start, end + 1)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __hash__(self) -> int:
+        return self._hash()
+
+    @classmethod
+    def _from_iterable(cls, it: Iterable[int]) -> frozenset[int]:  # type: ignore[override]
+        return frozenset(it)
+
+    def __repr__(self) -> str:
+        shown = ",".join(
+            f"{a}" if a == b else f"{a}:{b}" for a, b in zip(self._lo, self._hi, strict=True)
+        )
+        return f"UIDRanges({shown[:80]})"
 
 
 def plan_batches(

@@ -12,10 +12,11 @@ Distrust rules (the pipeline then falls back to the full-listing path):
 * ``HIGHESTMODSEQ 0`` -- no valid mod-sequence exists; report ``highestmodseq=None``.
 * ``NOMODSEQ`` -- the folder has no mod-sequences (RFC 7162 3.1.2.2).
 * A malformed ``VANISHED`` or ``FETCH`` answer -- the delta is incomplete.
-* More than ``MAX_ANSWER_UIDS`` vanished or changed UIDs -- a flood (a hostile
-  server's ``VANISHED (EARLIER) 1:4000000000`` lines); it is parsed as it arrives,
-  never kept as text, and dropped once past the cap, so memory stays bounded.
-  The full listing then finds what really vanished.
+* More than ``MAX_VANISHED_RANGES`` vanished ranges or ``MAX_ANSWER_UIDS`` changed
+  messages -- a flood. VANISHED is parsed as it arrives into ranges that are never
+  expanded (:class:`~syncer.sources.imap.parser.UIDRanges`: ``1:4000000000`` costs
+  16 bytes), and dropped once past the cap, so memory stays bounded. The full
+  listing then finds what really vanished.
 * UIDVALIDITY differs from the one sent -- the server must ignore the
   parameters (RFC 7162 3.2.5), so there is no delta; UIDVALIDITY handling is the
   pipeline's.
@@ -31,11 +32,13 @@ from dataclasses import dataclass, field
 from syncer.model import FlagState, SelectedFolder
 from syncer.sources.imap.parser import (
     MAX_ANSWER_UIDS,
+    MAX_VANISHED_RANGES,
     Response,
     ResponseError,
+    UIDRanges,
     is_fetch,
     parse_fetch,
-    parse_uid_set,
+    parse_uid_ranges,
 )
 
 _EXISTS = re.compile(rb"\* (\d+) EXISTS\Z", re.IGNORECASE)
@@ -56,7 +59,7 @@ class SelectReader:
     highestmodseq: int | None = None
     nomodseq: bool = False
     problems: list[str] = field(default_factory=list)
-    _vanished: set[int] = field(default_factory=set)
+    _vanished: list[tuple[int, int]] = field(default_factory=list)
     _changed: dict[int, FlagState] = field(default_factory=dict)
     _flooded: bool = False
 
@@ -79,20 +82,20 @@ class SelectReader:
         # FLAGS, RECENT, PERMANENTFLAGS, UNSEEN, CLOSED, ... are not needed.
 
     def _add_vanished(self, uid_set: bytes) -> None:
-        """Expand a VANISHED set into the running total, clipped at UIDNEXT when known
+        """Add a VANISHED set's ranges (never expanded), clipped at UIDNEXT when known
         (Dovecot announces it before VANISHED); past the cap the delta is given up."""
         if self._flooded:
             return
         limit = self.uidnext - 1 if self.uidnext else None
         try:
-            parse_uid_set(uid_set, limit=limit, into=self._vanished, max_size=MAX_ANSWER_UIDS)
+            parse_uid_ranges(uid_set, self._vanished, max_ranges=MAX_VANISHED_RANGES, limit=limit)
         except ResponseError as exc:
-            self._give_up(f"malformed VANISHED: {exc}")
+            self._give_up(f"VANISHED: {exc}")
 
     def _give_up(self, problem: str) -> None:
         self.problems.append(problem)
         self._flooded = True
-        self._vanished = set()
+        self._vanished = []
         self._changed = {}
 
     def _code(self, code: bytes, data: bytes | None) -> None:
@@ -156,9 +159,10 @@ class SelectReader:
             distrust = "; ".join(self.problems)
         # Nothing with a UID at or above UIDNEXT ever existed (clipped again here for
         # servers that announce UIDNEXT after VANISHED).
-        vanished = self._vanished
+        ranges = self._vanished
         if uidnext > 0:
-            vanished = {uid for uid in vanished if uid < uidnext}
+            ranges = [(lo, min(hi, uidnext - 1)) for lo, hi in ranges if lo < uidnext]
+        vanished = UIDRanges(ranges)
         if distrust is not None:
             highestmodseq = None
         if self.nomodseq or highestmodseq == 0:
@@ -176,7 +180,7 @@ class SelectReader:
             exists=self.exists,
             highestmodseq=highestmodseq,
             qresync=honoured,
-            vanished=frozenset(vanished) if honoured else frozenset(),
+            vanished=vanished if honoured else frozenset(),
             changed=tuple(sorted(self._changed.values(), key=lambda f: f.uid)) if honoured else (),
         )
         return selected, distrust
