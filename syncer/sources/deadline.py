@@ -76,6 +76,7 @@ class Guard:
         self._what = ""
         self.received = 0
         self._applied: float | None = None
+        self._sock: socket.socket | None = None
 
     def arm(self, what: str, expected_bytes: int = 0, rate: float | None = None) -> None:
         self._seconds = allowance(self.timeout, expected_bytes, rate)
@@ -95,9 +96,10 @@ class Guard:
             if left <= 0:
                 raise self.expired()
             wait = min(wait, left)
-        if sock is not None and wait != self._applied:
+        # STARTTLS replaces the socket: a new one gets the timeout whatever was applied.
+        if sock is not None and (wait != self._applied or sock is not self._sock):
             sock.settimeout(wait)
-            self._applied = wait
+            self._applied, self._sock = wait, sock
 
     def expired(self) -> DeadlineExceeded:
         return DeadlineExceeded(

@@ -102,3 +102,23 @@ def test_uid_ranges_behave_as_a_set_without_expanding() -> None:
     assert len(ranges) == 10 and 3 in ranges and 10 not in ranges
     assert {1, 10, 4_000_000_001} & ranges == frozenset({1, 4_000_000_001})
     assert UIDRanges([(1, 3)]) == frozenset({1, 2, 3})
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_a_missed_deadline_is_transient_and_says_why(protocol: str) -> None:
+    from syncer.errors import SourceUnavailable
+
+    if protocol == "imap":
+        from syncer.sources.imap.errors import ErrorContext, map_errors
+
+        context = map_errors(ErrorContext("acct", "acct", "h", 143, 3.0, lambda: None))
+    else:
+        from syncer.sources.pop3 import errors as pop3
+
+        context = pop3.map_errors(pop3.ErrorContext("acct", "acct", "h", 110, 3.0, lambda: None))
+    guard = Guard(3.0)
+    guard.arm("UID FETCH", 1000)
+    with pytest.raises(SourceUnavailable, match="is too slow.*the answer to UID FETCH") as info:
+        with context:
+            raise guard.expired()
+    assert info.value.transient
