@@ -15,6 +15,7 @@ Terminology:
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -69,7 +70,8 @@ class SelectedFolder:
     exists: int
     highestmodseq: int | None
     qresync: bool = False
-    vanished: frozenset[int] = frozenset()
+    # A read-only set: the IMAP adapter keeps VANISHED as ranges, never expanded.
+    vanished: AbstractSet[int] = frozenset()
     changed: tuple[FlagState, ...] = ()
 
 

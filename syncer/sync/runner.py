@@ -152,6 +152,12 @@ def sync_account(
             folders, ok, error = [], False, str(exc)
             if started_run:
                 _record_failure(store, run_id, error)
+        except BaseException as exc:
+            # A bug or an interrupt: the run must not stay 'running' after the process
+            # is gone (status would show it for ever); the caller reports the exception.
+            if started_run:
+                _record_failure(store, run_id, f"unexpected error: {type(exc).__name__}: {exc}")
+            raise
         seconds = round(time.monotonic() - started, 3)
         summary = RunSummary(
             account=account.name,

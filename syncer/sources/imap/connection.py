@@ -16,7 +16,7 @@ turns them into ``SourceError`` subclasses, in one place.
 Public API (private to ``syncer.sources``): :func:`ssl_context`, :func:`open_client`,
 :func:`oauth2_login`,
 :func:`run_commands`, :class:`Literal`, :data:`Arg`, :func:`astring`,
-:class:`CommandFailed`, :class:`StartTLSNotOffered`.
+:class:`CommandFailed`, :class:`StartTLSNotOffered`, :func:`arm`, :func:`disarm`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ from syncer.oauth.sasl import (
     sign_in,
 )
 from syncer.protocols.errors import CommandRefused, NotOffered
+from syncer.sources.deadline import Guard, LineTooLong, read_exact, read_line
 from syncer.sources.imap.parser import (
+    DEFAULT_MAX_LITERAL,
     Completion,
     ConnectionClosed,
     FramingError,
@@ -113,12 +115,58 @@ class _GreetingCapabilities:
         super()._get_capabilities()  # type: ignore[misc]  # imaplib.IMAP4's
 
 
-class _PlainIMAP4(_GreetingCapabilities, imap4.IMAP4WithTimeout):  # type: ignore[misc]
+class _Guarded:
+    """imaplib's reads, under an overall deadline per answer (:mod:`syncer.sources.deadline`).
+
+    imaplib reads every line and literal through ``readline()`` and ``read(n)``,
+    the greeting and LOGIN included, and so does :func:`run_commands`; replacing
+    the two here puts the whole session under :class:`Guard`: the greeting is
+    armed as the socket opens, LOGIN by :func:`open_client`, every pipelined
+    exchange by :func:`run_commands`. Unarmed, only the per-read timeout applies.
+    An endless line is a framing error that says so, not imaplib's "got more
+    than 1000000 bytes" (which the error mapping would word as a refused command).
+    """
+
+    sock: Any
+    file: Any
+    _timeout: float | None
+    guard: Guard
+
+    def open(self, host: str = "", port: int = 143, timeout: float | None = None) -> None:
+        self.guard = Guard(self._timeout or 60.0)
+        self.guard.arm("the greeting")
+        super().open(host, port, timeout)  # type: ignore[misc]  # imaplib.IMAP4's
+
+    def readline(self) -> bytes:
+        try:
+            return read_line(self.file, self.sock, self.guard)
+        except LineTooLong as exc:
+            raise FramingError(str(exc)) from None
+
+    def read(self, size: int) -> bytes:
+        return read_exact(self.file, self.sock, self.guard, size)
+
+
+class _PlainIMAP4(_Guarded, _GreetingCapabilities, imap4.IMAP4WithTimeout):  # type: ignore[misc]
     pass
 
 
-class _TLSIMAP4(_GreetingCapabilities, tls.IMAP4_TLS):  # type: ignore[misc]
+class _TLSIMAP4(_Guarded, _GreetingCapabilities, tls.IMAP4_TLS):  # type: ignore[misc]
     pass
+
+
+def arm(imap: Any, what: str, expected_bytes: int = 0, rate: float | None = None) -> None:
+    """Start the deadline for the answer to ``what`` on imaplib connection ``imap``
+    (a no-op on connections that are not ours, e.g. in tests)."""
+    guard = getattr(imap, "guard", None)
+    if isinstance(guard, Guard):
+        guard.arm(what, expected_bytes, rate)
+
+
+def disarm(imap: Any) -> None:
+    guard = getattr(imap, "guard", None)
+    if isinstance(guard, Guard):
+        guard.disarm()
 
 
 class _Client(IMAPClient):  # type: ignore[misc]  # imapclient has no type hints
@@ -161,12 +209,16 @@ def open_client(
         if security == "starttls":
             if "STARTTLS" not in client._imap.capabilities:
                 raise StartTLSNotOffered(f"{host}:{port} does not offer STARTTLS")
+            arm(client._imap, "STARTTLS")
             client.starttls(context)
+        arm(client._imap, "LOGIN")
         if oauth2 is not None:
             oauth2_login(client, host, port, username, oauth2, mechanism)
         else:
             client.login(username, password)
-        return client, read_capabilities(client)
+        capabilities = read_capabilities(client)
+        disarm(client._imap)
+        return client, capabilities
     except BaseException:
         with contextlib.suppress(Exception):
             client.shutdown()
@@ -234,6 +286,9 @@ def run_commands(
     reader: LineSource | None = None,
     literal_plus: bool = False,
     track: Callable[[Response], None] | None = None,
+    expected_bytes: int = 0,
+    rate: float | None = None,
+    max_literal: int = DEFAULT_MAX_LITERAL,
 ) -> list[Completion]:
     """Send ``commands`` pipelined on imaplib connection ``imap``; read until all complete.
 
@@ -246,9 +301,16 @@ def run_commands(
 
     :param reader: where to read from instead of ``imap`` (a :class:`ThrottledReader`).
     :param literal_plus: the server has LITERAL+ (RFC 7888): literals need no round trip.
+    :param expected_bytes: what the answers should carry; with ``rate`` (a configured
+        throttle) it sets the exchange's deadline (:func:`syncer.sources.deadline.allowance`).
+    :param max_literal: the most literal bytes one response may carry; more is a
+        :class:`FramingError` before anything is read (a hostile length cannot make
+        us allocate it).
     """
     exchange = _Exchange(reader if reader is not None else imap, on_untagged, track)
+    exchange.max_literal = max_literal
     tags: list[bytes] = []
+    arm(imap, _command_name(commands), expected_bytes, rate)
     try:
         for index, parts in enumerate(commands):
             tag = imap._new_tag()
@@ -259,11 +321,19 @@ def run_commands(
             if exchange.step():
                 raise FramingError("unexpected continuation request")
     finally:
+        disarm(imap)
         for tag in tags:
             imap.tagged_commands.pop(tag, None)
     if exchange.error is not None:
         raise exchange.error
     return [exchange.completions[i] for i in range(len(commands))]
+
+
+def _command_name(commands: Sequence[Sequence[Arg]]) -> str:
+    """``UID FETCH``, ``STATUS``, ...: the first command's name, for a deadline's error."""
+    if not commands or not commands[0]:
+        return "a command"
+    return b" ".join(bytes(commands[0][0]).split()[:2]).decode("ascii", "replace")
 
 
 def _send(
@@ -293,7 +363,7 @@ def _send(
 class _Exchange:
     """Commands in flight on one connection and what has come back for them."""
 
-    __slots__ = ("completions", "error", "on_untagged", "pending", "src", "track")
+    __slots__ = ("completions", "error", "max_literal", "on_untagged", "pending", "src", "track")
 
     def __init__(
         self,
@@ -307,10 +377,11 @@ class _Exchange:
         self.pending: dict[bytes, int] = {}
         self.completions: dict[int, Completion] = {}
         self.error: ResponseError | None = None
+        self.max_literal = DEFAULT_MAX_LITERAL
 
     def step(self) -> bool:
         """Read one response; True when it was a continuation request (``+``)."""
-        response = read_response(self.src)
+        response = read_response(self.src, self.max_literal)
         text = response.text
         if text[:2] == b"* ":
             if text[2:5].upper() == b"BYE" and text[5:6] in (b" ", b""):

@@ -26,6 +26,7 @@ from syncer.errors import (
 )
 from syncer.oauth.sasl import BearerRefused, NoMechanism
 from syncer.protocols.errors import map_exceptions
+from syncer.sources.deadline import DeadlineExceeded
 from syncer.sources.imap.connection import CommandFailed
 from syncer.sources.oauth_errors import oauth_error
 
@@ -164,6 +165,12 @@ class IMAPWording:
 
     def timeout(self, exc: BaseException) -> SourceError:
         ctx = self.ctx
+        if isinstance(exc, DeadlineExceeded):  # its text says which answer took too long
+            return SourceUnavailable(
+                f"Account {ctx.label!r}: {self._server} is too slow{self._where}: {exc}.",
+                account=ctx.account,
+                folder=self.folder,
+            )
         return SourceUnavailable(
             f"Account {ctx.label!r}: {self._server} did not answer within {ctx.timeout:g} s"
             f"{self._where}.",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from syncer.model import FolderStatus
 from syncer.sources.imap.connection import Arg, astring
 from syncer.sources.imap.parser import (
+    MAX_ANSWER_UIDS,
     Response,
     ResponseError,
     Value,
@@ -178,12 +179,20 @@ def parse_status(response: Response) -> tuple[bytes, dict[str, int | str]]:
     return values[0], items
 
 
-def parse_search(responses: Sequence[Response]) -> set[int]:
+def parse_search(
+    responses: Sequence[Response],
+    *,
+    into: set[int] | None = None,
+    max_size: int = MAX_ANSWER_UIDS,
+) -> set[int]:
     """UIDs from ``* SEARCH 1 2 3`` lines or ``* ESEARCH (TAG "x") UID ALL 1:3,7``.
 
-    :raises ResponseError: on a malformed answer.
+    Callers feed responses as they arrive (``into`` collects them), so an answer is
+    never held as text; past ``max_size`` UIDs in all it is refused.
+
+    :raises ResponseError: on a malformed answer, or one naming more than ``max_size`` UIDs.
     """
-    uids: set[int] = set()
+    uids: set[int] = set() if into is None else into
     for response in responses:
         text = response.text
         head = text[:10].upper()
@@ -194,13 +203,15 @@ def parse_search(responses: Sequence[Response]) -> set[int]:
                 if not number.isdigit():
                     raise ResponseError(f"malformed SEARCH response {text[:80]!r}")
                 uids.add(int(number))
+            if len(uids) > max_size:
+                raise ResponseError(f"SEARCH answered with more than {max_size:,} UIDs")
         elif head.startswith(b"* ESEARCH"):
             values = parse_tokens(text, len(b"* ESEARCH"), response.literals)
             for i, value in enumerate(values):
                 if isinstance(value, bytes) and value.upper() == b"ALL":
                     if i + 1 >= len(values) or not isinstance(values[i + 1], bytes):
                         raise ResponseError(f"malformed ESEARCH ALL in {text[:80]!r}")
-                    uids |= parse_uid_set(values[i + 1])  # type: ignore[arg-type]
+                    parse_uid_set(values[i + 1], into=uids, max_size=max_size)  # type: ignore[arg-type]
     return uids
 
 

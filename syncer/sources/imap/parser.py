@@ -16,8 +16,8 @@ Public API (private to ``syncer.sources``):
 * :func:`read_response` -- one complete server response (line plus literals).
 * :func:`parse_tokens` / :func:`parse_fetch` / :func:`parse_completion`.
 * :class:`FetchItem` -- what one ``* n FETCH (...)`` carried.
-* :func:`compress_uids`, :func:`parse_uid_set`, :func:`parse_internaldate`,
-  :func:`normalise_flags`, :func:`quote`, :func:`plan_batches`.
+* :func:`compress_uids`, :func:`parse_uid_set`, :func:`parse_uid_ranges`, :class:`UIDRanges`,
+  :func:`parse_internaldate`, :func:`normalise_flags`, :func:`quote`, :func:`plan_batches`.
 * :class:`ThrottledReader` -- optional bandwidth cap for the bulk download.
 * Exceptions: :class:`ConnectionClosed` (the stream ended), :class:`FramingError`
   (the stream is out of step: the connection must be dropped),
@@ -26,9 +26,12 @@ Public API (private to ``syncer.sources``):
 
 from __future__ import annotations
 
+import bisect
 import re
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple, Protocol, TypeAlias
@@ -41,12 +44,33 @@ from syncer.protocols.errors import ConnectionLost, Malformed, OutOfStep
 # 2 GiB message, and trusting a bogus length would try to read the rest of the stream.
 MAX_LITERAL = 2**31
 
+# What one response may carry in literals unless the command expects more (a body
+# FETCH sets its own cap from RFC822.SIZE): folder names, search keys and the like
+# are short, so a hostile length cannot make the reader allocate much.
+DEFAULT_MAX_LITERAL = 1024 * 1024
+
 # UID sets longer than this are split over several commands (Dovecot answers
 # "Too long argument" somewhere past 64 KiB; stay well below).
 MAX_UID_SET_BYTES = 8000
 
 # Expanding a uid-set like "1:4000000000" would eat the machine; parse_uid_set refuses more.
 MAX_UID_SET_SIZE = 20_000_000
+
+# The most ranges QRESYNC's VANISHED answers may name in all (16 bytes each, kept as
+# ranges: see UIDRanges); past it the delta is distrusted and the full listing is used.
+MAX_VANISHED_RANGES = 100_000
+
+# The most UIDs one answer (SEARCH, a FETCH listing of a folder) may name in
+# all. Each costs about 60 bytes in a Python set, so this keeps a hostile answer under
+# about 60 MB; a folder with more messages than this cannot be synced (documented).
+MAX_ANSWER_UIDS = 1_000_000
+
+
+# A body may exceed the RFC822.SIZE the server announced by this much before it is a
+# protocol error (some servers count sizes loosely): size / 8 plus 64 KiB.
+def body_allowance(size: int) -> int:
+    """The most bytes a body announced as ``size`` bytes may have."""
+    return size + size // 8 + 64 * 1024
 
 
 class ConnectionClosed(ConnectionLost):
@@ -95,11 +119,13 @@ class Completion(NamedTuple):
 _STATUS_RESPONSE = re.compile(rb"\* (?:OK|NO|BAD|BYE|PREAUTH)(?: |\Z)", re.IGNORECASE)
 
 
-def read_response(src: LineSource) -> Response:
+def read_response(src: LineSource, max_literal: int = MAX_LITERAL) -> Response:
     """Read one complete response: a line and, for data responses, its literals.
 
+    :param max_literal: the most literal bytes the response may carry in all; a
+        longer announcement is refused before any of it is read.
     :raises ConnectionClosed: EOF, or a literal cut short.
-    :raises FramingError: a line without CRLF, or an absurd literal length.
+    :raises FramingError: a line without CRLF, or a literal length beyond ``max_literal``.
     """
     line = src.readline()
     if line[-2:] != b"\r\n":
@@ -113,11 +139,18 @@ def read_response(src: LineSource) -> Response:
         return Response(text, ())
     parts: list[bytes] = []
     literals: list[bytes] = []
+    budget = max_literal
     while True:
         size = _literal_size(text)
         if size is None:
             parts.append(text)
             break
+        if size > budget:
+            raise FramingError(
+                f"the server announced a literal of {size:,} bytes where at most "
+                f"{max_literal:,} were expected in this response"
+            )
+        budget -= size
         data = src.read(size)
         if len(data) != size:
             raise ConnectionClosed(
@@ -469,13 +502,11 @@ def compress_uids(uids: Iterable[int], max_bytes: int = MAX_UID_SET_BYTES) -> li
     return sets
 
 
-def parse_uid_set(value: bytes, *, limit: int | None = None) -> set[int]:
-    """``1:3,7,9:8`` -> {1, 2, 3, 7, 8, 9}. ``*`` is refused (not allowed in responses).
+def _uid_ranges(value: bytes) -> Iterator[tuple[int, int]]:
+    """``1:3,9:8`` -> (1, 3), (8, 9): each part of a uid set as an ordered pair.
 
-    :param limit: UIDs above it are dropped (e.g. UIDNEXT - 1: none can exist there).
-    :raises ResponseError: malformed sets, or more than MAX_UID_SET_SIZE UIDs.
+    :raises ResponseError: malformed sets, ``*`` (not allowed in responses), UID 0.
     """
-    out: set[int] = set()
     for part in value.split(b","):
         first, sep, last = part.partition(b":")
         if not first.isdigit() or (sep and not last.isdigit()):
@@ -486,13 +517,102 @@ def parse_uid_set(value: bytes, *, limit: int | None = None) -> set[int]:
             lo, hi = hi, lo
         if lo == 0:
             raise ResponseError(f"UID 0 in uid set {value[:80]!r}")
+        yield lo, hi
+
+
+def parse_uid_set(
+    value: bytes,
+    *,
+    limit: int | None = None,
+    into: set[int] | None = None,
+    max_size: int = MAX_UID_SET_SIZE,
+) -> set[int]:
+    """``1:3,7,9:8`` -> {1, 2, 3, 7, 8, 9}. ``*`` is refused (not allowed in responses).
+
+    :param limit: UIDs above it are dropped (e.g. UIDNEXT - 1: none can exist there).
+    :param into: add to this set (and return it), counting what it holds against ``max_size``.
+    :raises ResponseError: malformed sets, or more than ``max_size`` UIDs, checked
+        before a range is expanded.
+    """
+    out: set[int] = set() if into is None else into
+    for lo, hi in _uid_ranges(value):
         if limit is not None:
             hi = min(hi, limit)
-        if hi - lo + 1 + len(out) > MAX_UID_SET_SIZE:
-            raise ResponseError(f"uid set {value[:80]!r} is implausibly large")
+        if hi - lo + 1 + len(out) > max_size:
+            raise ResponseError(
+                f"uid set {value[:80]!r} is implausibly large (more than {max_size:,} UIDs)"
+            )
         if hi >= lo:
             out.update(range(lo, hi + 1))
     return out
+
+
+def parse_uid_ranges(
+    value: bytes, into: list[tuple[int, int]], *, max_ranges: int, limit: int | None = None
+) -> None:
+    """Append the ranges of uid set ``value`` to ``into`` without expanding them
+    (``VANISHED 1:4000000000`` is one pair), clipped at ``limit``.
+
+    :raises ResponseError: malformed sets, or ``into`` past ``max_ranges`` pairs.
+    """
+    for lo, hi in _uid_ranges(value):
+        if limit is not None:
+            hi = min(hi, limit)
+        if hi < lo:
+            continue
+        if len(into) >= max_ranges:
+            raise ResponseError(f"more than {max_ranges:,} UID ranges")
+        into.append((lo, hi))
+
+
+class UIDRanges(AbstractSet[int]):
+    """A read-only set of UIDs held as sorted, merged ranges (two arrays).
+
+    Why: QRESYNC's ``VANISHED (EARLIER)`` names UIDs as ranges, and a server may
+    name billions; expanded into a Python set that took gigabytes. Here
+    membership is a binary search and memory follows the number of ranges.
+    ``archived & ranges`` iterates the other operand and gives a frozenset.
+    """
+
+    __slots__ = ("_hi", "_len", "_lo")
+
+    def __init__(self, ranges: Iterable[tuple[int, int]] = ()) -> None:
+        lo: array[int] = array("Q")
+        hi: array[int] = array("Q")
+        for start, end in sorted(ranges):
+            if lo and start <= hi[-1] + 1:
+                hi[-1] = max(hi[-1], end)
+            else:
+                lo.append(start)
+                hi.append(end)
+        self._lo, self._hi = lo, hi
+        self._len = sum(b - a + 1 for a, b in zip(lo, hi, strict=True))
+
+    def __contains__(self, uid: object) -> bool:
+        if not isinstance(uid, int):
+            return False
+        i = bisect.bisect_right(self._lo, uid) - 1
+        return i >= 0 and uid <= self._hi[i]
+
+    def __iter__(self) -> Iterator[int]:
+        for start, end in zip(self._lo, self._hi, strict=True):
+            yield from range(start, end + 1)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __hash__(self) -> int:
+        return self._hash()
+
+    @classmethod
+    def _from_iterable(cls, it: Iterable[int]) -> frozenset[int]:  # type: ignore[override]
+        return frozenset(it)
+
+    def __repr__(self) -> str:
+        shown = ",".join(
+            f"{a}" if a == b else f"{a}:{b}" for a, b in zip(self._lo, self._hi, strict=True)
+        )
+        return f"UIDRanges({shown[:80]})"
 
 
 def plan_batches(

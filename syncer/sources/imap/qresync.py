@@ -12,6 +12,11 @@ Distrust rules (the pipeline then falls back to the full-listing path):
 * ``HIGHESTMODSEQ 0`` -- no valid mod-sequence exists; report ``highestmodseq=None``.
 * ``NOMODSEQ`` -- the folder has no mod-sequences (RFC 7162 3.1.2.2).
 * A malformed ``VANISHED`` or ``FETCH`` answer -- the delta is incomplete.
+* More than ``MAX_VANISHED_RANGES`` vanished ranges or ``MAX_ANSWER_UIDS`` changed
+  messages -- a flood. VANISHED is parsed as it arrives into ranges that are never
+  expanded (:class:`~syncer.sources.imap.parser.UIDRanges`: ``1:4000000000`` costs
+  16 bytes), and dropped once past the cap, so memory stays bounded. The full
+  listing then finds what really vanished.
 * UIDVALIDITY differs from the one sent -- the server must ignore the
   parameters (RFC 7162 3.2.5), so there is no delta; UIDVALIDITY handling is the
   pipeline's.
@@ -26,11 +31,14 @@ from dataclasses import dataclass, field
 
 from syncer.model import FlagState, SelectedFolder
 from syncer.sources.imap.parser import (
+    MAX_ANSWER_UIDS,
+    MAX_VANISHED_RANGES,
     Response,
     ResponseError,
+    UIDRanges,
     is_fetch,
     parse_fetch,
-    parse_uid_set,
+    parse_uid_ranges,
 )
 
 _EXISTS = re.compile(rb"\* (\d+) EXISTS\Z", re.IGNORECASE)
@@ -51,8 +59,9 @@ class SelectReader:
     highestmodseq: int | None = None
     nomodseq: bool = False
     problems: list[str] = field(default_factory=list)
-    _vanished_sets: list[bytes] = field(default_factory=list)
+    _vanished: list[tuple[int, int]] = field(default_factory=list)
     _changed: dict[int, FlagState] = field(default_factory=dict)
+    _flooded: bool = False
 
     def feed(self, response: Response) -> None:
         text = response.text
@@ -66,11 +75,28 @@ class SelectReader:
             return
         m = _VANISHED.match(text)
         if m is not None:
-            self._vanished_sets.append(m.group(2).strip())
+            self._add_vanished(m.group(2).strip())
             return
         if is_fetch(text):
             self._fetch(response)
         # FLAGS, RECENT, PERMANENTFLAGS, UNSEEN, CLOSED, ... are not needed.
+
+    def _add_vanished(self, uid_set: bytes) -> None:
+        """Add a VANISHED set's ranges (never expanded), clipped at UIDNEXT when known
+        (Dovecot announces it before VANISHED); past the cap the delta is given up."""
+        if self._flooded:
+            return
+        limit = self.uidnext - 1 if self.uidnext else None
+        try:
+            parse_uid_ranges(uid_set, self._vanished, max_ranges=MAX_VANISHED_RANGES, limit=limit)
+        except ResponseError as exc:
+            self._give_up(f"VANISHED: {exc}")
+
+    def _give_up(self, problem: str) -> None:
+        self.problems.append(problem)
+        self._flooded = True
+        self._vanished = []
+        self._changed = {}
 
     def _code(self, code: bytes, data: bytes | None) -> None:
         if code == b"NOMODSEQ":
@@ -90,6 +116,11 @@ class SelectReader:
             self.highestmodseq = value
 
     def _fetch(self, response: Response) -> None:
+        if self._flooded:
+            return
+        if len(self._changed) >= MAX_ANSWER_UIDS:
+            self._give_up(f"more than {MAX_ANSWER_UIDS:,} changed messages")
+            return
         try:
             item = parse_fetch(response)
         except ResponseError as exc:
@@ -126,15 +157,12 @@ class SelectReader:
             distrust = "HIGHESTMODSEQ 0"
         elif self.problems:
             distrust = "; ".join(self.problems)
-        vanished: set[int] = set()
-        # Nothing with a UID at or above UIDNEXT ever existed, so ranges are clipped there.
-        limit = uidnext - 1 if uidnext > 0 else None
-        if distrust is None:
-            try:
-                for uid_set in self._vanished_sets:
-                    vanished |= parse_uid_set(uid_set, limit=limit)
-            except ResponseError as exc:
-                distrust = f"malformed VANISHED: {exc}"
+        # Nothing with a UID at or above UIDNEXT ever existed (clipped again here for
+        # servers that announce UIDNEXT after VANISHED).
+        ranges = self._vanished
+        if uidnext > 0:
+            ranges = [(lo, min(hi, uidnext - 1)) for lo, hi in ranges if lo < uidnext]
+        vanished = UIDRanges(ranges)
         if distrust is not None:
             highestmodseq = None
         if self.nomodseq or highestmodseq == 0:
@@ -152,7 +180,7 @@ class SelectReader:
             exists=self.exists,
             highestmodseq=highestmodseq,
             qresync=honoured,
-            vanished=frozenset(vanished) if honoured else frozenset(),
+            vanished=vanished if honoured else frozenset(),
             changed=tuple(sorted(self._changed.values(), key=lambda f: f.uid)) if honoured else (),
         )
         return selected, distrust

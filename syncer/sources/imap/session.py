@@ -39,6 +39,7 @@ import structlog
 from syncer.sources.imap.connection import (
     Arg,
     CommandFailed,
+    arm,
     open_client,
     run_commands,
     ssl_context,
@@ -46,6 +47,7 @@ from syncer.sources.imap.connection import (
 from syncer.sources.imap.errors import ErrorContext, map_errors
 from syncer.sources.imap.listing import Namespaces, parse_namespace
 from syncer.sources.imap.parser import (
+    DEFAULT_MAX_LITERAL,
     Completion,
     LineSource,
     Response,
@@ -163,6 +165,7 @@ class IMAPSession:
         if client is None:
             return
         try:
+            arm(client._imap, "LOGOUT")
             client.logout()
         except Exception:
             with contextlib.suppress(Exception):
@@ -214,6 +217,8 @@ class IMAPSession:
         on_untagged: Callable[[Response, int], None] | None = None,
         *,
         reader: LineSource | None = None,
+        expected_bytes: int = 0,
+        max_literal: int = DEFAULT_MAX_LITERAL,
     ) -> list[Completion]:
         """Send ``commands`` pipelined and read their answers (:func:`run_commands`),
         connecting first if needed. Drops the connection when the stream may be out
@@ -221,6 +226,9 @@ class IMAPSession:
 
         :param on_untagged: called with each untagged response and its command's index.
         :param reader: reads instead of the connection (a throttled reader).
+        :param expected_bytes: what the answers should carry; the exchange's deadline
+            allows for it at the configured throttle rate (:mod:`syncer.sources.deadline`).
+        :param max_literal: the most literal bytes one response may carry.
         """
         imap = self._imap()
         try:
@@ -231,6 +239,9 @@ class IMAPSession:
                 reader=reader,
                 literal_plus="LITERAL+" in self._capabilities,
                 track=self._track,
+                expected_bytes=expected_bytes,
+                rate=self.settings.max_bytes_per_second,
+                max_literal=max_literal,
             )
         except ResponseError:
             raise

@@ -73,6 +73,7 @@ import structlog
 
 from syncer.errors import SourceError
 from syncer.model import FlagState, FolderStatus, HeaderFingerprint, RemoteMessage, SelectedFolder
+from syncer.sources.imap.batch import BatchGuard
 from syncer.sources.imap.connection import Arg, CommandFailed, astring
 from syncer.sources.imap.expunge import expunge_uids
 from syncer.sources.imap.listing import (
@@ -87,6 +88,8 @@ from syncer.sources.imap.listing import (
     status_items,
 )
 from syncer.sources.imap.parser import (
+    DEFAULT_MAX_LITERAL,
+    MAX_ANSWER_UIDS,
     Completion,
     FetchItem,
     LineSource,
@@ -107,6 +110,21 @@ log = structlog.get_logger(__name__)
 
 #: Fingerprint FETCHes carry only headers; keep each command's answer moderate.
 _FINGERPRINT_CHUNK = 5000
+
+#: A header block is hashed and dropped as it arrives; this bounds one (a message
+#: without an empty line is all header).
+_MAX_HEADER_LITERAL = 32 * 1024 * 1024
+
+
+def _search_collector(into: set[int]) -> Callable[[Response, int], None]:
+    """An ``on_untagged`` that parses SEARCH/ESEARCH answers as they arrive, into ``into``
+    (capped: :func:`parse_search`), so no answer is held as text."""
+
+    def on(response: Response, _index: int) -> None:
+        if response.text[:9].upper().startswith((b"* SEARCH", b"* ESEARCH")):
+            parse_search([response], into=into)
+
+    return on
 
 
 class IMAPSource:
@@ -394,11 +412,15 @@ class IMAPSource:
         *,
         modifiers: bytes = b"",
         reader: LineSource | None = None,
+        expected_bytes: int | None = None,
+        max_literal: int = DEFAULT_MAX_LITERAL,
     ) -> list[Completion]:
         """``UID FETCH`` each set (pipelined); every FETCH response goes to ``on_item``.
 
         Responses without a UID (unsolicited flag updates by sequence number) are
         skipped: every response to a UID FETCH carries the UID (RFC 3501 6.4.8).
+        Listings (no ``expected_bytes``) are allowed about 100 bytes per message the
+        folder holds before their deadline.
         """
 
         def on(response: Response, _index: int) -> None:
@@ -407,8 +429,12 @@ class IMAPSource:
                 if item.uid is not None:
                     on_item(item)
 
+        if expected_bytes is None:
+            expected_bytes = (self.session.exists or 0) * 100
         commands = [[b"UID FETCH ", s, b" (", items, b")", modifiers] for s in uid_sets]
-        return self.session.run(commands, on, reader=reader)
+        return self.session.run(
+            commands, on, reader=reader, expected_bytes=expected_bytes, max_literal=max_literal
+        )
 
     def fetch_messages(
         self,
@@ -459,8 +485,14 @@ class IMAPSource:
         sizes: dict[int, int] = {}
 
         def on_item(item: FetchItem) -> None:
-            if item.uid is not None and item.size is not None:
-                sizes[item.uid] = item.size
+            uid = item.uid
+            if uid is None or item.size is None or uid < first:
+                return
+            if wanted is not None and uid not in wanted:
+                return  # not asked for: not kept
+            sizes[uid] = item.size
+            if len(sizes) > MAX_ANSWER_UIDS:
+                raise ResponseError(f"the listing names more than {MAX_ANSWER_UIDS:,} messages")
 
         sets = compress_uids(wanted) if wanted is not None else [b"%d:*" % first]
         check_ok("UID FETCH", self._fetch(sets, b"UID RFC822.SIZE", on_item))
@@ -474,24 +506,19 @@ class IMAPSource:
     def _fetch_batch(
         self, folder: str, batch: Sequence[tuple[int, int]], reader: LineSource | None
     ) -> list[RemoteMessage]:
-        got: dict[int, FetchItem] = {}
-
-        def on_item(item: FetchItem) -> None:
-            assert item.uid is not None
-            previous = got.get(item.uid)
-            if previous is None:
-                got[item.uid] = item
-            else:
-                previous.merge(item)
-
+        guard = BatchGuard(dict(batch))
         completions = self._fetch(
             compress_uids(uid for uid, _ in batch),
             self._body_items(b"BODY.PEEK[]"),
-            on_item,
+            guard.take,
             reader=reader,
+            expected_bytes=guard.expected_bytes,
+            max_literal=guard.max_literal,
         )
         # Dovecot: "OK [EXPUNGEISSUED]" with BODY[] NIL; a NO with that code is the same.
         check_ok("UID FETCH", completions, allow="EXPUNGEISSUED")
+        guard.report(folder)
+        got = guard.got
         messages: list[RemoteMessage] = []
         missing: list[int] = []
         for uid, _size in batch:
@@ -527,17 +554,13 @@ class IMAPSource:
 
     def _check_expunged(self, folder: str, missing: Sequence[int]) -> None:
         """Skip (with a warning) UIDs that are gone; raise for those that still exist."""
-        found: list[Response] = []
-
-        def on(response: Response, _index: int) -> None:
-            if response.text[:9].upper().startswith((b"* SEARCH", b"* ESEARCH")):
-                found.append(response)
-
+        found: set[int] = set()
+        on = _search_collector(found)
         # NOOP first: it lets the server report the expunge (RFC 5530 EXPUNGEISSUED).
         commands: list[list[Arg]] = [[b"NOOP"]]
         commands.extend([b"UID SEARCH UID ", s] for s in compress_uids(missing))
         check_ok("NOOP / UID SEARCH", self.session.run(commands, on))
-        still = parse_search(found) & set(missing)
+        still = found & set(missing)
         if still:
             shown = ", ".join(str(u) for u in sorted(still)[:20])
             more = f" and {len(still) - 20} more" if len(still) > 20 else ""
@@ -585,6 +608,8 @@ class IMAPSource:
             if item.flags is None:
                 return
             states[item.uid] = FlagState(item.uid, item.flags, item.modseq)
+            if len(states) > MAX_ANSWER_UIDS:
+                raise ResponseError(f"the listing names more than {MAX_ANSWER_UIDS:,} messages")
 
         with self._map_errors(folder):
             check_ok("UID FETCH", self._fetch([b"1:*"], items, on_item, modifiers=modifiers))
@@ -595,17 +620,12 @@ class IMAPSource:
         folder = self._require_selected()
         if self.session.exists == 0:
             return []
-        found: list[Response] = []
-
-        def on(response: Response, _index: int) -> None:
-            if response.text[:9].upper().startswith((b"* SEARCH", b"* ESEARCH")):
-                found.append(response)
-
+        found: set[int] = set()
         esearch = "ESEARCH" in self.capabilities
         command = b"UID SEARCH RETURN (ALL) ALL" if esearch else b"UID SEARCH ALL"
         with self._map_errors(folder):
-            self.session.run_ok("UID SEARCH", [[command]], on)
-            return sorted(parse_search(found))
+            self.session.run_ok("UID SEARCH", [[command]], _search_collector(found))
+            return sorted(found)
 
     def expunge(self, folder: str, uidvalidity: int, uids: Iterable[int]) -> list[int]:
         """Remove exactly ``uids`` from ``folder`` (``\\Deleted`` + ``UID EXPUNGE``, UIDPLUS
@@ -655,7 +675,12 @@ class IMAPSource:
                 for s in compress_uids(ordered[i : i + _FINGERPRINT_CHUNK])
             ]
         with self._map_errors(folder):
-            completions = self._fetch(sets, self._body_items(b"BODY.PEEK[HEADER]"), on_item)
+            completions = self._fetch(
+                sets,
+                self._body_items(b"BODY.PEEK[HEADER]"),
+                on_item,
+                max_literal=_MAX_HEADER_LITERAL,
+            )
             check_ok("UID FETCH", completions, allow="EXPUNGEISSUED")
         out: list[HeaderFingerprint] = []
         for uid in sorted(found):

@@ -26,6 +26,7 @@ from syncer.errors import (
 )
 from syncer.oauth.sasl import BearerRefused, NoMechanism
 from syncer.protocols.errors import map_exceptions
+from syncer.sources.deadline import DeadlineExceeded
 from syncer.sources.oauth_errors import oauth_error
 from syncer.sources.pop3.wire import TRANSIENT, NotOffered, Truncated
 
@@ -172,6 +173,11 @@ class POP3Wording:
 
     def timeout(self, exc: BaseException) -> SourceError:
         ctx = self.ctx
+        if isinstance(exc, DeadlineExceeded):  # its text says which answer took too long
+            return SourceUnavailable(
+                f"Account {ctx.label!r}: {self._server} is too slow{self._during}: {exc}.",
+                account=ctx.account,
+            )
         return SourceUnavailable(
             f"Account {ctx.label!r}: {self._server} did not answer within {ctx.timeout:g} s"
             f"{self._during}.",

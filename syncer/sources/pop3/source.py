@@ -71,12 +71,16 @@ from syncer.oauth.sasl import (
     initial_response,
     sign_in,
 )
+from syncer.sources.deadline import Guard, LineTooLong, read_line, read_some
 from syncer.sources.pop3.errors import ErrorContext, map_errors
 from syncer.sources.pop3.settings import Auth, POP3Settings, Security
 from syncer.sources.pop3.wire import (
+    MAX_LISTING,
     TRANSIENT,
     ConnectionClosed,
+    FramingError,
     NotOffered,
+    body_allowance,
     checked_size,
     parse_capa_lines,
     parse_scan_lines,
@@ -352,17 +356,34 @@ class POP3Source:
 
     # -- commands ---------------------------------------------------------------------------
 
-    def _multiline(self, command: str) -> bytes:
+    def _multiline(self, command: str, expected: int = 0) -> bytes:
         """Send ``command`` and return its multi-line answer, unstuffed.
+
+        The status line and the answer are read under one deadline (3 x timeout
+        plus ``expected`` bytes at the slowest acceptable rate,
+        :mod:`syncer.sources.deadline`), and the answer may not exceed ``expected``
+        plus an allowance (or :data:`MAX_LISTING` when nothing is expected), so a
+        stalled, trickling or endless answer fails instead of hanging or filling memory.
 
         :raises poplib.error_proto: for a -ERR answer (the stream stays in step).
         """
         client = self._connection()
-        _wire(client)._putcmd(command)
-        _wire(client)._getresp()
         # poplib's file is the socket's BufferedReader (sock.makefile("rb")), also after STLS.
         reader = cast(io.BufferedReader, client.file)
-        return read_multiline(reader.read1)
+        sock = client.sock
+        guard = Guard(self.settings.timeout)
+        guard.arm(command.split(" ", 1)[0], expected)
+        _wire(client)._putcmd(command)
+        try:
+            line = read_line(reader, sock, guard)
+        except LineTooLong as exc:
+            raise FramingError(str(exc)) from None
+        if not line:
+            raise ConnectionClosed(f"the connection closed before the answer to {command}")
+        if not line.startswith(b"+"):
+            raise poplib.error_proto(line.rstrip(b"\r\n"))
+        limit = body_allowance(expected) if expected else MAX_LISTING
+        return read_multiline(lambda n: read_some(reader, sock, guard, n), max_bytes=limit)
 
     def listing(self) -> list[MaildropEntry]:
         """LIST and UIDL; entries in message-number order.
@@ -409,7 +430,8 @@ class POP3Source:
         """
         command = f"RETR {entry.number}"
         with self._map_errors(command):
-            raw = checked_size(entry.number, entry.uidl, self._multiline(command), entry.size)
+            body = self._multiline(command, entry.size)
+            raw = checked_size(entry.number, entry.uidl, body, entry.size)
         log.debug("pop3.retr", number=entry.number, uidl=entry.uidl, size=len(raw))
         return RemoteMessage(folder=INBOX, uid=0, raw=raw, size=entry.size, uidl=entry.uidl)
 

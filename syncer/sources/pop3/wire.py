@@ -12,7 +12,8 @@ adapter raises for :mod:`._pop3_errors` to map.
 
 Public API (private to ``syncer.sources``): :func:`read_multiline`,
 :func:`checked_size`, :func:`parse_scan_lines`, :func:`parse_uidl_lines`,
-:func:`parse_capa_lines`, :func:`ssl_context`, :data:`TRANSIENT`, and the
+:func:`parse_capa_lines`, :func:`ssl_context`, :data:`TRANSIENT`, :data:`MAX_LISTING`,
+:func:`body_allowance`, and the
 exceptions :class:`ConnectionClosed`, :class:`FramingError`, :class:`Truncated`,
 :class:`NotOffered`.
 """
@@ -34,6 +35,15 @@ TRANSIENT = re.compile(r"\[(?:SYS/TEMP|IN-USE|LOGIN-DELAY)\]|try again|temporar"
 
 #: Read size for message bodies: large enough that a typical message takes one or two reads.
 CHUNK = 256 * 1024
+
+#: The most a LIST, UIDL, CAPA or TOP answer may carry (about 500,000 messages' LIST lines).
+MAX_LISTING = 16 * 1024 * 1024
+
+
+def body_allowance(size: int) -> int:
+    """The most bytes a RETR answer for a message LIST gave as ``size`` may carry before
+    it is a protocol error (dot-stuffing and loosely counted sizes fit well inside)."""
+    return size + size // 8 + 64 * 1024
 
 
 class ConnectionClosed(ConnectionLost):
@@ -64,7 +74,9 @@ class Truncated(Malformed):
         self.listed = listed
 
 
-def read_multiline(read: Callable[[int], bytes], chunk: int = CHUNK) -> bytes:
+def read_multiline(
+    read: Callable[[int], bytes], chunk: int = CHUNK, *, max_bytes: int | None = None
+) -> bytes:
     """Read the lines of a multi-line answer after its status line; return them unstuffed.
 
     The result is every line with its CRLF, the terminating ``.`` line
@@ -74,7 +86,8 @@ def read_multiline(read: Callable[[int], bytes], chunk: int = CHUNK) -> bytes:
         closed (``BufferedReader.read1``).
     :raises ConnectionClosed: when the stream ends before the terminator.
     :raises FramingError: when bytes follow the terminator (the server sent
-        something nobody asked for, so later answers would be misread).
+        something nobody asked for, so later answers would be misread), or when
+        the answer passes ``max_bytes`` without ending.
     """
     # Starting with the status line's CRLF makes an empty answer (".\r\n" at once) and a
     # leading ".." line look like every other line: each is preceded by "\r\n".
@@ -91,6 +104,11 @@ def read_multiline(read: Callable[[int], bytes], chunk: int = CHUNK) -> bytes:
                 f"the connection closed after {len(buf) - 2} bytes of a multi-line answer"
             )
         buf += data
+        if max_bytes is not None and len(buf) > max_bytes + len(TERMINATOR):
+            raise FramingError(
+                f"the answer went on past {max_bytes:,} bytes without ending "
+                "(more than the server announced)"
+            )
     if end + len(TERMINATOR) != len(buf):
         raise FramingError(
             f"{len(buf) - end - len(TERMINATOR)} unexpected bytes after the end of an answer"
