@@ -162,6 +162,7 @@ class MemorySource:
         return out
 
     def select(self, folder: str, *, qresync: tuple[int, int] | None = None) -> SelectedFolder:
+        self._selected = None  # a failed EXAMINE leaves no folder selected (RFC 3501 6.3.2)
         f = self._folder(folder)
         self._selected = folder
         self.selects += 1

@@ -135,8 +135,21 @@ class TestFolderSourceContract:
 
     def test_a_missing_folder_is_a_source_error(self, server: Server) -> None:
         server.deliver(FOLDER, message(1), ())
+        source = server.source()
+        source.select(FOLDER)
+        missing = f"Missing-{uuid.uuid4().hex[:8]}"
+        with pytest.raises(SourceError) as caught:
+            source.select(missing)
+        assert type(caught.value) is SourceError and caught.value.folder == missing
         with pytest.raises(SourceError):
-            server.source().select(f"Missing-{uuid.uuid4().hex[:8]}")
+            source.uids()  # the failed select left no folder selected
+
+    def test_an_empty_folder(self, server: Server) -> None:
+        server.remove(FOLDER, server.deliver(FOLDER, message(1), ()))
+        source = server.source()
+        assert source.select(FOLDER).exists == 0
+        assert fetched(source, start_uid=1) == [] and list(source.fetch_messages([])) == []
+        assert source.uids() == [] and source.all_flags() == [] and source.fingerprints() == []
 
     def test_messages_come_byte_exact_in_uid_order(self, server: Server) -> None:
         raws = [message(1, b"line\r\n)\r\n{5}\r\n"), message(2, b"8-bit \xff\xfe\r\n"), b"X: y"]
@@ -162,15 +175,17 @@ class TestFolderSourceContract:
         assert [m.uid for m in fetched(source, uids=wanted)] == [uids[0], uids[3]]
 
     def test_batches_are_bounded_by_count_and_bytes(self, server: Server) -> None:
-        raws = [message(n, b"x" * 3000 + b"\r\n") for n in range(5)]
-        for raw in raws:
-            server.deliver(FOLDER, raw, ())
+        sizes = [1_000, 1_000, 200_000, 1_000, 1_000, 1_000]
+        uids = [
+            server.deliver(FOLDER, message(n, b"x" * size + b"\r\n"), ())
+            for n, size in enumerate(sizes)
+        ]
         source = server.source()
         source.select(FOLDER)
-        by_count = list(source.fetch_messages(batch_count=2))
-        assert [len(b) for b in by_count] == [2, 2, 1]
-        by_bytes = list(source.fetch_messages(batch_bytes=2 * len(raws[0]) + 1))
-        assert [len(b) for b in by_bytes] == [2, 2, 1]
+        by_count = list(source.fetch_messages(batch_count=4))
+        assert [len(b) for b in by_count] == [4, 2]
+        by_bytes = [[m.uid for m in b] for b in source.fetch_messages(batch_bytes=50_000)]
+        assert by_bytes == [uids[:2], uids[2:3], uids[3:]]  # the big one travels alone
 
     def test_flags_uids_and_expunges_by_another_client(self, server: Server) -> None:
         uids = [server.deliver(FOLDER, message(n), ()) for n in range(3)]
@@ -197,6 +212,7 @@ class TestFolderSourceContract:
         source.select(FOLDER)
         changed = source.flags_since(selected.highestmodseq)
         assert [(f.uid, f.flags) for f in changed] == [(uids[0], ("\\Answered",))]
+        assert changed[0].modseq is not None and changed[0].modseq > selected.highestmodseq
 
     def test_fingerprints_hash_the_header_block(self, server: Server) -> None:
         raws = [message(1), b"Subject: no blank line", b"\r\nstarts with a blank line\r\n"]
