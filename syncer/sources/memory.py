@@ -1,4 +1,5 @@
-"""An in-memory mail store with IMAP semantics: a real ``FolderSource`` adapter.
+r"""In-memory mail stores: :class:`MemorySource` (a ``FolderSource`` with IMAP semantics)
+and :class:`MemoryMaildrop` (a POP3 maildrop whose sessions are ``MailDropSource``\ s).
 
 It exists so the sync pipeline can be exercised by property tests (hypothesis
 state machines) at thousands of steps per second, and it is also what a
@@ -6,20 +7,25 @@ mutation of "the server" looks like in those tests: append, set flags,
 expunge, rename, delete, reset UIDVALIDITY. It models the parts of RFC 9051,
 RFC 7162 (CONDSTORE/QRESYNC) that the pipeline relies on: UIDs grow, MODSEQ
 grows with every change, UIDNEXT never goes back.
+
+Both pass the same contract suites as Dovecot (tests/contract/), so what the
+pipelines are tested against here is what they meet on a real server.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from syncer.errors import SourceError
+from syncer.errors import ProtocolViolation, SourceError, SourceUnavailable, UIDValidityChanged
 from syncer.model import (
     FlagState,
     FolderStatus,
     HeaderFingerprint,
+    MaildropEntry,
     RemoteMessage,
     SelectedFolder,
     header_end,
@@ -95,7 +101,8 @@ class MemorySource:
             f.highestmodseq += 1
             msg.flags, msg.modseq = new, f.highestmodseq
 
-    def expunge(self, folder: str, uid: int) -> None:
+    def remove(self, folder: str, uid: int) -> None:
+        """Another client expunged ``uid`` (the FolderSource's own is :meth:`expunge`)."""
         f = self._folders[folder]
         if f.messages.pop(uid, None) is not None:
             f.highestmodseq += 1
@@ -155,6 +162,7 @@ class MemorySource:
         return out
 
     def select(self, folder: str, *, qresync: tuple[int, int] | None = None) -> SelectedFolder:
+        self._selected = None  # a failed EXAMINE leaves no folder selected (RFC 3501 6.3.2)
         f = self._folder(folder)
         self._selected = folder
         self.selects += 1
@@ -216,7 +224,7 @@ class MemorySource:
                     flags=m.flags,
                     internaldate=m.internaldate,
                     size=len(m.raw),
-                    modseq=m.modseq if "CONDSTORE" in self._caps else None,
+                    modseq=self._modseq(m),
                     emailid=self._emailid(m),
                 )
             )
@@ -225,7 +233,10 @@ class MemorySource:
             yield batch
 
     def flags_since(self, modseq: int) -> list[FlagState]:
-        _, f = self._current()
+        """:raises SourceError: without CONDSTORE, as the IMAP adapter."""
+        name, f = self._current()
+        if "CONDSTORE" not in self._caps:
+            raise SourceError("No CONDSTORE: flags_since() cannot be used.", folder=name)
         return [
             FlagState(u, m.flags, m.modseq)
             for u, m in sorted(f.messages.items())
@@ -234,7 +245,7 @@ class MemorySource:
 
     def all_flags(self) -> list[FlagState]:
         _, f = self._current()
-        return [FlagState(u, m.flags, m.modseq) for u, m in sorted(f.messages.items())]
+        return [FlagState(u, m.flags, self._modseq(m)) for u, m in sorted(f.messages.items())]
 
     def uids(self) -> list[int]:
         _, f = self._current()
@@ -253,16 +264,41 @@ class MemorySource:
                     internaldate=m.internaldate,
                     header_sha256=hashlib.sha256(m.raw[: header_end(m.raw)]).hexdigest(),
                     flags=m.flags,
-                    modseq=m.modseq,
+                    modseq=self._modseq(m),
                     emailid=self._emailid(m),
                 )
             )
         return out
 
+    def expunge(self, folder: str, uidvalidity: int, uids: Iterable[int]) -> list[int]:
+        """Remove exactly ``uids`` (UIDPLUS semantics, as the IMAP adapter); leaves no
+        folder selected. Returns the UIDs now gone (those that existed).
+
+        :raises UIDValidityChanged: when the folder's UIDVALIDITY is not ``uidvalidity``.
+        :raises SourceError: without UIDPLUS, or for a folder that does not exist.
+        """
+        f = self._folder(folder)
+        self._selected = None
+        if "UIDPLUS" not in self._caps:
+            raise SourceError(f"No UIDPLUS: nothing removed from {folder!r}.", folder=folder)
+        if f.uidvalidity != uidvalidity:
+            raise UIDValidityChanged(
+                f"Folder {folder!r} now has UIDVALIDITY {f.uidvalidity}, not {uidvalidity}.",
+                folder=folder,
+            )
+        gone = sorted(u for u in set(uids) if u in f.messages)
+        for uid in gone:
+            self.remove(folder, uid)
+        return gone
+
     def close(self) -> None:
         self._selected = None
 
     # -- internals -------------------------------------------------------------------
+
+    def _modseq(self, message: _Message) -> int | None:
+        """MODSEQ is fetched only where the server has CONDSTORE (RFC 7162)."""
+        return message.modseq if "CONDSTORE" in self._caps else None
 
     def _emailid(self, message: _Message) -> str | None:
         """RFC 8474: EMAILID names the message for as long as it exists, across folders."""
@@ -286,3 +322,98 @@ class MemorySource:
 
 def _norm(flags: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({f for f in flags if f.lower() != "\\recent"}))
+
+
+class MemoryMaildrop:
+    """A POP3 mailbox in memory; ``uidl=False`` makes its sessions refuse UIDL.
+
+    Each :meth:`session` sees a snapshot numbered 1..n; DELE only marks, and a
+    successful QUIT removes what was marked; a session that ends any other way
+    removes nothing (:rfc:`1939#section-6`).
+    """
+
+    def __init__(self, *, uidl: bool = True) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.uidl = uidl
+        self._ids = itertools.count(1)
+
+    def deliver(self, *raws: bytes) -> list[str]:
+        """New mail arrives; returns the UIDLs the server gives it."""
+        uidls = [f"uidl-{next(self._ids):04d}" for _ in raws]
+        self.messages += zip(uidls, raws, strict=True)
+        return uidls
+
+    def raws(self) -> list[bytes]:
+        return [raw for _uidl, raw in self.messages]
+
+    def session(
+        self,
+        *,
+        truncate: frozenset[int] = frozenset(),
+        lose_connection_at_retr: int | None = None,
+        refuse_quit: bool = False,
+    ) -> MaildropSession:
+        """A logged-in session, with faults to inject: messages whose RETR comes back
+        short, the n-th RETR losing the connection, a QUIT that fails."""
+        return MaildropSession(
+            self,
+            list(self.messages),
+            truncate=truncate,
+            lose_connection_at_retr=lose_connection_at_retr,
+            refuse_quit=refuse_quit,
+        )
+
+
+@dataclass
+class MaildropSession:
+    """One POP3 session on a :class:`MemoryMaildrop`: a ``MailDropSource``."""
+
+    drop: MemoryMaildrop
+    snapshot: list[tuple[str, bytes]]
+    truncate: frozenset[int] = frozenset()
+    lose_connection_at_retr: int | None = None
+    refuse_quit: bool = False
+    retrieved: list[int] = field(default_factory=list)
+    marked: set[int] = field(default_factory=set)
+    quit_ok: bool = False
+    tops: int = 0
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"TOP", "UIDL"} if self.drop.uidl else {"TOP"})
+
+    def listing(self) -> list[MaildropEntry]:
+        return [
+            MaildropEntry(n, len(raw), uidl if self.drop.uidl else None)
+            for n, (uidl, raw) in enumerate(self.snapshot, start=1)
+        ]
+
+    def headers(self, number: int) -> bytes:
+        self.tops += 1
+        raw = self.snapshot[number - 1][1]
+        return raw[: header_end(raw)]
+
+    def retrieve(self, entry: MaildropEntry) -> RemoteMessage:
+        if self.lose_connection_at_retr == len(self.retrieved) + 1:
+            raise SourceUnavailable("the connection was lost during RETR")
+        self.retrieved.append(entry.number)
+        raw = self.snapshot[entry.number - 1][1]
+        if entry.number in self.truncate:
+            raise ProtocolViolation(
+                f"message {entry.number} (UIDL {entry.uidl}) came back with {len(raw) // 2} "
+                f"bytes, LIST said {len(raw)}."
+            )
+        return RemoteMessage(folder="INBOX", uid=0, raw=raw, size=len(raw), uidl=entry.uidl)
+
+    def delete(self, number: int) -> None:
+        self.marked.add(number)
+
+    def quit(self) -> None:
+        if self.refuse_quit:
+            raise SourceUnavailable("the connection was lost during QUIT")
+        gone = {self.snapshot[n - 1][0] for n in self.marked}
+        self.drop.messages = [m for m in self.drop.messages if m[0] not in gone]
+        self.quit_ok = True
+
+    def close(self) -> None:
+        pass

@@ -1,5 +1,10 @@
 """IMAPSource against a real Dovecot, in the "full" and the "fallback" capability profile.
 
+What every FolderSource must do (counts, byte-exact UID-ordered batches, flags,
+UIDs, fingerprints, expunge) is in the contract suite, tests/contract/test_folders.py,
+which runs on Dovecot and on MemorySource alike; this file keeps what is IMAP's own:
+TLS and login, namespaces and globs, QRESYNC, the lean path against imapclient.
+
 Every test runs twice through the ``imap_server`` fixture: once with CONDSTORE,
 QRESYNC and LIST-STATUS advertised, once without, so both the extension paths
 and the plain RFC 3501 paths meet a real server. The central check is that the
@@ -19,7 +24,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from structlog.testing import capture_logs
 
-from syncer.errors import SourceAuthError, SourceError, SourceUnavailable
+from syncer.errors import SourceAuthError, SourceUnavailable
 from syncer.model import RemoteMessage
 from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
@@ -173,10 +178,6 @@ class TestListFolders:
         assert (inbox.highestmodseq is not None) is is_full(imap_server)
         assert all(f.namespace == "personal" for f in folders.values())
 
-    def test_without_status(self, open_source: OpenSource) -> None:
-        inbox = open_source().list_folders(with_status=False)[0]
-        assert inbox.name == "INBOX" and inbox.uidvalidity is None and inbox.messages is None
-
     def test_namespaces(
         self, open_source: OpenSource, imap_server: DovecotServer, mail_user: MailUser
     ) -> None:
@@ -229,26 +230,6 @@ class TestListFolders:
 
 
 class TestSelect:
-    def test_examine(
-        self, open_source: OpenSource, imap_server: DovecotServer, mail_user: MailUser
-    ) -> None:
-        uid = imap_server.append(mail_user.name, "INBOX", message(1))
-        selected = open_source().select("INBOX")
-        assert (selected.exists, selected.uidnext) == (1, uid + 1)
-        assert selected.uidvalidity == imap_server.uidvalidity(mail_user.name, "INBOX")
-        assert (selected.highestmodseq is not None) is is_full(imap_server)
-        assert not selected.qresync
-
-    def test_missing_folder(self, open_source: OpenSource) -> None:
-        source = open_source()
-        source.select("INBOX")
-        with pytest.raises(SourceError) as caught:
-            source.select("Nope")
-        assert type(caught.value) is SourceError
-        assert caught.value.folder == "Nope" and "'Nope'" in caught.value.message
-        with pytest.raises(SourceError, match="select"):
-            source.uids()  # the failed EXAMINE left no folder selected
-
     def test_qresync_delta(
         self, open_source: OpenSource, imap_server: DovecotServer, mail_user: MailUser
     ) -> None:
@@ -336,49 +317,6 @@ class TestFetchMessages:
         source.fingerprints()
         assert imap_server.flags(mail_user.name, "INBOX")[uid] == frozenset()
 
-    def test_batches(
-        self, open_source: OpenSource, imap_server: DovecotServer, mail_user: MailUser
-    ) -> None:
-        user = mail_user.name
-        sizes = [1_000, 1_000, 200_000, 1_000, 1_000, 1_000]
-        for n, size in enumerate(sizes):
-            imap_server.append(user, "INBOX", message(n, b"x" * size + b"\r\n"))
-        source = open_source()
-        source.select("INBOX")
-        by_count = [len(b) for b in source.fetch_messages(start_uid=1, batch_count=4)]
-        assert by_count == [4, 2]
-        by_size = [
-            [m.uid for m in b] for b in source.fetch_messages(start_uid=1, batch_bytes=50_000)
-        ]
-        assert by_size == [[1, 2], [3], [4, 5, 6]]  # the big one travels alone
-        assert [m.uid for m in all_messages(source, start_uid=5)] == [5, 6]
-
-    def test_start_uid_above_the_last_message(
-        self, open_source: OpenSource, imap_server: DovecotServer, mail_user: MailUser
-    ) -> None:
-        uid = imap_server.append(mail_user.name, "INBOX", message(1))
-        source = open_source()
-        source.select("INBOX")
-        # "UID FETCH 9:*" returns the last message; it must not come back as new.
-        assert all_messages(source, start_uid=uid + 1) == []
-
-    def test_explicit_uids(
-        self, open_source: OpenSource, imap_server: DovecotServer, mail_user: MailUser
-    ) -> None:
-        for n in range(5):
-            imap_server.append(mail_user.name, "INBOX", message(n))
-        source = open_source()
-        source.select("INBOX")
-        got = [m.uid for b in source.fetch_messages([5, 2, 4, 99]) for m in b]
-        assert got == [2, 4, 5]  # UIDs that do not exist are not there to fetch
-        assert list(source.fetch_messages([])) == []
-
-    def test_empty_folder(self, open_source: OpenSource) -> None:
-        source = open_source()
-        source.select("INBOX")
-        assert all_messages(source, start_uid=1) == []
-        assert source.uids() == [] and source.all_flags() == [] and source.fingerprints() == []
-
     def test_long_uid_lists_are_compressed_and_sliced(
         self, open_source: OpenSource, imap_server: DovecotServer, mail_user: MailUser
     ) -> None:
@@ -425,43 +363,6 @@ class TestFetchMessages:
 
 
 # -- flags, uids, fingerprints ---------------------------------------------------------------
-
-
-class TestFlags:
-    def test_all_flags_and_uids(
-        self, open_source: OpenSource, imap_server: DovecotServer, mail_user: MailUser
-    ) -> None:
-        user = mail_user.name
-        a = imap_server.append(user, "INBOX", message(1), flags=["\\Seen", "$Forwarded"])
-        b = imap_server.append(user, "INBOX", message(2))
-        c = imap_server.append(user, "INBOX", message(3), flags=["\\Answered"])
-        imap_server.expunge(user, "INBOX", [b])
-        source = open_source()
-        source.select("INBOX")
-        assert source.uids() == [a, c]
-        flags = source.all_flags()
-        assert [(f.uid, f.flags) for f in flags] == [
-            (a, ("$Forwarded", "\\Seen")),
-            (c, ("\\Answered",)),
-        ]
-        assert all((f.modseq is not None) is is_full(imap_server) for f in flags)
-
-    def test_flags_since(
-        self, open_source: OpenSource, imap_server: DovecotServer, mail_user: MailUser
-    ) -> None:
-        user = mail_user.name
-        uids = [imap_server.append(user, "INBOX", message(n)) for n in range(3)]
-        source = open_source()
-        selected = source.select("INBOX")
-        if not is_full(imap_server):
-            with pytest.raises(SourceError, match="CONDSTORE"):
-                source.flags_since(1)
-            return
-        assert selected.highestmodseq is not None
-        imap_server.add_flags(user, "INBOX", [uids[1]], ["\\Seen"])
-        changed = source.flags_since(selected.highestmodseq)
-        assert [(f.uid, f.flags) for f in changed] == [(uids[1], ("\\Seen",))]
-        assert changed[0].modseq is not None and changed[0].modseq > selected.highestmodseq
 
 
 def archive_header(raw: bytes) -> bytes:

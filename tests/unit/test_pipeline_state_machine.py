@@ -120,7 +120,7 @@ class SyncMachine(RuleBasedStateMachine):
         folder = data.draw(st.sampled_from(self.server.folder_names()))
         uids = sorted(self.server.contents(folder))
         if uids:
-            self.server.expunge(folder, data.draw(st.sampled_from(uids)))
+            self.server.remove(folder, data.draw(st.sampled_from(uids)))
 
     @rule(data=st.data())
     def reset_uidvalidity(self, data: st.DataObject) -> None:

@@ -1,11 +1,13 @@
 """The POP3 pipeline against an in-memory maildrop and a real archive (SQLite and PostgreSQL).
 
-``Maildrop`` behaves like a POP3 server's mailbox: each ``session()`` sees a
-snapshot numbered 1..n, DELE only marks, and a successful QUIT removes what
-was marked; a session that ends any other way removes nothing. Faults are
-injected per session: a truncated message, a connection lost at the n-th
-RETR, a QUIT that fails. The archive is real, so "the same transaction" and
-"verified before DELE" are checked on the database itself.
+``Maildrop`` (:class:`syncer.sources.memory.MemoryMaildrop`, checked against
+Dovecot by tests/contract/test_maildrop.py) behaves like a POP3 server's
+mailbox: each ``session()`` sees a snapshot numbered 1..n, DELE only marks,
+and a successful QUIT removes what was marked; a session that ends any other
+way removes nothing. Faults are injected per session: a truncated message, a
+connection lost at the n-th RETR, a QUIT that fails. The archive is real, so
+"the same transaction" and "verified before DELE" are checked on the database
+itself.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -22,9 +23,10 @@ from sqlalchemy import Connection, update
 
 from syncer.archive.models import blobs, pop3_seen
 from syncer.archive.store import ArchiveStore
-from syncer.errors import ArchiveError, ProtocolViolation, SourceUnavailable
-from syncer.model import MaildropEntry, RemoteMessage, header_end
-from syncer.sources.base import MailDropSource
+from syncer.errors import ArchiveError, SourceUnavailable
+from syncer.model import RemoteMessage
+from syncer.sources.memory import MaildropSession as Session
+from syncer.sources.memory import MemoryMaildrop as Maildrop
 from syncer.sync.maildrop import POP3Options, sync_maildrop
 
 ACCOUNT = "home"
@@ -40,84 +42,6 @@ def message(subject: str = "", size: int = 300) -> bytes:
         f"From: a@example.com\r\nMessage-ID: <m{n}@example.com>\r\nSubject: {subject or n}\r\n\r\n"
     )
     return head.encode() + b"x" * size + b"\r\n"
-
-
-class Maildrop:
-    """A POP3 mailbox; ``uidl=False`` makes its sessions refuse UIDL."""
-
-    def __init__(self, *, uidl: bool = True) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self.uidl = uidl
-        self._ids = itertools.count(1)
-
-    def deliver(self, *raws: bytes) -> list[str]:
-        uidls = [f"uidl-{next(self._ids):04d}" for _ in raws]
-        self.messages += zip(uidls, raws, strict=True)
-        return uidls
-
-    def raws(self) -> list[bytes]:
-        return [raw for _uidl, raw in self.messages]
-
-    def session(self, **faults: Any) -> Session:
-        return Session(self, list(self.messages), **faults)
-
-
-@dataclass
-class Session:
-    drop: Maildrop
-    snapshot: list[tuple[str, bytes]]
-    truncate: frozenset[int] = frozenset()
-    lose_connection_at_retr: int | None = None
-    refuse_quit: bool = False
-    retrieved: list[int] = field(default_factory=list)
-    marked: set[int] = field(default_factory=set)
-    quit_ok: bool = False
-    tops: int = 0
-
-    @property
-    def capabilities(self) -> frozenset[str]:
-        return frozenset({"TOP", "UIDL"} if self.drop.uidl else {"TOP"})
-
-    def listing(self) -> list[MaildropEntry]:
-        return [
-            MaildropEntry(n, len(raw), uidl if self.drop.uidl else None)
-            for n, (uidl, raw) in enumerate(self.snapshot, start=1)
-        ]
-
-    def headers(self, number: int) -> bytes:
-        self.tops += 1
-        raw = self.snapshot[number - 1][1]
-        return raw[: header_end(raw)]
-
-    def retrieve(self, entry: MaildropEntry) -> RemoteMessage:
-        if self.lose_connection_at_retr == len(self.retrieved) + 1:
-            raise SourceUnavailable("the connection was lost during RETR")
-        self.retrieved.append(entry.number)
-        raw = self.snapshot[entry.number - 1][1]
-        if entry.number in self.truncate:
-            raise ProtocolViolation(
-                f"message {entry.number} (UIDL {entry.uidl}) came back with {len(raw) // 2} "
-                f"bytes, LIST said {len(raw)}."
-            )
-        return RemoteMessage(folder="INBOX", uid=0, raw=raw, size=len(raw), uidl=entry.uidl)
-
-    def delete(self, number: int) -> None:
-        self.marked.add(number)
-
-    def quit(self) -> None:
-        if self.refuse_quit:
-            raise SourceUnavailable("the connection was lost during QUIT")
-        gone = {self.snapshot[n - 1][0] for n in self.marked}
-        self.drop.messages = [m for m in self.drop.messages if m[0] not in gone]
-        self.quit_ok = True
-
-    def close(self) -> None:
-        pass
-
-
-def test_the_fake_is_a_maildrop_source() -> None:
-    source: MailDropSource = Maildrop().session()
-    assert source.listing() == []
 
 
 def sync(store: ArchiveStore, source: Session, options: POP3Options = KEEP, **kw: Any) -> Any:

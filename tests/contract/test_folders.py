@@ -1,0 +1,246 @@
+"""The FolderSource contract, run against Dovecot IMAP and MemorySource, each in the
+full and the fallback capability profile.
+
+One class of behaviour tests (vdirsyncer's ``StorageTests``, apscheduler's
+parametrized data stores) over every folder source: what the IMAP pipeline
+relies on -- STATUS and EXAMINE counts, exact bytes in UID order, bounded
+batches, ``n:*`` not returning a message below ``n``, flags without
+``\\Recent``, MODSEQ only with CONDSTORE, header fingerprints, UID EXPUNGE of
+exactly the UIDs named -- must hold on the real server and on the fake the
+property tests use (syncer.sources.memory), so the fake is checked against
+Dovecot here. The "full" profiles offer CONDSTORE, QRESYNC and LIST-STATUS;
+the "fallback" ones do not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from syncer.errors import SourceError, UIDValidityChanged
+from syncer.model import RemoteMessage, header_end
+from syncer.sources.base import FolderSource
+from syncer.sources.imap.settings import IMAPSettings
+from syncer.sources.imap.source import IMAPSource
+from syncer.sources.memory import ALL_CAPABILITIES, BASIC_CAPABILITIES, MemorySource
+from tests.servers.dovecot import DovecotServer, MailUser
+
+WHEN = datetime(2024, 3, 1, 12, 30, tzinfo=UTC)
+
+
+@dataclass
+class Server:
+    """A folder store under test: how another client changes it, and how to open it."""
+
+    deliver: Callable[[str, bytes, Sequence[str]], int]
+    set_flags: Callable[[str, int, Sequence[str]], None]
+    remove: Callable[[str, int], None]
+    open: Callable[[], FolderSource]
+    condstore: bool
+    opened: list[FolderSource] = field(default_factory=list)
+
+    def source(self) -> FolderSource:
+        source = self.open()
+        self.opened.append(source)
+        return source
+
+
+def _memory(capabilities: frozenset[str]) -> Server:
+    memory = MemorySource(capabilities)
+    return Server(
+        deliver=lambda folder, raw, flags: memory.append(folder, raw, flags, WHEN),
+        set_flags=memory.set_flags,
+        remove=memory.remove,
+        open=lambda: memory,
+        condstore="CONDSTORE" in capabilities,
+    )
+
+
+def _dovecot(server: DovecotServer, user: MailUser) -> Server:
+    settings = IMAPSettings(
+        server.host, server.ports.imap, "plain", user.name, user.password, account="contract"
+    )
+    return Server(
+        deliver=lambda folder, raw, flags: server.append(user.name, folder, raw, flags, WHEN),
+        set_flags=lambda folder, uid, flags: server.set_flags(user.name, folder, [uid], flags),
+        remove=lambda folder, uid: server.expunge(user.name, folder, [uid]),
+        open=lambda: IMAPSource.open(settings),
+        condstore=server.capabilities is None,  # the full profile advertises everything
+    )
+
+
+@pytest.fixture(
+    params=[
+        "memory-full",
+        "memory-fallback",
+        pytest.param("dovecot-full", marks=pytest.mark.integration),
+        pytest.param("dovecot-fallback", marks=pytest.mark.integration),
+    ]
+)
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    user: MailUser | None = None
+    if request.param == "memory-full":
+        backend = _memory(ALL_CAPABILITIES)
+    elif request.param == "memory-fallback":
+        backend = _memory(BASIC_CAPABILITIES)
+    else:  # the session's servers (tests/fixtures_dovecot.py), a fresh user each time
+        name = "dovecot" if request.param == "dovecot-full" else "dovecot_fallback"
+        dovecot: DovecotServer = request.getfixturevalue(name)
+        user = dovecot.add_user()
+        backend = _dovecot(dovecot, user)
+    yield backend
+    for source in backend.opened:
+        source.close()
+    if user is not None:
+        dovecot.remove_user(user.name)
+
+
+def message(n: int, body: bytes = b"") -> bytes:
+    head = f"From: a@example.org\r\nMessage-ID: <{n}.{uuid.uuid4().hex}@example.org>\r\n"
+    return (head + f"Subject: contract {n}\r\n\r\n").encode() + (body or f"body {n}\r\n".encode())
+
+
+def fetched(source: FolderSource, **kw: object) -> list[RemoteMessage]:
+    return [m for batch in source.fetch_messages(**kw) for m in batch]  # type: ignore[arg-type]
+
+
+FOLDER = "Contract"
+
+
+class TestFolderSourceContract:
+    def test_list_folders_shows_the_counts(self, server: Server) -> None:
+        uids = [server.deliver(FOLDER, message(n), ()) for n in range(2)]
+        listed = {f.name: f for f in server.source().list_folders()}
+        status = listed[FOLDER]
+        assert status.selectable and status.messages == 2
+        assert status.uidvalidity and status.uidnext is not None and status.uidnext > max(uids)
+        assert (status.highestmodseq is not None) is server.condstore
+        bare = {f.name: f for f in server.source().list_folders(with_status=False)}[FOLDER]
+        assert bare.messages is None and bare.uidvalidity is None
+
+    def test_select_agrees_with_list(self, server: Server) -> None:
+        uids = [server.deliver(FOLDER, message(n), ()) for n in range(3)]
+        source = server.source()
+        status = {f.name: f for f in source.list_folders()}[FOLDER]
+        selected = source.select(FOLDER)
+        assert (selected.exists, selected.uidvalidity) == (3, status.uidvalidity)
+        assert selected.uidnext == status.uidnext and selected.uidnext > max(uids)
+        assert (selected.highestmodseq is not None) is server.condstore
+        assert not selected.qresync and not selected.vanished
+
+    def test_a_missing_folder_is_a_source_error(self, server: Server) -> None:
+        server.deliver(FOLDER, message(1), ())
+        source = server.source()
+        source.select(FOLDER)
+        missing = f"Missing-{uuid.uuid4().hex[:8]}"
+        with pytest.raises(SourceError) as caught:
+            source.select(missing)
+        assert type(caught.value) is SourceError and caught.value.folder == missing
+        with pytest.raises(SourceError):
+            source.uids()  # the failed select left no folder selected
+
+    def test_an_empty_folder(self, server: Server) -> None:
+        server.remove(FOLDER, server.deliver(FOLDER, message(1), ()))
+        source = server.source()
+        assert source.select(FOLDER).exists == 0
+        assert fetched(source, start_uid=1) == [] and list(source.fetch_messages([])) == []
+        assert source.uids() == [] and source.all_flags() == [] and source.fingerprints() == []
+
+    def test_messages_come_byte_exact_in_uid_order(self, server: Server) -> None:
+        raws = [message(1, b"line\r\n)\r\n{5}\r\n"), message(2, b"8-bit \xff\xfe\r\n"), b"X: y"]
+        uids = [server.deliver(FOLDER, raw, ("\\Flagged",)) for raw in raws]
+        source = server.source()
+        source.select(FOLDER)
+        got = fetched(source)
+        assert [(m.uid, m.raw, m.size) for m in got] == [
+            (uid, raw, len(raw)) for uid, raw in zip(uids, raws, strict=True)
+        ]
+        assert all(m.folder == FOLDER and m.flags == ("\\Flagged",) for m in got)
+        assert all(m.internaldate == WHEN for m in got)
+        assert all((m.modseq is not None) is server.condstore for m in got)
+
+    def test_start_uid_and_explicit_uids(self, server: Server) -> None:
+        uids = [server.deliver(FOLDER, message(n), ()) for n in range(4)]
+        source = server.source()
+        source.select(FOLDER)
+        assert [m.uid for m in fetched(source, start_uid=uids[2])] == uids[2:]
+        # "n:*" matches the highest UID even when n is above it: it must not come back.
+        assert fetched(source, start_uid=uids[-1] + 10) == []
+        wanted = {uids[0], uids[3], uids[3] + 100}
+        assert [m.uid for m in fetched(source, uids=wanted)] == [uids[0], uids[3]]
+
+    def test_batches_are_bounded_by_count_and_bytes(self, server: Server) -> None:
+        sizes = [1_000, 1_000, 200_000, 1_000, 1_000, 1_000]
+        uids = [
+            server.deliver(FOLDER, message(n, b"x" * size + b"\r\n"), ())
+            for n, size in enumerate(sizes)
+        ]
+        source = server.source()
+        source.select(FOLDER)
+        by_count = list(source.fetch_messages(batch_count=4))
+        assert [len(b) for b in by_count] == [4, 2]
+        by_bytes = [[m.uid for m in b] for b in source.fetch_messages(batch_bytes=50_000)]
+        assert by_bytes == [uids[:2], uids[2:3], uids[3:]]  # the big one travels alone
+
+    def test_flags_uids_and_expunges_by_another_client(self, server: Server) -> None:
+        uids = [server.deliver(FOLDER, message(n), ()) for n in range(3)]
+        server.set_flags(FOLDER, uids[1], ["\\Seen", "$Label"])
+        server.remove(FOLDER, uids[2])
+        source = server.source()
+        source.select(FOLDER)
+        assert source.uids() == uids[:2]
+        flags = {f.uid: f for f in source.all_flags()}
+        assert set(flags) == set(uids[:2])
+        assert flags[uids[1]].flags == ("$Label", "\\Seen") and flags[uids[0]].flags == ()
+        assert all((f.modseq is not None) is server.condstore for f in flags.values())
+
+    def test_flags_since_needs_condstore(self, server: Server) -> None:
+        uids = [server.deliver(FOLDER, message(n), ()) for n in range(2)]
+        source = server.source()
+        selected = source.select(FOLDER)
+        if not server.condstore:
+            with pytest.raises(SourceError):
+                source.flags_since(1)
+            return
+        assert selected.highestmodseq is not None
+        server.set_flags(FOLDER, uids[0], ["\\Answered"])
+        source.select(FOLDER)
+        changed = source.flags_since(selected.highestmodseq)
+        assert [(f.uid, f.flags) for f in changed] == [(uids[0], ("\\Answered",))]
+        assert changed[0].modseq is not None and changed[0].modseq > selected.highestmodseq
+
+    def test_fingerprints_hash_the_header_block(self, server: Server) -> None:
+        raws = [message(1), b"Subject: no blank line", b"\r\nstarts with a blank line\r\n"]
+        uids = [server.deliver(FOLDER, raw, ("\\Seen",)) for raw in raws]
+        source = server.source()
+        source.select(FOLDER)
+        prints = {p.uid: p for p in source.fingerprints()}
+        for uid, raw in zip(uids, raws, strict=True):
+            want = hashlib.sha256(raw[: header_end(raw)]).hexdigest()
+            assert (prints[uid].header_sha256, prints[uid].size) == (want, len(raw))
+            assert prints[uid].flags == ("\\Seen",) and prints[uid].internaldate == WHEN
+        assert [p.uid for p in source.fingerprints([uids[1], uids[1] + 50])] == [uids[1]]
+
+    def test_expunge_removes_exactly_the_uids_named(self, server: Server) -> None:
+        uids = [server.deliver(FOLDER, message(n), ()) for n in range(3)]
+        source = server.source()
+        uidvalidity = source.select(FOLDER).uidvalidity
+        assert source.expunge(FOLDER, uidvalidity, [uids[0], uids[2]]) == [uids[0], uids[2]]
+        with pytest.raises(SourceError):
+            source.uids()  # no folder is selected afterwards
+        source.select(FOLDER)
+        assert source.uids() == [uids[1]]
+
+    def test_expunge_refuses_another_uidvalidity(self, server: Server) -> None:
+        uid = server.deliver(FOLDER, message(1), ())
+        source = server.source()
+        uidvalidity = source.select(FOLDER).uidvalidity
+        with pytest.raises(UIDValidityChanged):
+            source.expunge(FOLDER, uidvalidity + 1, [uid])
+        source.select(FOLDER)
+        assert source.uids() == [uid]
