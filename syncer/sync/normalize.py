@@ -35,6 +35,7 @@ import structlog
 
 from syncer.errors import SyncerError
 from syncer.mime.attachments import TextExtractor
+from syncer.mime.children import die_with_parent
 from syncer.mime.normalize import normalize
 from syncer.mime.parsed import NORMALIZER_VERSION, NormalizedMessage
 
@@ -218,7 +219,13 @@ def normalize_pending(
     else:
         # spawn, not fork: this process holds database connections and threads.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        # Each worker dies with this process (a SIGKILL here must not leave them orphaned).
+        with ProcessPoolExecutor(
+            max_workers=processes,
+            mp_context=context,
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             in_flight: deque[_InFlight] = deque()
 
             def submit() -> bool:
