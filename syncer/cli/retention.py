@@ -46,6 +46,13 @@ def _render_plan(plan: RetentionPlan) -> None:
     click.echo(
         f"Kept by legal holds: {data['kept_by_holds']}; kept by floors: {data['kept_by_floors']}."
     )
+    unseen = data["kept_unseen_by_holds"]
+    if unseen:
+        reasons = ", ".join(f"{count} {why}" for why, count in unseen.items())
+        click.echo(
+            f"Kept because a legal hold cannot see them yet: {sum(unseen.values())} ({reasons}); "
+            "`syncer normalize` lets the holds see those awaiting normalization."
+        )
     for policy in data["policies"]:
         click.echo(
             f"  {policy['name']}: delete {policy['delete']['messages']} "
