@@ -102,3 +102,38 @@ def test_retention_deletes_nothing_a_hold_cannot_see_yet(
     with ArchiveStore.open(run.url) as store:
         assert store.message_count() == 9, "only the one no hold covers went"
     assert _on_server(dovecot, dovecot_user, "Sent") == 9
+
+
+def test_pop3_delete_after_days_respects_holds_and_is_audited(
+    tmp_path: Path, archive_url: str, dovecot: DovecotServer, dovecot_user: MailUser
+) -> None:
+    for n in range(1, 4):
+        dovecot.append(dovecot_user.name, "INBOX", _message(n, "report"))
+    for n in range(4, 8):
+        dovecot.append(dovecot_user.name, "INBOX", _message(n, "lunch"))
+    run = _Run(
+        tmp_path,
+        archive_url,
+        dovecot,
+        dovecot_user,
+        protocol="pop3",
+        port=dovecot.ports.pop3s,
+        leave_on_server=False,
+        delete_after_days=0,
+    )
+    run("init")
+    run("hold", "add", "h", "subject:r*")
+
+    # The first run archives all 7; none is normalized yet when DELE would be sent.
+    run("sync")
+    assert _on_server(dovecot, dovecot_user, "INBOX") == 7
+    # Now normalized: the 4 no hold covers go, the 3 held ones stay.
+    run("sync")
+    assert _on_server(dovecot, dovecot_user, "INBOX") == 3
+    with ArchiveStore.open(run.url) as store:
+        events = [e for e in store.audit_events() if e["kind"] == "pop3.deleted"]
+        assert store.audit_verify().ok
+    (event,) = events
+    details = event["details"]
+    assert details["account"] == "mail" and len(details["uidls"]) == 4
+    assert details["rule"] == "delete_after_days = 0"
