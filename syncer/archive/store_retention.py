@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import Column, Table, case, delete, func, select, update
 
 from syncer.archive import audit
-from syncer.archive.audit import ChainReport
+from syncer.archive.audit import Anchor, ChainReport
 from syncer.archive.blobs import FSBlobStore
 from syncer.archive.models import (
     accounts,
@@ -164,10 +164,14 @@ class StoreRetention(StoreCore):
         with self._write(f"recording audit event {kind!r}") as conn:
             return audit.append_event(conn, kind, actor=actor, subject=subject, details=details)
 
-    def audit_verify(self) -> ChainReport:
-        """Walk the audit chain; the report names the first broken link, if any."""
+    def audit_verify(self, anchor: Anchor | None = None) -> ChainReport:
+        """Walk the audit chain; the report names the first broken link, if any.
+
+        :param anchor: a head taken earlier (``syncer audit anchor``) that the chain must
+            still hold: catches a cut of the newest events together with the recorded head.
+        """
         with self._read("verifying the audit trail") as conn:
-            return audit.verify_chain(conn)
+            return audit.verify_chain(conn, anchor)
 
     def audit_events(self) -> list[dict[str, Any]]:
         """Every audit event in order, as JSON-serialisable dicts."""
