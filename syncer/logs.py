@@ -9,6 +9,7 @@ every event of a run carries it.
 
 from __future__ import annotations
 
+import json as _json
 import logging
 import re
 import sys
@@ -17,6 +18,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 _SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|authori[sz]ation|api[_-]?key", re.I)
 _SECRET_INLINE = re.compile(
@@ -54,13 +56,26 @@ def register_secret(value: str, *, rotating: bool = False) -> None:
 
 
 def redact_text(text: str) -> str:
-    """Mask known secrets and anything shaped like ``password=...`` in ``text``."""
+    """Mask known secrets and anything shaped like ``password=...`` in ``text``.
+
+    A secret is also found in its escaped spellings (``repr``, JSON, both), as a
+    rendered log line carries it: a quote, backslash or non-ASCII character in a
+    password changes its bytes on the line.
+    """
     with _secrets_lock:
         secrets = [*_known_secrets, *_rotating_secrets]
     for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, _REDACTED)
+        for spelling in _spellings(secret):
+            if spelling in text:
+                text = text.replace(spelling, _REDACTED)
     return _SECRET_INLINE.sub(lambda m: (m.group(1) or m.group(3) or "") + _REDACTED, text)
+
+
+def _spellings(secret: str) -> dict[str, None]:
+    """``secret`` as it appears raw, in a ``repr``, in JSON, and in JSON of a ``repr``."""
+    in_repr = repr(secret)[1:-1]
+    forms = [secret, in_repr, _json.dumps(secret)[1:-1], _json.dumps(in_repr)[1:-1]]
+    return dict.fromkeys(form for form in forms if form)
 
 
 def _redact_value(key: str, value: Any) -> Any:
@@ -78,10 +93,41 @@ def _redact_value(key: str, value: Any) -> Any:
 def redact_processor(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """structlog processor: the last line of defence against leaking a secret."""
+    """structlog processor: masks secrets by key and by value before rendering."""
     for key in list(event_dict):
         event_dict[key] = _redact_value(key, event_dict[key])
     return event_dict
+
+
+def redact_rendered(_logger: Any, _method: str, rendered: str | bytes) -> str | bytes:
+    """The last processor, after the renderer: masks secrets in the whole rendered line.
+
+    Whatever a renderer adds (a traceback, an exception's repr of its arguments,
+    a library's message) passes through here; redacting the event dict alone
+    misses what is rendered from outside it.
+    """
+    if isinstance(rendered, bytes):
+        return redact_text(rendered.decode("utf-8", "replace")).encode("utf-8")
+    return redact_text(rendered)
+
+
+def renderers(*, json: bool, colors: bool = False) -> list[Any]:
+    """The processors that turn an event into its line: render, then redact.
+
+    Tracebacks never carry frame locals (structlog shows them by default, and a
+    password in scope would reach the log); the console prints a plain traceback.
+    """
+    if json:
+        no_locals = ExceptionDictTransformer(show_locals=False)
+        return [
+            structlog.processors.ExceptionRenderer(no_locals),
+            structlog.processors.JSONRenderer(),
+            redact_rendered,
+        ]
+    console = structlog.dev.ConsoleRenderer(
+        colors=colors, exception_formatter=structlog.dev.plain_traceback
+    )
+    return [console, redact_rendered]
 
 
 def configure(verbosity: int = 0, *, json: bool | None = None, level: str | None = None) -> None:
@@ -111,12 +157,6 @@ def configure(verbosity: int = 0, *, json: bool | None = None, level: str | None
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_processor,
     ]
-    renderer: Any
-    if json:
-        shared.append(structlog.processors.dict_tracebacks)
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -125,7 +165,10 @@ def configure(verbosity: int = 0, *, json: bool | None = None, level: str | None
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *renderers(json=json, colors=sys.stderr.isatty()),
+        ],
     )
     # Logs go to stderr so that `--json` data on stdout stays machine-readable.
     handler = logging.StreamHandler(sys.stderr)

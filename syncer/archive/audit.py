@@ -14,6 +14,15 @@ text. The last row's id and hash are also kept in ``job_state`` (kind
 ``audit``, name ``head``), updated in the same transaction, so removing the
 newest rows is detected too.
 
+What the database alone cannot prove: someone who can write to it can delete
+the newest events *and* the recorded head (or rewrite the head to an earlier
+row), and the shorter chain is still internally consistent. So the head is
+also anchored outside the database: :class:`Anchor` (head id, head hash, event
+count) is written to a file by ``syncer audit anchor`` and checked by
+``syncer audit verify --anchor FILE``: the anchored event must still be in the
+chain, with the same hash, at the same position. docs/audit.md says what the
+chain proves and what it cannot.
+
 Concurrency: appends are serialized so two writers cannot both chain onto the
 same previous row: on PostgreSQL by a transaction-scoped advisory lock
 (``pg_advisory_xact_lock``), on SQLite by the write lock every write
@@ -30,15 +39,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, func, select, text, update
 
 from syncer.archive.models import audit_events, job_state, utcnow
 
-__all__ = ["ChainReport", "append_event", "canonical_json", "read_events", "verify_chain"]
+__all__ = [
+    "Anchor",
+    "ChainReport",
+    "append_event",
+    "canonical_json",
+    "read_events",
+    "verify_chain",
+]
 
 #: The advisory lock key that serializes appends on PostgreSQL ("syncer audit" in ASCII, cut).
 _PG_LOCK_KEY = 0x73796E636175
@@ -145,15 +161,51 @@ class ChainReport:
     :ivar events: how many rows were checked.
     :ivar broken_at: the id of the first row that does not hold, or None.
     :ivar problem: why, in one sentence.
+    :ivar head_id: the id of the last event (None for an empty trail).
+    :ivar head_hash: its hash: print it, keep it elsewhere, compare it next time.
     """
 
     events: int
     broken_at: int | None = None
     problem: str | None = None
+    head_id: int | None = None
+    head_hash: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """The head of the trail as seen once, kept where a database edit cannot move it.
+
+    :ivar events: how many events the trail had up to and including the head.
+    :ivar head_id: the last event's id (None: the trail was empty).
+    :ivar head_hash: the last event's hash.
+    """
+
+    events: int
+    head_id: int | None
+    head_hash: str | None
+
+    def to_json(self) -> str:
+        return canonical_json(
+            {"events": self.events, "head_id": self.head_id, "head_hash": self.head_hash}
+        )
+
+    @classmethod
+    def from_json(cls, text_: str) -> Anchor:
+        """:raises ValueError: when ``text_`` is not an anchor."""
+        data = json.loads(text_)
+        if not isinstance(data, dict) or not isinstance(data.get("events"), int):
+            raise ValueError("not an audit anchor")
+        head_id, head_hash = data.get("head_id"), data.get("head_hash")
+        if not (head_id is None or isinstance(head_id, int)) or not (
+            head_hash is None or isinstance(head_hash, str)
+        ):
+            raise ValueError("not an audit anchor")
+        return cls(data["events"], head_id, head_hash)
 
 
 def _rows(conn: Connection) -> Iterator[Any]:
@@ -171,14 +223,46 @@ def _rows(conn: Connection) -> Iterator[Any]:
         after = page[-1].id
 
 
-def verify_chain(conn: Connection) -> ChainReport:
+def verify_chain(conn: Connection, anchor: Anchor | None = None) -> ChainReport:
     """Walk the chain in id order and report the first row that breaks it.
 
     A row whose hash is not the hash of its own content was edited; a row whose
     ``prev_hash`` is not the hash of the row before it follows a removed row or
     was moved (two swapped rows break at the first of them); a chain that ends
-    before the recorded head lost its newest rows.
+    before the recorded head lost its newest rows; a chain that does not hold
+    ``anchor``'s head event, with its hash, as its ``anchor.events``-th event was
+    cut or rewritten since the anchor was taken.
     """
+    report = _walk(conn)
+    if report.ok and anchor is not None:
+        return _check_anchor(conn, report, anchor)
+    return report
+
+
+def _check_anchor(conn: Connection, report: ChainReport, anchor: Anchor) -> ChainReport:
+    if anchor.head_id is None:
+        return report  # anchored empty: any intact chain extends it
+    found = conn.execute(
+        select(audit_events.c.hash).where(audit_events.c.id == anchor.head_id)
+    ).scalar_one_or_none()
+    position = conn.execute(
+        select(func.count()).select_from(audit_events).where(audit_events.c.id <= anchor.head_id)
+    ).scalar_one()
+    if found == anchor.head_hash and position == anchor.events:
+        return report
+    return replace(
+        report,
+        broken_at=anchor.head_id,
+        problem=(
+            f"the anchored head, event {anchor.head_id} (hash {anchor.head_hash}) as event "
+            f"{anchor.events} of the trail, is "
+            + ("missing" if found is None else "not the same")
+            + ": events were removed or rewritten since the anchor was taken"
+        ),
+    )
+
+
+def _walk(conn: Connection) -> ChainReport:
     count = 0
     prev: Any = None
     for row in _rows(conn):
@@ -224,7 +308,9 @@ def verify_chain(conn: Connection) -> ChainReport:
                 f"the trail ends at event {last_id} but its recorded head is event "
                 f"{recorded.get('id')}: the newest events were removed or altered",
             )
-    return ChainReport(count)
+    if prev is None:
+        return ChainReport(count)
+    return ChainReport(count, head_id=prev.id, head_hash=prev.hash)
 
 
 def read_events(conn: Connection) -> Iterator[dict[str, Any]]:

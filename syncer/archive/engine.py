@@ -34,7 +34,9 @@ upgraded; reads use a plain deferred ``BEGIN`` and do not block the writer (WAL)
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,11 +148,23 @@ def make_engine(url: str | URL) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(database).expanduser())
         engine = create_engine(parsed, connect_args={"cached_statements": SQLITE_STATEMENT_CACHE})
         _configure_sqlite(engine)
         return engine
     return create_engine(parsed, pool_pre_ping=True)
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file 0600 (its new folders 0700) before SQLite does, whatever the
+    umask: the archive holds everyone's mail. SQLite gives its -wal and -shm files the
+    database file's mode. An existing file is left as it is."""
+    missing = [p for p in path.parents if not p.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for made in missing:
+        os.chmod(made, 0o700)  # mkdir's mode is cut by the umask
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(engine: Engine) -> None:

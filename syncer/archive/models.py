@@ -87,6 +87,50 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def storable(value: str) -> str:
+    """``value`` as every database stores it: NUL (PostgreSQL text refuses it) becomes
+    U+FFFD, and lone surrogates (no UTF-8 for them) become "?".
+
+    Everything derived from mail or from a server (headers, addresses, file names,
+    folder names, flags, UIDLs) reaches the database through these column types, so one
+    hostile value cannot block a folder; the raw message stays byte for byte in its blob.
+    Lookups go through the same conversion, so a name is found as it was stored.
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+class StorableText(TypeDecorator[str]):
+    """Text made :func:`storable` on the way in."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else storable(value)
+
+
+class StorableString(TypeDecorator[str]):
+    """A bounded string made :func:`storable` and cut to its length on the way in
+    (PostgreSQL refuses a longer value, SQLite keeps it: the same on both now)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        value = storable(value)
+        length = getattr(self.impl, "length", None)
+        return value[:length] if length and len(value) > length else value
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -106,8 +150,8 @@ accounts = Table(
     "accounts",
     metadata,
     _id(),
-    Column("name", String(200), nullable=False, unique=True),
-    Column("protocol", String(16), nullable=False),
+    Column("name", StorableString(200), nullable=False, unique=True),
+    Column("protocol", StorableString(16), nullable=False),
     _created(),
 )
 
@@ -120,22 +164,22 @@ folders = Table(
     metadata,
     _id(),
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
-    Column("name", Text, nullable=False),
-    Column("display_name", Text, nullable=False),
-    Column("delimiter", String(8)),
-    Column("namespace", String(16), nullable=False, default="personal"),
-    Column("special_use", String(32)),
+    Column("name", StorableText(), nullable=False),
+    Column("display_name", StorableText(), nullable=False),
+    Column("delimiter", StorableString(8)),
+    Column("namespace", StorableString(16), nullable=False, default="personal"),
+    Column("special_use", StorableString(32)),
     Column("selectable", Boolean, nullable=False, default=True),
     Column("uidvalidity", BigInteger),
     Column("uidnext", BigInteger),
     Column("highestmodseq", BigInteger),
     Column("messages", Integer),
-    Column("mailbox_id", String(255)),
+    Column("mailbox_id", StorableString(255)),
     Column("last_full_scan_at", UTCDateTime),
     Column("last_synced_at", UTCDateTime),
     _created(),
     Column("deleted_at", UTCDateTime),
-    Column("renamed_to", Text),
+    Column("renamed_to", StorableText()),
     UniqueConstraint("account_id", "name"),
 )
 
@@ -147,7 +191,7 @@ blobs = Table(
     Column("sha256", SHA256, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("stored_size", BigInteger, nullable=False),
-    Column("compression", String(16), nullable=False, default="zstd"),
+    Column("compression", StorableString(16), nullable=False, default="zstd"),
     Column("data", LargeBinary),
     _created(),
 )
@@ -171,33 +215,33 @@ messages = Table(
     Column("sha256", SHA256, ForeignKey("blobs.sha256"), nullable=False, unique=True),
     Column("size", BigInteger, nullable=False),
     Column("header_sha256", SHA256),
-    Column("message_id_header", Text, index=True),
-    Column("subject", Text),
+    Column("message_id_header", StorableText(), index=True),
+    Column("subject", StorableText()),
     Column("date", UTCDateTime, index=True),
-    Column("sender", Text),
-    Column("thread_key", String(255), index=True),
-    Column("parse_status", String(16), nullable=False, default="pending"),
-    Column("parse_error", Text),
-    Column("auth_results", Text),
+    Column("sender", StorableText()),
+    Column("thread_key", StorableString(255), index=True),
+    Column("parse_status", StorableString(16), nullable=False, default="pending"),
+    Column("parse_error", StorableText()),
+    Column("auth_results", StorableText()),
     _created("first_seen_at"),
-    Column("date_raw", Text),
-    Column("date_status", String(16)),
-    Column("in_reply_to", Text),
-    Column("references_header", Text),
-    Column("list_id", String(255)),
-    Column("auto_submitted", String(64)),
-    Column("precedence", String(32)),
+    Column("date_raw", StorableText()),
+    Column("date_status", StorableString(16)),
+    Column("in_reply_to", StorableText()),
+    Column("references_header", StorableText()),
+    Column("list_id", StorableString(255)),
+    Column("auto_submitted", StorableString(64)),
+    Column("precedence", StorableString(32)),
     Column("has_attachments", Boolean),
     Column("signed", Boolean),
     Column("encrypted", Boolean),
-    Column("security", String(64)),
+    Column("security", StorableString(64)),
     Column("suspicious", Boolean),
-    Column("risk_note", Text),
-    Column("spf", String(16)),
-    Column("dkim", String(16)),
-    Column("dmarc", String(16)),
-    Column("dkim_verified", String(16)),
-    Column("parse_defects", Text),
+    Column("risk_note", StorableText()),
+    Column("spf", StorableString(16)),
+    Column("dkim", StorableString(16)),
+    Column("dmarc", StorableString(16)),
+    Column("dkim_verified", StorableString(16)),
+    Column("parse_defects", StorableText()),
     Column("normalizer_version", Integer, index=True),
     Column("normalized_at", UTCDateTime),
     CheckConstraint("parse_status IN ('pending', 'ok', 'partial', 'failed')", name="parse_status"),
@@ -211,7 +255,7 @@ message_texts = Table(
     "message_texts",
     metadata,
     Column("message_pk", Integer, ForeignKey("messages.id"), primary_key=True),
-    Column("text", Text, nullable=False),
+    Column("text", StorableText(), nullable=False),
 )
 
 # A message in a folder under one UIDVALIDITY. flags is the sorted, space-separated
@@ -227,10 +271,10 @@ entries = Table(
     Column("uidvalidity", BigInteger, nullable=False),
     Column("uid", BigInteger, nullable=False),
     Column("message_pk", Integer, ForeignKey("messages.id"), nullable=False, index=True),
-    Column("flags", Text, nullable=False, default=""),
+    Column("flags", StorableText(), nullable=False, default=""),
     Column("internaldate", UTCDateTime),
     Column("modseq", BigInteger),
-    Column("emailid", String(255)),
+    Column("emailid", StorableString(255)),
     _created("first_seen_at"),
     Column("gone_at", UTCDateTime),
     Column("superseded_at", UTCDateTime),
@@ -244,13 +288,13 @@ addresses = Table(
     _id(),
     Column("message_pk", Integer, ForeignKey("messages.id"), nullable=False, index=True),
     # from, sender, reply-to, to, cc, bcc, delivered-to; position counts within the role.
-    Column("role", String(16), nullable=False),
+    Column("role", StorableString(16), nullable=False),
     Column("position", Integer, nullable=False),
-    Column("display_name", Text),
+    Column("display_name", StorableText()),
     # local@domain, the domain lower-cased in its ASCII (IDNA) form; domain is the
     # same domain as people read it (IDNA labels decoded).
-    Column("address", Text, index=True),
-    Column("domain", Text),
+    Column("address", StorableText(), index=True),
+    Column("domain", StorableText()),
 )
 
 # A MIME part of a message that is an attachment or inline file (filled by normalization).
@@ -259,17 +303,17 @@ attachments = Table(
     metadata,
     _id(),
     Column("message_pk", Integer, ForeignKey("messages.id"), nullable=False, index=True),
-    Column("part_path", String(64), nullable=False),  # e.g. "2.1"
-    Column("filename", Text),
-    Column("content_type", String(255)),
-    Column("disposition", String(32)),
+    Column("part_path", StorableString(64), nullable=False),  # e.g. "2.1"
+    Column("filename", StorableText()),
+    Column("content_type", StorableString(255)),
+    Column("disposition", StorableString(32)),
     Column("size", BigInteger),
     Column("sha256", SHA256, index=True),
     Column("inline", Boolean, nullable=False, default=False),
     # filename is as the sender wrote it (decoded); safe_filename can be created in
     # any folder. sha256 and size are of the decoded content.
-    Column("safe_filename", Text),
-    Column("content_id", Text),
+    Column("safe_filename", StorableText()),
+    Column("content_id", StorableText()),
 )
 
 # The text extracted from an attachment (text/*, HTML, PDF, docx, xlsx, pptx) by
@@ -280,9 +324,9 @@ attachment_texts = Table(
     "attachment_texts",
     metadata,
     Column("message_pk", Integer, ForeignKey("messages.id"), primary_key=True),
-    Column("part_path", String(64), primary_key=True),
-    Column("text", Text, nullable=False),
-    Column("note", Text),
+    Column("part_path", StorableString(64), primary_key=True),
+    Column("text", StorableText(), nullable=False),
+    Column("note", StorableText()),
 )
 
 #: Tables of the full-text index that these models do not describe (see
@@ -333,7 +377,7 @@ pop3_seen = Table(
     metadata,
     _id(),
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
-    Column("uidl", String(255), nullable=False),  # RFC 1939 allows 70 characters
+    Column("uidl", StorableString(255), nullable=False),  # RFC 1939 allows 70 characters
     Column("message_pk", Integer, ForeignKey("messages.id"), index=True),
     Column("size", BigInteger),
     _created("seen_at"),
@@ -346,20 +390,20 @@ sync_runs = Table(
     "sync_runs",
     metadata,
     _id(),
-    Column("run_id", String(64), nullable=False, unique=True),
+    Column("run_id", StorableString(64), nullable=False, unique=True),
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
-    Column("kind", String(16), nullable=False, default="sync"),
+    Column("kind", StorableString(16), nullable=False, default="sync"),
     _created("started_at"),
     Column("finished_at", UTCDateTime),
-    Column("status", String(16), nullable=False, default="running"),
-    Column("error", Text),
+    Column("status", StorableString(16), nullable=False, default="running"),
+    Column("error", StorableText()),
     Column("new", Integer, nullable=False, default=0),
     Column("flags_changed", Integer, nullable=False, default=0),
     Column("expunged", Integer, nullable=False, default=0),
     Column("bytes", BigInteger, nullable=False, default=0),
     Column("pid", Integer),
-    Column("host", String(255)),
-    Column("worker", String(255)),
+    Column("host", StorableString(255)),
+    Column("worker", StorableString(255)),
     CheckConstraint("status IN ('running', 'ok', 'failed')", name="status"),
     Index("ix_sync_runs_account_id_started_at", "account_id", "started_at"),
 )
@@ -368,10 +412,10 @@ sync_runs = Table(
 leases = Table(
     "leases",
     metadata,
-    Column("name", String(200), primary_key=True),
-    Column("holder", String(255), nullable=False),
+    Column("name", StorableString(200), primary_key=True),
+    Column("holder", StorableString(255), nullable=False),
     Column("pid", Integer),
-    Column("host", String(255)),
+    Column("host", StorableString(255)),
     Column("acquired_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
@@ -385,10 +429,10 @@ audit_events = Table(
     metadata,
     _id(),
     Column("at", UTCDateTime, nullable=False, default=utcnow, index=True),
-    Column("kind", String(64), nullable=False),
-    Column("actor", String(255)),
-    Column("subject", Text),
-    Column("details", Text),
+    Column("kind", StorableString(64), nullable=False),
+    Column("actor", StorableString(255)),
+    Column("subject", StorableText()),
+    Column("details", StorableText()),
     Column("prev_hash", SHA256),
     Column("hash", SHA256, nullable=False, unique=True),
 )
@@ -398,9 +442,9 @@ legal_holds = Table(
     "legal_holds",
     metadata,
     _id(),
-    Column("name", String(200), nullable=False, unique=True),
-    Column("query", Text, nullable=False),
-    Column("reason", Text),
+    Column("name", StorableString(200), nullable=False, unique=True),
+    Column("query", StorableText(), nullable=False),
+    Column("reason", StorableText()),
     _created(),
     Column("released_at", UTCDateTime),
 )
@@ -411,20 +455,20 @@ outbox = Table(
     "outbox",
     metadata,
     _id(),
-    Column("idem_key", String(255), nullable=False, unique=True),
-    Column("kind", String(32), nullable=False),  # digest, forward
-    Column("smtp", String(200), nullable=False),  # name of the relay in the config
-    Column("envelope_from", Text, nullable=False),
-    Column("recipients", Text, nullable=False),
+    Column("idem_key", StorableString(255), nullable=False, unique=True),
+    Column("kind", StorableString(32), nullable=False),  # digest, forward
+    Column("smtp", StorableString(200), nullable=False),  # name of the relay in the config
+    Column("envelope_from", StorableText(), nullable=False),
+    Column("recipients", StorableText(), nullable=False),
     Column("body_sha256", SHA256, ForeignKey("blobs.sha256")),
     Column("body", LargeBinary),
-    Column("status", String(16), nullable=False, default="pending"),
+    Column("status", StorableString(16), nullable=False, default="pending"),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("last_error", Text),
+    Column("last_error", StorableText()),
     _created(),
     Column("next_attempt_at", UTCDateTime),
     Column("sent_at", UTCDateTime),
-    Column("message_id", Text),
+    Column("message_id", StorableText()),
     CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status"),
 )
 
@@ -434,12 +478,12 @@ outbox = Table(
 job_state = Table(
     "job_state",
     metadata,
-    Column("kind", String(32), primary_key=True),
-    Column("name", String(200), primary_key=True),
+    Column("kind", StorableString(32), primary_key=True),
+    Column("name", StorableString(200), primary_key=True),
     Column("cursor_pk", Integer),
     Column("cursor_at", UTCDateTime),
     Column("last_success_at", UTCDateTime),
-    Column("data", Text),
+    Column("data", StorableText()),
     Column("updated_at", UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow),
 )
 
@@ -448,8 +492,8 @@ push_log = Table(
     "push_log",
     metadata,
     _id(),
-    Column("target_account", String(200), nullable=False),
-    Column("target_folder", Text, nullable=False),
+    Column("target_account", StorableString(200), nullable=False),
+    Column("target_folder", StorableText(), nullable=False),
     Column("message_pk", Integer, ForeignKey("messages.id"), nullable=False, index=True),
     Column("target_uid", BigInteger),
     Column("pushed_at", UTCDateTime, nullable=False, default=utcnow),

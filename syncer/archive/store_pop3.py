@@ -51,6 +51,7 @@ class POP3Seen:
     :ivar size: the size LIST gave when it was archived.
     :ivar seen_at: when it was archived (``delete_after_days`` counts from here).
     :ivar deleted_at: when it was found deleted from the server, or None.
+    :ivar message_pk: the archived message's id (what legal holds are checked against).
     """
 
     uidl: str
@@ -58,6 +59,7 @@ class POP3Seen:
     size: int | None
     seen_at: datetime
     deleted_at: datetime | None
+    message_pk: int | None = None
 
 
 class StorePOP3(StoreCore):
@@ -89,13 +91,14 @@ class StorePOP3(StoreCore):
                     pop3_seen.c.size,
                     pop3_seen.c.seen_at,
                     pop3_seen.c.deleted_at,
+                    pop3_seen.c.message_pk,
                 )
                 .outerjoin(messages_table, messages_table.c.id == pop3_seen.c.message_pk)
                 .where(pop3_seen.c.account_id == account_id)
             )
             return {
-                uidl: POP3Seen(uidl, sha, size, seen_at, deleted_at)
-                for uidl, sha, size, seen_at, deleted_at in conn.execute(query)
+                uidl: POP3Seen(uidl, sha, size, seen_at, deleted_at, pk)
+                for uidl, sha, size, seen_at, deleted_at, pk in conn.execute(query)
             }
 
     def archive_pop3(self, account: str, messages: Sequence[RemoteMessage]) -> int:

@@ -35,10 +35,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Table, delete, func, select, update
+from sqlalchemy import Column, Table, case, delete, func, select, update
 
 from syncer.archive import audit
-from syncer.archive.audit import ChainReport
+from syncer.archive.audit import Anchor, ChainReport
 from syncer.archive.blobs import FSBlobStore
 from syncer.archive.models import (
     accounts,
@@ -54,9 +54,24 @@ from syncer.archive.models import (
     utcnow,
 )
 from syncer.archive.store_base import StoreCore, chunks
+from syncer.archive.store_normalize import awaiting_normalization
 from syncer.errors import ArchiveError, UsageError
 
-__all__ = ["DeletedBatch", "Hold", "MessageFacts", "ServerCopy", "StoreRetention"]
+__all__ = [
+    "HOLD_BLIND_REASONS",
+    "DeletedBatch",
+    "Hold",
+    "MessageFacts",
+    "ServerCopy",
+    "StoreRetention",
+]
+
+#: Why a legal hold cannot see a message, by its normalization state.
+HOLD_BLIND_REASONS = {
+    "pending": "awaiting normalization",
+    "failed": "normalization failed",
+    "partial": "normalized partially",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +164,14 @@ class StoreRetention(StoreCore):
         with self._write(f"recording audit event {kind!r}") as conn:
             return audit.append_event(conn, kind, actor=actor, subject=subject, details=details)
 
-    def audit_verify(self) -> ChainReport:
-        """Walk the audit chain; the report names the first broken link, if any."""
+    def audit_verify(self, anchor: Anchor | None = None) -> ChainReport:
+        """Walk the audit chain; the report names the first broken link, if any.
+
+        :param anchor: a head taken earlier (``syncer audit anchor``) that the chain must
+            still hold: catches a cut of the newest events together with the recorded head.
+        """
         with self._read("verifying the audit trail") as conn:
-            return audit.verify_chain(conn)
+            return audit.verify_chain(conn, anchor)
 
     def audit_events(self) -> list[dict[str, Any]]:
         """Every audit event in order, as JSON-serialisable dicts."""
@@ -285,6 +304,28 @@ class StoreRetention(StoreCore):
         """How many distinct messages the archive holds."""
         with self._read("counting messages") as conn:
             return int(conn.execute(select(func.count()).select_from(messages)).scalar_one())
+
+    def hold_blind(self, pks: Sequence[int]) -> dict[int, str]:
+        """Those of ``pks`` whose derived fields a hold's query cannot fully see, with why.
+
+        A hold matches normalized fields (subject, addresses, text): a message awaiting
+        normalization, or one whose normalization failed or was partial, may be one a
+        hold covers without the query finding it. Retention keeps these while any hold
+        is active (DESIGN: "when in doubt, keep"). Reasons: :data:`HOLD_BLIND_REASONS`.
+        """
+        status = case((awaiting_normalization(), "pending"), else_=messages.c.parse_status).label(
+            "status"
+        )
+        found: dict[int, str] = {}
+        with self._read("checking what holds can see") as conn:
+            for part in chunks(sorted(set(pks)), self._caps.max_params):
+                query = select(messages.c.id, status).where(
+                    messages.c.id.in_(part),
+                    awaiting_normalization() | messages.c.parse_status.in_(("failed", "partial")),
+                )
+                for pk, why in conn.execute(query):
+                    found[pk] = HOLD_BLIND_REASONS.get(why, HOLD_BLIND_REASONS["pending"])
+        return found
 
     def message_facts(self, pks: Sequence[int]) -> dict[int, MessageFacts]:
         """Size, sha256, subject and the moment its age counts from, per message id."""

@@ -11,13 +11,17 @@ from __future__ import annotations
 import getpass
 import socket
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from syncer.cli.context import State, emit_json, pass_state
+from syncer.errors import UsageError
+from syncer.formats.files import write_private
 
 if TYPE_CHECKING:
+    from syncer.archive.audit import Anchor
     from syncer.retention.policy import RetentionPlan
 
 
@@ -46,6 +50,13 @@ def _render_plan(plan: RetentionPlan) -> None:
     click.echo(
         f"Kept by legal holds: {data['kept_by_holds']}; kept by floors: {data['kept_by_floors']}."
     )
+    unseen = data["kept_unseen_by_holds"]
+    if unseen:
+        reasons = ", ".join(f"{count} {why}" for why, count in unseen.items())
+        click.echo(
+            f"Kept because a legal hold cannot see them yet: {sum(unseen.values())} ({reasons}); "
+            "`syncer normalize` lets the holds see those awaiting normalization."
+        )
     for policy in data["policies"]:
         click.echo(
             f"  {policy['name']}: delete {policy['delete']['messages']} "
@@ -218,17 +229,28 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also check the head recorded by `syncer audit anchor` in this file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def audit_verify(state: State, as_json: bool) -> None:
+def audit_verify(state: State, anchor_file: Path | None, as_json: bool) -> None:
     """Check the hash chain of the audit trail; exit 1 naming the first broken link.
+
+    Prints the head event's hash and the event count: keep them (or an anchor
+    file) outside the database, since deleting the newest events together with
+    the recorded head leaves a shorter chain that is intact on its own.
 
     \b
     Example:
-      syncer audit verify
+      syncer audit verify --anchor /srv/audit/anchor.json
     """
+    anchor = _read_anchor(anchor_file) if anchor_file is not None else None
     with state.open_store() as store:
-        report = store.audit_verify()
+        report = store.audit_verify(anchor)
     if as_json:
         emit_json(
             {
@@ -236,14 +258,62 @@ def audit_verify(state: State, as_json: bool) -> None:
                 "ok": report.ok,
                 "broken_at": report.broken_at,
                 "problem": report.problem,
+                "head_id": report.head_id,
+                "head_hash": report.head_hash,
+                "anchor_checked": anchor is not None,
             }
         )
     elif report.ok:
-        click.echo(f"{report.events} audit events, chain intact.")
+        checked = " and matches the anchor" if anchor is not None else ""
+        click.echo(f"{report.events} audit events, chain intact{checked}.")
+        click.echo(f"Head: event {report.head_id}, hash {report.head_hash}.")
     else:
         click.echo(f"Audit trail broken: {report.problem}.")
     if not report.ok:
         sys.exit(1)
+
+
+def _read_anchor(path: Path) -> Anchor:
+    from syncer.archive.audit import Anchor
+
+    try:
+        return Anchor.from_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"Cannot read the audit anchor {path}: {exc.strerror}.") from exc
+    except ValueError as exc:
+        raise UsageError(
+            f"{path} is not an audit anchor written by `syncer audit anchor`."
+        ) from exc
+
+
+@audit_group.command("anchor")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@pass_state
+def audit_anchor(state: State, path: Path) -> None:
+    """Write the audit trail's head (event id, hash, count) to PATH, after verifying it.
+
+    Keep PATH where whoever can edit the database cannot (another machine,
+    write-once storage); `syncer audit verify --anchor PATH` then detects events
+    removed or rewritten since, which the chain alone cannot when the newest
+    events are cut together with the recorded head.
+
+    \b
+    Example:
+      syncer audit anchor /mnt/worm/syncer-audit-$(date +%F).json
+    """
+    with state.open_store() as store:
+        report = store.audit_verify()
+    if not report.ok:
+        click.echo(f"Audit trail broken: {report.problem}; no anchor written.")
+        sys.exit(1)
+    from syncer.archive.audit import Anchor
+
+    anchor = Anchor(report.events, report.head_id, report.head_hash)
+    write_private(path, (anchor.to_json() + "\n").encode("utf-8"))
+    click.echo(
+        f"Anchored {report.events} audit events (head: event {report.head_id}, "
+        f"hash {report.head_hash}) in {path}."
+    )
 
 
 @audit_group.command("export")

@@ -21,19 +21,23 @@ if TYPE_CHECKING:
 
 __all__ = ["search"]
 
+#: The largest --limit/--offset: a signed 64-bit SQL integer, beyond which SQLite raised
+#: OverflowError and PostgreSQL a database error; a usage error (exit 2) now.
+_MAX_PAGE = 2**63 - 1
+
 
 @click.command()
 @click.argument("query")
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=_MAX_PAGE),
     default=50,
     show_default=True,
     help="At most this many hits.",
 )
 @click.option(
     "--offset",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=_MAX_PAGE),
     default=0,
     show_default=True,
     help="Skip this many hits first (for paging).",

@@ -18,6 +18,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
 
+from syncer.formats.files import create_private
 from syncer.formats.safe_names import safe_component
 
 __all__ = ["eml_name", "raw_subject", "write_file"]
@@ -45,11 +46,16 @@ def eml_name(when: datetime | None, subject: str | None, sha256: str) -> str:
 
 
 def write_file(path: Path, raw: bytes, when: datetime | None = None) -> None:
-    """Write ``raw`` to ``path`` atomically (temporary name, then rename); mtime = ``when``."""
+    """Write ``raw`` to ``path`` atomically (temporary name, then rename); mtime = ``when``.
+
+    The file is created 0600 with ``O_EXCL | O_NOFOLLOW`` (a planted symlink makes it
+    fail rather than write elsewhere), see :mod:`syncer.formats.files`.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
+    tmp.unlink(missing_ok=True)  # a leftover of a crash (unlink removes a link, never follows)
+    with os.fdopen(create_private(tmp), "wb") as fh:
         fh.write(raw)
     if when is not None:
         stamp = when.timestamp()
-        os.utime(tmp, (stamp, stamp))
+        os.utime(tmp, (stamp, stamp), follow_symlinks=False)
     os.replace(tmp, path)

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from syncer.formats.files import SymlinkRefused, create_private, private_dir, write_private
+
 __all__ = [
     "KEYWORDS_FILE",
     "MaildirMessage",
@@ -111,7 +113,7 @@ class MaildirWriter:
         if folder in self._made:
             return
         for sub in _SUBDIRS:
-            (folder / sub).mkdir(parents=True, exist_ok=True)
+            private_dir(folder / sub)
         sidecar = folder / KEYWORDS_FILE
         self._keywords[folder] = json.loads(sidecar.read_text("utf-8")) if sidecar.exists() else {}
         self._made.add(folder)
@@ -129,10 +131,11 @@ class MaildirWriter:
         name = f"{stamp}.{key}.syncer{info}"
         tmp = folder / "tmp" / f"{stamp}.{key}.syncer"
         final = folder / "cur" / name
-        with tmp.open("wb") as fh:
+        tmp.unlink(missing_ok=True)  # a leftover of a crash; never followed if a link
+        with os.fdopen(create_private(tmp), "wb") as fh:  # 0600, O_EXCL | O_NOFOLLOW
             fh.write(raw)
         if when is not None:
-            os.utime(tmp, (stamp, stamp))
+            os.utime(tmp, (stamp, stamp), follow_symlinks=False)
         os.replace(tmp, final)
         if keywords:
             self._keywords[folder][name] = keywords
@@ -144,9 +147,8 @@ class MaildirWriter:
             sidecar = folder / KEYWORDS_FILE
             if not keywords and not sidecar.exists():
                 continue
-            tmp = folder / f".{KEYWORDS_FILE}.tmp"
-            tmp.write_text(json.dumps(keywords, indent=1, sort_keys=True), "utf-8")
-            os.replace(tmp, sidecar)
+            text = json.dumps(keywords, indent=1, sort_keys=True)
+            write_private(sidecar, text.encode("utf-8"), sync=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +210,8 @@ def read_folder(folder: Path) -> Iterator[MaildirMessage]:
     for sub in ("new", "cur"):
         directory = folder / sub
         for path in sorted(directory.iterdir()):
+            if path.is_symlink():  # a link to /etc/shadow is not a message
+                raise SymlinkRefused(f"{path} is a symbolic link; syncer does not follow links.")
             if not path.is_file() or path.name.startswith("."):
                 continue
             flags, letters = flags_from_name(path.name)

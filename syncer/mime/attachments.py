@@ -47,6 +47,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
+from syncer.mime.children import die_with_parent
 from syncer.mime.parsed import AttachmentText
 
 __all__ = [
@@ -261,8 +262,14 @@ def _read_exactly(stream: Any, size: int) -> bytes:
     return bytes(data)
 
 
-def _serve() -> None:
-    """The child: read requests from stdin, answer on stdout, until stdin closes."""
+def _serve(parent_pid: int | None = None) -> None:
+    """The child: read requests from stdin, answer on stdout, until stdin closes.
+
+    :param parent_pid: the parent's pid; the child dies with it (a SIGKILLed parent
+        closes no pipe in time for a child blocked in a parse).
+    """
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     try:
         import resource
 
@@ -377,7 +384,7 @@ class TextExtractor:
         if self._child is not None and self._child.poll() is None:
             return self._child
         child = subprocess.Popen(
-            [sys.executable, "-m", "syncer.mime.attachments"],
+            [sys.executable, "-m", "syncer.mime.attachments", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -476,4 +483,4 @@ class MessageTexts:
 
 
 if __name__ == "__main__":
-    _serve()
+    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -42,7 +42,7 @@ from syncer.mime.text import (
     codec_for,
     decode_bytes,
     header_text,
-    html_to_text,
+    html_text,
     safe_filename,
     strip_surrogates,
 )
@@ -321,7 +321,10 @@ class Walk:
         charset = _param(part, "content-type", "charset", self.hints)
         text = decode_bytes(data, charset, self.hints)
         if html:
-            text = html_to_text(text)
+            text, defect = html_text(text)
+            if defect is not None:
+                self.defects.add(defect)
+                self.errors.append("HTML nested too deeply; its text was read without the markup")
         if "-----BEGIN PGP " in text:
             text = self._inline_pgp(text)
         self._add_text(text.replace("\r\n", "\n").strip())

@@ -20,7 +20,7 @@ Decoding order for a byte string (:func:`decode_bytes`):
 6. the label (or windows-1252) with replacement characters.
 
 Public API: :func:`decode_bytes`, :func:`codec_for`, :func:`decode_words`,
-:func:`header_text`, :func:`html_to_text`, :func:`safe_filename`,
+:func:`header_text`, :func:`html_to_text`, :func:`html_text`, :func:`safe_filename`,
 :func:`strip_surrogates`.
 """
 
@@ -291,6 +291,12 @@ def header_text(value: str, hints: Iterable[str] = (), *, words: bool = True) ->
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
 
 
+#: The defect recorded for markup nested deeper than the HTML parser reads (libxml2
+#: stops at 256 levels and drops the rest silently; a hold on a word there would not hold).
+HTML_TOO_DEEP = "HTMLTooDeep"
+_XML_DECLARATION = re.compile(r"^<\?xml [^>]*>", re.I)
+
+
 def html_to_text(html: str) -> str:
     """The readable text of an HTML part; scripts, styles and comments dropped.
 
@@ -298,17 +304,52 @@ def html_to_text(html: str) -> str:
     Malformed markup is read as well as lxml can; an empty or unreadable
     document gives "".
     """
-    if not html.strip():
-        return ""
-    from inscriptis import get_text  # type: ignore[import-untyped]
+    return html_text(html)[0]
 
+
+def html_text(html: str) -> tuple[str, str | None]:
+    """:func:`html_to_text`, and the defect (:data:`HTML_TOO_DEEP`) when the parser could
+    not read all of the markup: the text then comes from dropping the tags instead.
+    """
+    if not html.strip():
+        return "", None
     # lxml refuses NUL and most C0 controls; mail sometimes has them.
-    html = _C0_CONTROLS.sub("", html)
+    html = _XML_DECLARATION.sub("", _C0_CONTROLS.sub("", html).strip(), count=1)
+    defect = None
     try:
-        text = str(get_text(html))
+        text = _rendered(html)
+    except _TooDeep:
+        text, defect = _without_tags(html), HTML_TOO_DEEP
     except Exception:  # lxml's ParserError and friends: fall back to dropping the tags
-        text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", " ", html)
-    return _BLANK_LINES.sub("\n\n", text).strip()
+        text = _without_tags(html)
+    return _BLANK_LINES.sub("\n\n", text).strip(), defect
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _rendered(html: str) -> str:
+    """inscriptis over a tree parsed here, so that the parser's resource errors are seen."""
+    from inscriptis import Inscriptis  # type: ignore[import-untyped]
+    from lxml.etree import ParserError  # type: ignore[import-untyped]
+    from lxml.html import HTMLParser, document_fromstring  # type: ignore[import-untyped]
+
+    parser = HTMLParser()
+    try:
+        tree = document_fromstring(html, parser=parser)
+    except ParserError:  # no element at all: read it as preformatted text, as inscriptis does
+        tree = document_fromstring("<pre>" + html + "</pre>", parser=parser)
+    if any(error.type_name == "ERR_RESOURCE_LIMIT" for error in parser.error_log):
+        raise _TooDeep
+    try:
+        return str(Inscriptis(tree).get_text())
+    except RecursionError as exc:
+        raise _TooDeep from exc
+
+
+def _without_tags(html: str) -> str:
+    return re.sub(r"(?is)<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", " ", html)
 
 
 # --------------------------------------------------------------------------- file names

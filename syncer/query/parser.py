@@ -34,10 +34,14 @@ from syncer.query.ast import And, Field, MatchAll, Not, Or, Query, Text
 from syncer.query.errors import QuerySyntaxError
 from syncer.query.fields import FIELDS, TEXT_FIELDS, ValueProblem, canonical_value
 
-__all__ = ["MAX_DEPTH", "MAX_LENGTH", "parse"]
+__all__ = ["MAX_DEPTH", "MAX_LENGTH", "MAX_TERMS", "parse"]
 
 MAX_DEPTH = 64
 MAX_LENGTH = 10_000
+#: At most this many terms: SQLite refuses deeper expression trees ("Expression tree
+#: is too large", about 1,000 nodes) and PostgreSQL spent minutes on 1,100 ``from:``
+#: terms; a longer query is a query error (exit 2), not an archive error.
+MAX_TERMS = 200
 _FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*:")
 _STOP = frozenset('()"')
 _KEYWORDS = frozenset({"AND", "OR", "NOT"})
@@ -60,6 +64,11 @@ def parse(text: str) -> Query:
     tokens = _Lexer(text).tokens()
     if not tokens:
         return MatchAll()
+    terms = [token for token in tokens if token.kind == "term"]
+    if len(terms) > MAX_TERMS:
+        raise QuerySyntaxError(
+            text, terms[MAX_TERMS].pos, f"the query has more than {MAX_TERMS} terms"
+        )
     return _Parser(text, tokens).query()
 
 

@@ -19,6 +19,9 @@ The rules, per message (policies select messages with the search language):
    neither deleted nor expunged from a server, whatever a policy says. Holds are
    evaluated when the plan is built, so they cover messages archived after the
    hold was placed; :func:`apply_plan` looks again before every batch.
+   While any hold is active, a message a hold cannot see -- awaiting
+   normalization, or normalized with a failure or partially -- is kept as well
+   (:mod:`syncer.sync.holds`); the plan counts these by reason.
 5. Server expunge: the longest ``expunge_server_after_days`` of the matching
    policies wins; floors do not apply (the archive keeps its copy), and only
    copies whose archive blob re-reads and verifies are expunged
@@ -35,6 +38,7 @@ Public API: :func:`decide`, :func:`build_plan`, :func:`apply_plan`,
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,18 +49,16 @@ import structlog
 from syncer.config.retention import RetentionPolicy
 from syncer.errors import UsageError
 from syncer.sync.folders import utcnow
+from syncer.sync.holds import Selector, held_ids, protection
 
 if TYPE_CHECKING:
     from syncer.archive.search.store import StoreSearch
     from syncer.archive.store import ArchiveStore
-    from syncer.archive.store_retention import Hold, MessageFacts, ServerCopy
+    from syncer.archive.store_retention import MessageFacts, ServerCopy
     from syncer.config.schema import Config
     from syncer.retention.expunge import Expunger
 
 log = structlog.get_logger(__name__)
-
-#: A query (the search language) to the ids of the messages it matches.
-Selector = Callable[[str], Iterable[int]]
 
 #: How many messages a plan shows per policy.
 SAMPLE_SIZE = 5
@@ -77,6 +79,7 @@ class Decision:
     :ivar expunge_by: the policy that removes it from the servers now, or None.
     :ivar held: an active hold stopped a delete or expunge that was due.
     :ivar floored: a floor (``keep_min_days``) stopped a delete that was due.
+    :ivar unseen: why a hold cannot see it, when that stopped a delete or expunge.
     """
 
     pk: int
@@ -84,6 +87,7 @@ class Decision:
     expunge_by: str | None = None
     held: bool = False
     floored: bool = False
+    unseen: str | None = None
 
 
 def _older_than(aged_from: datetime, now: datetime, days: int) -> bool:
@@ -96,45 +100,67 @@ def decide(
     held: set[int],
     facts: dict[int, MessageFacts],
     now: datetime,
+    unseen: dict[int, str] | None = None,
 ) -> dict[int, Decision]:
     """Apply the rules of the module docstring to every message some policy matches.
 
     :param matches: policy name -> ids of the messages its query matches.
     :param held: ids matched by an active legal hold.
+    :param unseen: ids a hold cannot see (while one is active), with the reason;
+        they are kept like held ones.
     :param facts: per id, at least ``aged_from``.
     :returns: a decision per id that is deleted, expunged, held or floored.
     """
     candidates = set().union(*matches.values()) if matches else set()
+    unseen = unseen or {}
     decisions: dict[int, Decision] = {}
     for pk in sorted(candidates):
         fact = facts.get(pk)
         if fact is None:  # deleted meanwhile
             continue
-        matching = [p for p in policies if pk in matches.get(p.name, ())]
-        floor = max((p.keep_min_days or 0 for p in matching), default=0)
-        delete_by = expunge_by = None
-        is_held = floored = False
-        deleters = [p for p in matching if p.delete_after_days is not None]
-        if deleters:
-            winner = max(deleters, key=lambda p: p.delete_after_days or 0)
-            if _older_than(fact.aged_from, now, winner.delete_after_days or 0):
-                if not _older_than(fact.aged_from, now, floor):
-                    floored = True
-                elif pk in held:
-                    is_held = True
-                else:
-                    delete_by = winner.name
-        expungers = [p for p in matching if p.expunge_server_after_days is not None]
-        if expungers:
-            winner = max(expungers, key=lambda p: p.expunge_server_after_days or 0)
-            if _older_than(fact.aged_from, now, winner.expunge_server_after_days or 0):
-                if pk in held:
-                    is_held = True
-                else:
-                    expunge_by = winner.name
-        if delete_by or expunge_by or is_held or floored:
-            decisions[pk] = Decision(pk, delete_by, expunge_by, is_held, floored)
+        decision = _decide_one(policies, matches, pk, pk in held, fact, now)
+        if decision is None:
+            continue
+        if not decision.held and pk in unseen and (decision.delete_by or decision.expunge_by):
+            decision = Decision(pk, floored=decision.floored, unseen=unseen[pk])
+        decisions[pk] = decision
     return decisions
+
+
+def _decide_one(
+    policies: Sequence[RetentionPolicy],
+    matches: dict[str, set[int]],
+    pk: int,
+    held: bool,
+    fact: MessageFacts,
+    now: datetime,
+) -> Decision | None:
+    """One message's decision under the rules, or None when nothing is due for it."""
+    matching = [p for p in policies if pk in matches.get(p.name, ())]
+    floor = max((p.keep_min_days or 0 for p in matching), default=0)
+    delete_by = expunge_by = None
+    is_held = floored = False
+    deleters = [p for p in matching if p.delete_after_days is not None]
+    if deleters:
+        winner = max(deleters, key=lambda p: p.delete_after_days or 0)
+        if _older_than(fact.aged_from, now, winner.delete_after_days or 0):
+            if not _older_than(fact.aged_from, now, floor):
+                floored = True
+            elif held:
+                is_held = True
+            else:
+                delete_by = winner.name
+    expungers = [p for p in matching if p.expunge_server_after_days is not None]
+    if expungers:
+        winner = max(expungers, key=lambda p: p.expunge_server_after_days or 0)
+        if _older_than(fact.aged_from, now, winner.expunge_server_after_days or 0):
+            if held:
+                is_held = True
+            else:
+                expunge_by = winner.name
+    if delete_by or expunge_by or is_held or floored:
+        return Decision(pk, delete_by, expunge_by, is_held, floored)
+    return None
 
 
 # --------------------------------------------------------------------------- plans
@@ -178,6 +204,7 @@ class RetentionPlan:
     held: int = 0
     floored: int = 0
     holds: tuple[str, ...] = ()
+    unseen: dict[str, int] = field(default_factory=dict)
 
     @property
     def delete_messages(self) -> int:
@@ -211,6 +238,7 @@ class RetentionPlan:
             },
             "kept_by_holds": self.held,
             "kept_by_floors": self.floored,
+            "kept_unseen_by_holds": dict(sorted(self.unseen.items())),
             "holds": list(self.holds),
             "policies": [p.to_dict() for p in self.policies],
         }
@@ -228,14 +256,6 @@ def store_selector(store: ArchiveStore, now: datetime) -> Selector:
         return [pk for batch in searcher.select_message_ids(query, now=now) for pk in batch]
 
     return select
-
-
-def held_ids(holds: Sequence[Hold], select: Selector) -> set[int]:
-    """Ids of the messages any of these holds covers (evaluated now)."""
-    found: set[int] = set()
-    for hold in holds:
-        found.update(select(hold.query))
-    return found
 
 
 def build_plan(
@@ -257,7 +277,8 @@ def build_plan(
     held = held_ids(holds, select)
     candidates = set().union(*matches.values()) if matches else set()
     facts = store.message_facts(sorted(candidates))
-    decisions = decide(policies, matches, held, facts, now)
+    unseen = store.hold_blind(sorted(candidates)) if holds else {}
+    decisions = decide(policies, matches, held, facts, now, unseen)
     plans = {p.name: PolicyPlan(p.name) for p in policies}
     expunge_owner: dict[int, str] = {}
     for decision in decisions.values():
@@ -292,6 +313,7 @@ def build_plan(
         held=sum(1 for d in decisions.values() if d.held),
         floored=sum(1 for d in decisions.values() if d.floored),
         holds=tuple(h.name for h in holds),
+        unseen=dict(Counter(d.unseen for d in decisions.values() if d.unseen is not None)),
     )
 
 
@@ -373,7 +395,7 @@ def apply_plan(
         raise
     select = select or store_selector(store, plan.now)
     try:
-        _expunge(store, plan, result, config=config, actor=actor, expunger=expunger)
+        _expunge(store, plan, result, config=config, actor=actor, expunger=expunger, select=select)
         _delete(store, plan, result, settings.batch_size, actor, select, heartbeat)
     except BaseException as exc:
         # Every batch done is audited already; record that the run did not finish.
@@ -400,10 +422,19 @@ def _expunge(
     config: Config | None,
     actor: str | None,
     expunger: Expunger | None,
+    select: Selector,
 ) -> None:
     copies = [copy for p in plan.policies for copy in p.expunge]
     if not copies:
         return
+    if {h.name for h in store.holds()} != set(plan.holds):
+        # A hold placed or released since the plan: what it protects now is kept.
+        guard = protection(store, sorted({c.message_pk for c in copies}), select=select)
+        kept = [c for c in copies if guard.covers(c.message_pk)]
+        result.skipped_by_new_holds += len({c.message_pk for c in kept})
+        copies = [c for c in copies if not guard.covers(c.message_pk)]
+        if not copies:
+            return
     if expunger is None:
         from syncer.retention.expunge import ServerExpunger
 
@@ -433,7 +464,10 @@ def _delete(
             if {h.name for h in active} != holds_seen:
                 held_now = held_ids(active, select)
                 holds_seen = {h.name for h in active}
-            allowed = [pk for pk in batch if pk not in held_now]
+            # While a hold is active, what it cannot see (e.g. marked for re-normalization
+            # since the plan) is kept as well.
+            unseen = store.hold_blind(batch) if active else {}
+            allowed = [pk for pk in batch if pk not in held_now and pk not in unseen]
             result.skipped_by_new_holds += len(batch) - len(allowed)
             done = store.delete_messages(
                 allowed,

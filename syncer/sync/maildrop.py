@@ -22,8 +22,11 @@ The algorithm:
    checked once more -- the blob is read back through the store, which
    re-hashes it, and its size must equal the size LIST gives now -- then
    marked with DELE. QUIT makes the server delete them; only after QUIT
-   succeeded are they recorded as deleted. A session that ends any other way
-   deletes nothing, and the next run tries again.
+   succeeded are they recorded as deleted, with a ``pop3.deleted`` audit event.
+   A session that ends any other way deletes nothing, and the next run tries
+   again. A message an active legal hold covers, or one a hold cannot see yet
+   (awaiting normalization, failed or partial; :mod:`syncer.sync.holds`), is
+   left on the server.
 
 So a message is never deleted from the server unless its archive copy is
 committed and verified, and a crash at any instant leaves every message in at
@@ -48,6 +51,7 @@ import structlog
 from syncer.errors import ArchiveError, SourceError
 from syncer.model import FolderSummary, MaildropEntry, RemoteMessage
 from syncer.sync.folders import Clock, Heartbeat, Progress, utcnow
+from syncer.sync.holds import Protection, protection
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
@@ -305,14 +309,20 @@ def _delete_due(
     """
     seen = store.pop3_seen(account)  # now with this run's messages
     cutoff = clock() - timedelta(days=options.delete_after_days or 0)
+    due = [(entry, keys[entry.number]) for entry in listing]
+    due = [(entry, key) for entry, key in due if _due(seen.get(key), options, cutoff)]
+    # Legal holds protect server copies too, also what they cannot see yet (syncer.sync.holds).
+    pks = [pk for _entry, key in due if (pk := seen[key].message_pk) is not None]
+    guard = protection(store, pks) if due else Protection()
     problems: list[str] = []
     marked: list[str] = []
-    for entry in listing:
-        key = keys[entry.number]
-        row = seen.get(key)
-        if not _due(row, options, cutoff):
+    for entry, key in due:
+        row = seen[key]
+        assert row.sha256 is not None
+        held = guard.reason(row.message_pk)
+        if held is not None:
+            log.info("pop3.dele_held", number=entry.number, uidl=key, reason=held)
             continue
-        assert row is not None and row.sha256 is not None
         problem = verify_copy(store, account, entry, key, row.sha256, row.size)
         if problem is not None:
             log.error("pop3.dele_refused", number=entry.number, uidl=key, reason=problem)
@@ -326,7 +336,32 @@ def _delete_due(
         return 0, problems
     source.quit()
     deleted = store.mark_pop3_deleted(account, marked, clock())
+    _audit_deleted(store, account, options, [(key, seen[key].sha256 or "") for key in marked])
     return deleted, problems
+
+
+def _audit_deleted(
+    store: ArchiveStore, account: str, options: POP3Options, removed: list[tuple[str, str]]
+) -> None:
+    """The ``pop3.deleted`` audit event: every server-side deletion is accounted for,
+    as retention's expunges are (``retention.expunged``)."""
+    rule = (
+        "delete_after_archive"
+        if options.delete_after_archive
+        else f"delete_after_days = {options.delete_after_days}"
+    )
+    store.audit(
+        "pop3.deleted",
+        actor=None,
+        subject=account,
+        details={
+            "account": account,
+            "folder": FOLDER,
+            "rule": rule,
+            "uidls": [uidl for uidl, _sha in removed],
+            "sha256": sorted({sha for _uidl, sha in removed}),
+        },
+    )
 
 
 def verify_copy(

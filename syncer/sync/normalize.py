@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from syncer.errors import SyncerError
+from syncer.errors import ArchiveError, SyncerError
 from syncer.mime.attachments import TextExtractor
+from syncer.mime.children import die_with_parent
 from syncer.mime.normalize import normalize
 from syncer.mime.parsed import NORMALIZER_VERSION, NormalizedMessage
 
@@ -124,6 +125,28 @@ def _failed(error: str) -> NormalizedMessage:
     return NormalizedMessage(version=NORMALIZER_VERSION, status="failed", error=error)
 
 
+def _save(
+    store: ArchiveStore, pks: list[int], results: list[NormalizedMessage]
+) -> list[NormalizedMessage]:
+    """Save a batch; when the database refuses it, save one message at a time and
+    record any it still refuses as failed, so one message never blocks the rest.
+
+    :returns: the results as saved.
+    :raises ArchiveError: when even the failure record cannot be saved (the
+        database itself is down).
+    """
+    try:
+        store.save_normalized(list(zip(pks, results, strict=True)))
+        return results
+    except ArchiveError as exc:
+        if len(pks) == 1:
+            failed = _failed(f"could not be stored: {exc.message}"[:500])
+            store.save_normalized([(pks[0], failed)])
+            log.warning("message.store_failed", message=pks[0], error=exc.message)
+            return [failed]
+    return [_save(store, [pk], [result])[0] for pk, result in zip(pks, results, strict=True)]
+
+
 def _batches(store: ArchiveStore, since: datetime | None) -> Callable[[], list[Pending]]:
     """A function returning the next batch (empty when done), paging by message id."""
     after = 0
@@ -193,9 +216,7 @@ def normalize_pending(
         nonlocal done, size
         for index, problem in problems.items():
             results[index] = _failed(problem)
-        store.save_normalized(
-            [(item.message_pk, result) for item, result in zip(batch, results, strict=True)]
-        )
+        results = _save(store, [item.message_pk for item in batch], results)
         for item, result in zip(batch, results, strict=True):
             counts[result.status] = counts.get(result.status, 0) + 1
             if result.status != "ok":
@@ -218,7 +239,13 @@ def normalize_pending(
     else:
         # spawn, not fork: this process holds database connections and threads.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        # Each worker dies with this process (a SIGKILL here must not leave them orphaned).
+        with ProcessPoolExecutor(
+            max_workers=processes,
+            mp_context=context,
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             in_flight: deque[_InFlight] = deque()
 
             def submit() -> bool:

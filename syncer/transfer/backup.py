@@ -44,6 +44,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
 from syncer.errors import ArchiveError, UsageError
+from syncer.formats.files import private_dir, write_private
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
@@ -117,8 +118,18 @@ def _copy_blobs(
 def _empty_dir(path: Path) -> Path:
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UsageError(f"{path} exists and is not an empty directory; back up into a new one.")
-    path.mkdir(parents=True, exist_ok=True)
+    private_dir(path)  # 0700 from the start: nothing inside is reachable by others meanwhile
     return path.resolve()
+
+
+def _make_private(root: Path) -> None:
+    """Every file of the backup 0600, every folder 0700, whatever the umask and the tools
+    (SQLite's backup, pg_dump, copies) created them with."""
+    for current, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(Path(current, name), 0o700, follow_symlinks=False)
+        for name in files:
+            os.chmod(Path(current, name), 0o600, follow_symlinks=False)
 
 
 def backup_archive(store: ArchiveStore, path: Path) -> BackupSummary:
@@ -157,9 +168,8 @@ def backup_archive(store: ArchiveStore, path: Path) -> BackupSummary:
         "blob_files": len(shas),
         "source": store.url,
     }
-    tmp = root / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), "utf-8")
-    os.replace(tmp, root / MANIFEST)
+    _make_private(root)
+    write_private(root / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
     log.info("backup.completed", path=str(root), dialect=store.dialect, blob_files=len(shas))
     return summary
 

@@ -41,6 +41,7 @@ import structlog
 from syncer.errors import SyncerError, UsageError
 from syncer.formats import eml as eml_format
 from syncer.formats import mbox as mbox_format
+from syncer.formats.files import private_dir, refuse_symlinks, write_private
 from syncer.formats.maildir import MaildirWriter
 from syncer.formats.safe_names import inside, safe_component, safe_relpath
 
@@ -117,12 +118,7 @@ class _State:
             "done": {key: sorted(shas) for key, shas in sorted(self.done.items())},
             "mbox": dict(sorted(self.mbox_sizes.items())),
         }
-        tmp = self.path.with_name(f"{STATE_FILE}.tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(data, indent=1).encode("utf-8"))
 
 
 def _folder_dir(placement: Placement) -> PurePosixPath:
@@ -158,8 +154,10 @@ class _Writer:
         out = self._mboxes.get(relative)
         if out is None:
             path = self._target(PurePosixPath(relative))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            out = self._files.enter_context(path.open("ab"))
+            private_dir(path.parent)
+            # 0600 and never through a link (refused up front; O_NOFOLLOW closes the race).
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            out = self._files.enter_context(os.fdopen(fd, "ab"))
             # Anything past the recorded length is from a run that died before saving.
             size = self.state.mbox_sizes.get(relative, 0)
             if out.tell() > size:
@@ -183,7 +181,7 @@ class _Writer:
                 folder_path, raw, placement.flags, placement.internaldate, placement.sha256[:20]
             )
             return len(raw)
-        folder_path.mkdir(parents=True, exist_ok=True)
+        private_dir(folder_path)
         subject = placement.subject
         if subject is None:  # not normalized yet
             subject = eml_format.raw_subject(raw)
@@ -219,8 +217,10 @@ def export_archive(
     root = options.out
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is not a directory; --out names a directory to export into.")
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)
     root = root.resolve()
+    # A symlink planted anywhere under PATH would send a write outside it.
+    refuse_symlinks(root)
     state = _State(root, options)
     writer = _Writer(root, options, state)
     summary = ExportSummary()

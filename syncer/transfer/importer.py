@@ -43,6 +43,7 @@ from imapclient import imap_utf7
 from syncer.errors import UsageError
 from syncer.formats import maildir as maildir_format
 from syncer.formats import mbox as mbox_format
+from syncer.formats.files import refuse_symlinks
 from syncer.model import FolderStatus, RemoteMessage
 
 if TYPE_CHECKING:
@@ -123,6 +124,8 @@ def _join(prefix: str | None, parts: tuple[str, ...]) -> str | None:
 def _items(kind: Kind, path: Path, folder: str | None) -> Iterator[_Item]:
     if not path.exists():
         raise UsageError(f"{path} does not exist.")
+    # A link in a Maildir (to /etc/shadow, to a folder elsewhere) would be imported as mail.
+    refuse_symlinks(path)
     if kind == "mbox":
         if path.is_file():
             yield from _mbox_items(path, folder, None)

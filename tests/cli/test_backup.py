@@ -85,3 +85,26 @@ def test_postgresql_backup_restores_with_pg_dump(
     finally:
         postgres_server.drop_database(source)
         postgres_server.drop_database(target)
+
+
+def test_the_archive_and_its_backup_are_private_whatever_the_umask(
+    syncer_cli: Syncer, tmp_path: Path
+) -> None:
+    # Issue 16 (Low): archive.db and backups were created 0644 under umask 022.
+    import os
+
+    url = f"sqlite:///{tmp_path / 'new' / 'live.db'}"
+    old = os.umask(0o022)
+    try:
+        _config(syncer_cli, url, "db")
+        assert syncer_cli("init").exit_code == 0
+        _fill(url, "db")
+        assert syncer_cli("backup", str(tmp_path / "backup")).exit_code == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
+    for path in (tmp_path / "new").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    backup = tmp_path / "backup"
+    modes = {p: p.stat().st_mode & 0o777 for p in [backup, *backup.rglob("*")]}
+    assert all(m == (0o700 if p.is_dir() else 0o600) for p, m in modes.items()), modes

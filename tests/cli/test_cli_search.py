@@ -119,3 +119,18 @@ def test_an_unknown_field_lists_the_known_ones(syncer_cli: Syncer) -> None:
     first = result.stderr.splitlines()[0]
     assert first.startswith("Error: Malformed query at column 1: unknown field 'sender:' (known")
     assert "from:, to:, cc:, subject:" in first and "Traceback" not in result.output
+
+
+def test_long_queries_and_huge_pages_are_usage_errors(syncer_cli: Syncer) -> None:
+    # Issue 16 (Low): 1,600 ORed words gave "Expression tree is too large" as an archive
+    # error (exit 1) on SQLite, and --limit 10**20 an OverflowError.
+    syncer_cli("init")
+    words = " OR ".join(f"w{n}" for n in range(1600))[:9_000]
+    long = syncer_cli("search", words)
+    assert long.exit_code == 2 and "more than 200 terms" in long.output
+    senders = " OR ".join(f"from:a{n}@x.org" for n in range(201))
+    assert syncer_cli("search", senders).exit_code == 2
+    assert syncer_cli("search", " OR ".join(f"w{n}" for n in range(200))).exit_code == 0
+    for option in ("--limit", "--offset"):
+        huge = syncer_cli("search", "x", option, str(10**20))
+        assert huge.exit_code == 2 and "Invalid value" in huge.output

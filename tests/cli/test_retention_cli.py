@@ -151,3 +151,39 @@ def test_syncer_run_records_the_policies_and_applies_them_on_schedule(
         assert jobs["retention"]["schedule"] == "cron 0 3 * * *"
     finally:
         store.close()
+
+
+def test_audit_anchor_is_written_private_and_verify_checks_against_it(
+    syncer_cli: Syncer,
+) -> None:
+    from sqlalchemy import delete
+
+    from syncer.archive.models import job_state
+
+    store = seeded(syncer_cli, MIRROR.format(days=30))
+    try:
+        syncer_cli("hold", "add", "a", "folder:Old")
+        syncer_cli("hold", "release", "a")
+        anchor = syncer_cli.tmp_path / "anchor.json"
+        written = syncer_cli("audit", "anchor", str(anchor))
+        assert written.exit_code == 0, written.output
+        assert (anchor.stat().st_mode & 0o777) == 0o600
+        verified = syncer_cli("audit", "verify", "--anchor", str(anchor))
+        assert verified.exit_code == 0
+        assert "chain intact and matches the anchor" in verified.stdout
+        head = json.loads(syncer_cli("audit", "verify", "--json").stdout)
+        assert head["events"] == 2 and len(head["head_hash"]) == 64
+        assert f"hash {head['head_hash']}" in verified.stdout
+
+        with store.engine.begin() as conn:  # cut everything, head included
+            conn.execute(delete(audit_events))
+            conn.execute(delete(job_state).where(job_state.c.kind == "audit"))
+        assert syncer_cli("audit", "verify").exit_code == 0, "the database alone cannot tell"
+        cut = syncer_cli("audit", "verify", "--anchor", str(anchor))
+        assert cut.exit_code == 1 and "anchored head" in cut.stdout
+
+        anchor.write_text("{}")
+        bad = syncer_cli("audit", "verify", "--anchor", str(anchor))
+        assert bad.exit_code == 2 and "is not an audit anchor" in bad.output
+    finally:
+        store.close()

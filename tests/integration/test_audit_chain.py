@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from typing import Any
 
@@ -96,3 +97,51 @@ def test_concurrent_appends_keep_one_chain(archive_url: str) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def _head_set(store: ArchiveStore, event_id: int | None, digest: str | None) -> None:
+    """What someone with write access does to hide a cut: move the recorded head."""
+    from syncer.archive.models import job_state
+
+    with store.engine.begin() as conn:
+        if event_id is None:
+            conn.execute(delete(job_state).where(job_state.c.kind == "audit"))
+        else:
+            data = json.dumps({"hash": digest, "id": event_id})
+            conn.execute(update(job_state).where(job_state.c.kind == "audit").values(data=data))
+
+
+def _cut_after(store: ArchiveStore, event_id: int) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(delete(audit_events).where(audit_events.c.id > event_id))
+
+
+def test_a_cut_tail_with_a_moved_head_is_found_only_through_an_anchor(
+    archive_store: ArchiveStore,
+) -> None:
+    # Issue 16, item 9: cutting the newest events and moving (or deleting) the recorded
+    # head leaves a shorter chain that is intact on its own; only a head kept outside the
+    # database shows it.
+    from syncer.archive.audit import Anchor
+
+    store = archive_store
+    _fill(store, 6)
+    report = store.audit_verify()
+    assert report.ok and report.head_id is not None and report.head_hash is not None
+    anchor = Anchor(report.events, report.head_id, report.head_hash)
+    assert Anchor.from_json(anchor.to_json()) == anchor
+    assert store.audit_verify(anchor).ok
+    store.audit("later", actor="t")
+    assert store.audit_verify(anchor).ok, "a longer chain extends the anchor"
+
+    keep = _row(store, report.head_id - 2)
+    _cut_after(store, keep["id"])
+    _head_set(store, keep["id"], keep["hash"])
+    assert store.audit_verify().ok, "the chain alone cannot tell"
+    cut = store.audit_verify(anchor)
+    assert not cut.ok and cut.problem is not None and "anchored head" in cut.problem
+
+    _cut_after(store, 0)
+    _head_set(store, None, None)
+    assert store.audit_verify().ok and store.audit_verify().events == 0
+    assert not store.audit_verify(anchor).ok

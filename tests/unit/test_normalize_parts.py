@@ -31,6 +31,24 @@ def test_html_is_converted_to_text_without_scripts_styles_or_comments() -> None:
         assert hidden not in text
 
 
+def test_html_nested_past_the_parsers_depth_is_partial_with_its_text_recovered() -> None:
+    # libxml2 stops at 256 levels and dropped the text silently: status ok, text "",
+    # so search could not find it and a hold on a word in it did not hold (issue 16, item 8).
+    for levels in (256, 300, 5000):
+        html = "<div>" * levels + "quarterly <b>zanzibar</b> figures" + "</div>" * levels
+        raw = (
+            "From: a@example.com\r\nSubject: deep\r\nContent-Type: text/html\r\n\r\n" + html
+        ).encode()
+        result = normalize(raw)
+        assert result.status == "partial", levels
+        assert "HTMLTooDeep" in result.defects
+        assert result.error is not None and "nested too deeply" in result.error
+        assert "quarterly zanzibar figures" in " ".join(result.text.split())
+    shallow = "<div>" * 100 + "fine" + "</div>" * 100
+    ok = normalize(f"Content-Type: text/html\r\n\r\n{shallow}".encode())
+    assert (ok.status, ok.text, ok.defects) == ("ok", "fine", ())
+
+
 def test_nested_multiparts_number_parts_as_imap_does() -> None:
     assert _attachments("04-nested-mixed-alternative-related") == [
         ("1.2.2", "logo.png", "image/png", True),
