@@ -1,4 +1,4 @@
-"""The normalizer's golden corpus and the fields compared on it (see tests/unit/test_normalize_golden.py).
+"""The normalizer's golden corpus and the fields compared on it (tests/unit/test_normalize_golden).
 
 Why this module exists: the normalizer was rewritten for speed (issue 17) and
 every field it derives must stay what it was. ``tests/data/golden/normalized.json.gz``
