@@ -22,7 +22,7 @@ def _shape(msg: Message) -> list[Any]:
         (
             part.get_unixfrom(),
             list(part.raw_items()),
-            part._payload if isinstance(part._payload, str) else None,  # noqa: SLF001
+            part._payload if isinstance(part._payload, str) else None,
             part.preamble,
             part.epilogue,
             [type(d).__name__ for d in part.defects],
