@@ -20,9 +20,9 @@ thread at this message (or at its root) are moved to the same key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, or_, select, update
 
@@ -42,7 +42,16 @@ from syncer.archive.store_base import StoreCore, chunks, iso
 from syncer.errors import ArchiveError
 from syncer.mime.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thread_key_of
 
-__all__ = ["Pending", "StoreNormalize", "awaiting_normalization"]
+if TYPE_CHECKING:
+    from syncer.archive.search.index import IndexRow
+
+__all__ = [
+    "Pending",
+    "StoreNormalize",
+    "awaiting_normalization",
+    "index_document",
+    "index_fields",
+]
 
 #: Characters of the text shown by message_view.
 _EXCERPT = 1000
@@ -160,15 +169,21 @@ class StoreNormalize(StoreCore):
 
     # ------------------------------------------------------------------ results
 
-    def save_normalized(self, results: Sequence[tuple[int, NormalizedMessage]]) -> None:
+    def save_normalized(
+        self,
+        results: Sequence[tuple[int, NormalizedMessage]],
+        index_rows: Mapping[int, Sequence[IndexRow]] | None = None,
+    ) -> None:
         """Store what normalization derived for each ``(message id, result)``, in one transaction.
 
         Idempotent: a message's addresses, attachments and text are replaced,
-        never added to. Unknown message ids are ignored. The search index
-        (:func:`~syncer.archive.search.index.index_messages`) is updated in the
-        same transaction.
+        never added to. Unknown message ids are ignored. The search index is
+        updated in the same transaction: from ``index_rows`` (by message id,
+        made by :func:`index_document` in a worker process) where given for
+        every message, else from the rows just stored
+        (:func:`~syncer.archive.search.index.index_messages`).
         """
-        from syncer.archive.search.index import index_messages  # not on every store open
+        from syncer.archive.search.index import index_messages, insert_rows  # not on every open
 
         if not results:
             return
@@ -243,7 +258,15 @@ class StoreNormalize(StoreCore):
                 conn.execute(attachment_texts.insert(), extracted_rows)
             self._join_threads(conn, ordered)
             # The search index follows the rows it is built from, in the same transaction.
-            index_messages(conn, pks)
+            if index_rows is not None and all(pk in index_rows for pk in pks):
+                existing: set[int] = set()
+                for part in chunks(pks, self._caps.max_params):
+                    existing.update(
+                        conn.execute(select(messages.c.id).where(messages.c.id.in_(part))).scalars()
+                    )
+                insert_rows(conn, [(pk, index_rows[pk]) for pk in pks if pk in existing])
+            else:
+                index_messages(conn, pks)
 
     def _join_threads(
         self, conn: Connection, ordered: Sequence[tuple[int, NormalizedMessage]]
@@ -505,6 +528,42 @@ _MESSAGE_FIELDS = (
     "normalizer_version",
     "normalized_at",
 )
+
+
+def index_fields(result: NormalizedMessage) -> list[str]:
+    """The texts of a message's search document (FIELDS order), as the stored rows give them.
+
+    The same as :func:`~syncer.archive.search.index.index_messages` reads back
+    after :meth:`StoreNormalize.save_normalized` (cleaned as stored, attachments
+    with over-long part paths left out as they are not stored), so indexing
+    from the result in a worker and from the rows give the same index.
+    """
+    names = [
+        value
+        for a in result.addresses
+        for value in (_clean(a.display_name), _clean(a.address))
+        if value
+    ]
+    texts: dict[str, list[str]] = {}
+    for t in result.attachment_texts:
+        if len(t.part_path) <= 64:
+            texts.setdefault(t.part_path, []).append(_clean(t.text) or "")
+    files: list[str] = []
+    for a in result.attachments:
+        if len(a.part_path) > 64:
+            continue
+        filename = _clean(a.filename)
+        for extracted in texts.get(a.part_path, [""]):
+            files.extend(value for value in (filename, extracted) if value)
+    body = _clean(result.text) if result.text else ""
+    return [_clean(result.subject) or "", "\n".join(names), body or "", "\n".join(files)]
+
+
+def index_document(dialect: str, result: NormalizedMessage) -> list[IndexRow]:
+    """The search index rows of a normalized message (for a worker process to compute)."""
+    from syncer.archive.search.index import document_rows
+
+    return document_rows(dialect, index_fields(result))
 
 
 def _message_row(pk: int, n: NormalizedMessage, now: datetime) -> dict[str, Any]:

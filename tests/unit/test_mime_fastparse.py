@@ -78,3 +78,23 @@ def test_hand_made_cases_parse_as_the_stdlib_parses_them(name: str) -> None:
 def test_the_golden_corpus_parses_as_the_stdlib_parses_it() -> None:
     for _name, raw in corpus():
         _same(raw)
+
+
+def test_boundary_matchers_match_what_the_parsers_pattern_matches() -> None:
+    import re
+
+    rng = random.Random(3)
+    alphabet = ["-", " ", "\t", "\r", "\n", "a", "=", ".", "\\", "(", "\u00e9"]
+    for boundary in ("b", "==_x.y(z)", "a b\\c", "--", "=?q?", " \t"):
+        separator = "--" + boundary
+        source = "(?P<sep>" + re.escape(separator) + fastparse._TAIL_SOURCE
+        real = re.compile(source)
+        fast = fastparse._ParserRe.compile(source)
+        assert isinstance(fast, fastparse._Boundary)
+        lines = [separator + "".join(rng.choices(alphabet, k=rng.randrange(6))) for _ in range(400)]
+        lines += ["", separator, " " + separator, separator[:-1]]
+        for line in lines:
+            want, got = real.match(line), fast.match(line)
+            assert (want is None) == (got is None), repr(line)
+            if want is not None and got is not None:
+                assert want.group("end", "linesep") == got.group("end", "linesep"), repr(line)

@@ -21,6 +21,9 @@ Public API:
 * :func:`index_messages` ``(conn, pks)``: (re)index messages from their stored
   rows (subject, addresses, text, attachment names and text), inside the
   caller's transaction. Normalization's save calls it; so does the rebuild.
+* :func:`document_rows` ``(dialect, fields)`` and :func:`insert_rows` ``(conn, rows)``:
+  the same in two steps, the first pure (run where the text is, in
+  normalization's worker processes), the second a bulk insert.
 * :func:`remove_messages` ``(conn, pks)``: forget messages: their index rows
   and their extracted attachment text. Retention calls it before deleting them.
 * :func:`unindexed_message_ids`, :func:`clear_index`, :func:`optimize_index`,
@@ -72,10 +75,13 @@ from syncer.archive.models import (
 from syncer.archive.search.tokens import FIELDS, QueryToken, document_chunks, query_tokens
 
 __all__ = [
+    "IndexRow",
     "Scope",
     "clear_index",
+    "document_rows",
     "index_messages",
     "index_stats",
+    "insert_rows",
     "optimize_index",
     "relevance",
     "remove_messages",
@@ -359,6 +365,68 @@ def _delete_rows(conn: Connection, pks: Sequence[int]) -> None:
         conn.execute(delete(_chunks).where(_chunks.c.message_pk.in_(pks)))
 
 
+#: One prepared index row: (chunk number, subject, addresses, body, attachments) for
+#: SQLite's FTS5 columns; (chunk number, document tsvector, subject tsvector) for PostgreSQL.
+IndexRow = tuple[Any, ...]
+
+
+def document_rows(dialect: str, fields: Sequence[str]) -> list[IndexRow]:
+    """The index rows of one message's document (``fields`` in FIELDS order), ready to insert.
+
+    Pure (no connection): normalization computes them in its worker processes,
+    next to the parse, so the process that writes only inserts them.
+    """
+    chunks = document_chunks(fields)
+    if dialect == "sqlite":
+        return [(chunk.number, *chunk.field_texts()) for chunk in chunks]
+    return [
+        (
+            chunk.number,
+            _tsvector(chunk.positions()),
+            _tsvector(chunk.positions(), field_only=_SUBJECT),
+        )
+        for chunk in chunks
+    ]
+
+
+def insert_rows(conn: Connection, rows: Sequence[tuple[int, Sequence[IndexRow]]]) -> None:
+    """Replace the index rows of messages by ``(message id, document_rows(...))``, in bulk.
+
+    The caller makes sure the messages exist (PostgreSQL's foreign key would
+    refuse others; SQLite's FTS5 table has none).
+    """
+    _delete_rows(conn, [pk for pk, _ in rows])
+    if conn.dialect.name == "sqlite":
+        flat = [
+            (pk * _ROWS_PER_MESSAGE + number, subject, names, body, files)
+            for pk, prepared in rows
+            for number, subject, names, body, files in prepared
+        ]
+        if flat:
+            # One executemany through the driver: the rows are plain tuples already.
+            conn.exec_driver_sql(
+                "INSERT INTO search_fts (rowid, subject, addresses, body, attachments) "
+                "VALUES (?, ?, ?, ?, ?)",
+                flat,
+            )
+        return
+    params = [
+        {"b_pk": pk, "b_chunk": number, "b_doc": doc, "b_subject": subject}
+        for pk, prepared in rows
+        for number, doc, subject in prepared
+    ]
+    if params:
+        conn.execute(
+            _chunks.insert().values(
+                message_pk=bindparam("b_pk"),
+                chunk=bindparam("b_chunk"),
+                doc=cast(bindparam("b_doc", type_=String), _TSVector()),
+                subject=cast(bindparam("b_subject", type_=String), _TSVector()),
+            ),
+            params,
+        )
+
+
 def index_messages(conn: Connection, message_pks: Sequence[int]) -> None:
     """(Re)index these messages from their stored rows, in the caller's transaction.
 
@@ -366,49 +434,18 @@ def index_messages(conn: Connection, message_pks: Sequence[int]) -> None:
     exist are ignored (and anything indexed under them removed).
     """
     wanted = sorted(set(message_pks))
+    dialect = conn.dialect.name
     for start in range(0, len(wanted), _BATCH):
         part = wanted[start : start + _BATCH]
         docs = _documents(conn, part)
         _delete_rows(conn, part)
-        chunks = [
-            (pk, chunk)
-            for pk in sorted(docs)
-            for chunk in document_chunks(["\n".join(texts) for texts in docs[pk]])
-        ]
-        if not chunks:
-            continue
-        if conn.dialect.name == "sqlite":
-            rows: list[dict[str, Any]] = []
-            for pk, chunk in chunks:
-                subject, names, body, files = chunk.field_texts()
-                rows.append(
-                    {
-                        "rowid": pk * _ROWS_PER_MESSAGE + chunk.number,
-                        "subject": subject,
-                        "addresses": names,
-                        "body": body,
-                        "attachments": files,
-                    }
-                )
-            conn.execute(_fts.insert(), rows)
-        else:
-            conn.execute(
-                _chunks.insert().values(
-                    message_pk=bindparam("b_pk"),
-                    chunk=bindparam("b_chunk"),
-                    doc=cast(bindparam("b_doc", type_=String), _TSVector()),
-                    subject=cast(bindparam("b_subject", type_=String), _TSVector()),
-                ),
-                [
-                    {
-                        "b_pk": pk,
-                        "b_chunk": chunk.number,
-                        "b_doc": _tsvector(chunk.positions()),
-                        "b_subject": _tsvector(chunk.positions(), field_only=_SUBJECT),
-                    }
-                    for pk, chunk in chunks
-                ],
-            )
+        insert_rows(
+            conn,
+            [
+                (pk, document_rows(dialect, ["\n".join(texts) for texts in docs[pk]]))
+                for pk in sorted(docs)
+            ],
+        )
 
 
 def remove_messages(conn: Connection, message_pks: Sequence[int]) -> None:
