@@ -124,7 +124,7 @@ class _ParserRe:
         return re.compile(pattern, flags)
 
 
-email.feedparser.re = _ParserRe()  # type: ignore[assignment]
+setattr(email.feedparser, "re", _ParserRe())  # noqa: B010 - a module attribute mypy does not know
 
 
 def _runs(raw: bytes) -> list[tuple[int, int]]:
