@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, or_, select, update
 
@@ -38,20 +38,13 @@ from syncer.archive.models import (
     messages,
     utcnow,
 )
+from syncer.archive.search.document import IndexRow
+from syncer.archive.search.document import clean as _clean
 from syncer.archive.store_base import StoreCore, chunks, iso
 from syncer.errors import ArchiveError
 from syncer.mime.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thread_key_of
 
-if TYPE_CHECKING:
-    from syncer.archive.search.index import IndexRow
-
-__all__ = [
-    "Pending",
-    "StoreNormalize",
-    "awaiting_normalization",
-    "index_document",
-    "index_fields",
-]
+__all__ = ["Pending", "StoreNormalize", "awaiting_normalization"]
 
 #: Characters of the text shown by message_view.
 _EXCERPT = 1000
@@ -76,16 +69,6 @@ def _since(since: datetime | None) -> ColumnElement[bool] | None:
     if since is None:
         return None
     return func.coalesce(messages.c.date, messages.c.first_seen_at) >= since
-
-
-def _clean(value: str | None) -> str | None:
-    """Text both databases accept: no NUL (PostgreSQL refuses it), no lone surrogate."""
-    if value is None or (value.isascii() and "\x00" not in value):
-        return value
-    value = value.replace("\x00", "")
-    if not value.isascii():
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    return value
 
 
 def _clip(value: str | None, limit: int) -> str | None:
@@ -179,7 +162,8 @@ class StoreNormalize(StoreCore):
         Idempotent: a message's addresses, attachments and text are replaced,
         never added to. Unknown message ids are ignored. The search index is
         updated in the same transaction: from ``index_rows`` (by message id,
-        made by :func:`index_document` in a worker process) where given for
+        made by :func:`~syncer.archive.search.document.index_document` in a
+        worker process) where given for
         every message, else from the rows just stored
         (:func:`~syncer.archive.search.index.index_messages`).
         """
@@ -528,42 +512,6 @@ _MESSAGE_FIELDS = (
     "normalizer_version",
     "normalized_at",
 )
-
-
-def index_fields(result: NormalizedMessage) -> list[str]:
-    """The texts of a message's search document (FIELDS order), as the stored rows give them.
-
-    The same as :func:`~syncer.archive.search.index.index_messages` reads back
-    after :meth:`StoreNormalize.save_normalized` (cleaned as stored, attachments
-    with over-long part paths left out as they are not stored), so indexing
-    from the result in a worker and from the rows give the same index.
-    """
-    names = [
-        value
-        for a in result.addresses
-        for value in (_clean(a.display_name), _clean(a.address))
-        if value
-    ]
-    texts: dict[str, list[str]] = {}
-    for t in result.attachment_texts:
-        if len(t.part_path) <= 64:
-            texts.setdefault(t.part_path, []).append(_clean(t.text) or "")
-    files: list[str] = []
-    for a in result.attachments:
-        if len(a.part_path) > 64:
-            continue
-        filename = _clean(a.filename)
-        for extracted in texts.get(a.part_path, [""]):
-            files.extend(value for value in (filename, extracted) if value)
-    body = _clean(result.text) if result.text else ""
-    return [_clean(result.subject) or "", "\n".join(names), body or "", "\n".join(files)]
-
-
-def index_document(dialect: str, result: NormalizedMessage) -> list[IndexRow]:
-    """The search index rows of a normalized message (for a worker process to compute)."""
-    from syncer.archive.search.index import document_rows
-
-    return document_rows(dialect, index_fields(result))
 
 
 def _message_row(pk: int, n: NormalizedMessage, now: datetime) -> dict[str, Any]:

@@ -400,17 +400,23 @@ def sync(
     normalize_error: str | None = None
     normalized = 0
     with state.open_store() as store:
-        summaries = sync_accounts(
-            cfg, store, selected, folder_globs=folders, wait=wait, progress=not as_json
-        )
-        if not no_normalize:
-            try:
-                # One indexed count first: a no-change sync then never imports the
-                # normalizer (about 0.1 s of start-up, a sixth of such a run).
-                if store.normalization_backlog():
-                    normalized = _normalize(state, store, show_progress=not as_json).processed
-            except SyncerError as exc:
-                normalize_error = exc.message
+        if no_normalize:
+            summaries = sync_accounts(
+                cfg, store, selected, folder_globs=folders, wait=wait, progress=not as_json
+            )
+        else:
+            from syncer.sync.normalize import Follower
+
+            # Normalization overlaps the download: each committed batch is normalized
+            # while the next downloads (the normalizer is imported only if one arrives).
+            with Follower(store, verify_dkim=cfg.archive.verify_dkim) as follower:
+                summaries = sync_accounts(
+                    cfg, store, selected, folder_globs=folders, wait=wait, progress=not as_json
+                )
+                try:
+                    normalized = follower.finish().processed
+                except SyncerError as exc:
+                    normalize_error = exc.message
     if as_json:
         _emit_json([_summary_dict(s) for s in summaries])
     else:

@@ -44,7 +44,7 @@ from syncer.errors import SyncerError
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
 
-    from syncer.archive.search.index import IndexRow
+    from syncer.archive.search.document import IndexRow
     from syncer.archive.store import ArchiveStore
     from syncer.archive.store_normalize import Pending
     from syncer.mime.attachments import TextExtractor
@@ -113,7 +113,7 @@ def _normalize_one(
     extractor: TextExtractor | None,
     dialect: str,
 ) -> Done:
-    from syncer.archive.store_normalize import index_document
+    from syncer.archive.search.document import index_document
     from syncer.mime.normalize import normalize
 
     try:
@@ -315,7 +315,7 @@ class _Stage:
 
 
 def _index_rows(dialect: str, result: NormalizedMessage) -> list[IndexRow]:
-    from syncer.archive.store_normalize import index_document
+    from syncer.archive.search.document import index_document
 
     return index_document(dialect, result)
 

@@ -21,9 +21,9 @@ Public API:
 * :func:`index_messages` ``(conn, pks)``: (re)index messages from their stored
   rows (subject, addresses, text, attachment names and text), inside the
   caller's transaction. Normalization's save calls it; so does the rebuild.
-* :func:`document_rows` ``(dialect, fields)`` and :func:`insert_rows` ``(conn, rows)``:
-  the same in two steps, the first pure (run where the text is, in
-  normalization's worker processes), the second a bulk insert.
+* :func:`insert_rows` ``(conn, rows)``: insert rows made by
+  :func:`syncer.archive.search.document.index_document` (in normalization's
+  worker processes), in bulk.
 * :func:`remove_messages` ``(conn, pks)``: forget messages: their index rows
   and their extracted attachment text. Retention calls it before deleting them.
 * :func:`unindexed_message_ids`, :func:`clear_index`, :func:`optimize_index`,
@@ -38,7 +38,7 @@ token is double-quoted, or a tsquery literal of quoted lexemes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -72,13 +72,12 @@ from syncer.archive.models import (
     message_texts,
     messages,
 )
-from syncer.archive.search.tokens import FIELDS, QueryToken, document_chunks, query_tokens
+from syncer.archive.search.document import WEIGHTS, IndexRow, document_rows
+from syncer.archive.search.tokens import QueryToken, query_tokens
 
 __all__ = [
-    "IndexRow",
     "Scope",
     "clear_index",
-    "document_rows",
     "index_messages",
     "index_stats",
     "insert_rows",
@@ -98,10 +97,7 @@ _SHIFT = 8
 #: Messages per statement group in index_messages / remove_messages.
 _BATCH = 500
 #: PostgreSQL weight of each field (ts_rank weighs A highest); None for "all".
-_WEIGHTS = {"subject": "A", "addresses": "B", "attachments": "C", "body": "D"}
-_FIELD_WEIGHTS = tuple(_WEIGHTS[name] for name in FIELDS)
-#: The subject's index in FIELDS: PostgreSQL also keeps its positions in their own column.
-_SUBJECT = FIELDS.index("subject")
+_WEIGHTS = WEIGHTS
 #: SQLite bm25 weight of each column, in FIELDS order.
 _BM25_WEIGHTS = (4.0, 2.0, 1.0, 1.0)
 
@@ -339,22 +335,6 @@ def _documents(conn: Connection, pks: Sequence[int]) -> dict[int, list[list[str]
     return docs
 
 
-def _tsvector(positions: Iterable[tuple[int, int, str]], *, field_only: int | None = None) -> str:
-    """A tsvector literal: each lexeme quoted, with its positions and field weights.
-
-    :param field_only: only the positions of this field (the subject's own vector).
-    """
-    by_token: dict[str, list[str]] = {}
-    for position, field, token in positions:
-        if field_only is not None and field != field_only:
-            continue
-        by_token.setdefault(token, []).append(f"{position}{_FIELD_WEIGHTS[field]}")
-    return " ".join(
-        "'{}':{}".format(token.replace("\\", "\\\\").replace("'", "''"), ",".join(where))
-        for token, where in by_token.items()
-    )
-
-
 def _delete_rows(conn: Connection, pks: Sequence[int]) -> None:
     if conn.dialect.name == "sqlite":
         conn.execute(
@@ -363,30 +343,6 @@ def _delete_rows(conn: Connection, pks: Sequence[int]) -> None:
         )
     else:
         conn.execute(delete(_chunks).where(_chunks.c.message_pk.in_(pks)))
-
-
-#: One prepared index row: (chunk number, subject, addresses, body, attachments) for
-#: SQLite's FTS5 columns; (chunk number, document tsvector, subject tsvector) for PostgreSQL.
-IndexRow = tuple[Any, ...]
-
-
-def document_rows(dialect: str, fields: Sequence[str]) -> list[IndexRow]:
-    """The index rows of one message's document (``fields`` in FIELDS order), ready to insert.
-
-    Pure (no connection): normalization computes them in its worker processes,
-    next to the parse, so the process that writes only inserts them.
-    """
-    chunks = document_chunks(fields)
-    if dialect == "sqlite":
-        return [(chunk.number, *chunk.field_texts()) for chunk in chunks]
-    return [
-        (
-            chunk.number,
-            _tsvector(chunk.positions()),
-            _tsvector(chunk.positions(), field_only=_SUBJECT),
-        )
-        for chunk in chunks
-    ]
 
 
 def insert_rows(conn: Connection, rows: Sequence[tuple[int, Sequence[IndexRow]]]) -> None:
