@@ -116,3 +116,11 @@ def test_no_token_repeats_more_often_than_a_tsvector_keeps_positions() -> None:
 def test_a_pathological_message_is_indexed_up_to_the_chunk_limit() -> None:
     chunks = document_chunks(["", "", "a " * 200_000, ""])
     assert len(chunks) == search_tokens.MAX_CHUNKS
+
+
+def test_the_index_documents_field_weights_follow_fields() -> None:
+    from syncer.archive.search import document
+    from syncer.archive.search.tokens import FIELDS
+
+    assert tuple(document.WEIGHTS[name] for name in FIELDS) == document._FIELD_WEIGHTS
+    assert FIELDS[document._SUBJECT] == "subject"

@@ -4,7 +4,8 @@ Why this module exists: the index rows of a message are computed where the
 message was parsed, in normalization's worker processes, so the process that
 writes to the archive only inserts them. Those workers must stay small (they
 are one per core, next to a sync): this module imports neither SQLAlchemy nor
-the table definitions, only the tokenizer (:mod:`syncer.archive.search.tokens`).
+the table definitions, only the tokenizer (:mod:`syncer.archive.search.tokens`),
+and that only when rows are made.
 
 The document is what :func:`syncer.archive.search.index.index_messages` reads
 back from the stored rows (text cleaned as it is stored, attachments whose
@@ -21,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from syncer.archive.search.tokens import FIELDS, document_chunks
 from syncer.mime.parsed import NormalizedMessage
 
 __all__ = ["IndexRow", "clean", "document_rows", "index_document", "index_fields"]
@@ -30,11 +30,12 @@ __all__ = ["IndexRow", "clean", "document_rows", "index_document", "index_fields
 #: SQLite's FTS5 columns; (chunk number, document tsvector, subject tsvector) for PostgreSQL.
 IndexRow = tuple[Any, ...]
 
-#: PostgreSQL weight of each field (ts_rank weighs A highest).
+#: PostgreSQL weight of each field (ts_rank weighs A highest), by field name.
 WEIGHTS = {"subject": "A", "addresses": "B", "attachments": "C", "body": "D"}
-_FIELD_WEIGHTS = tuple(WEIGHTS[name] for name in FIELDS)
+#: The weights in FIELDS order (subject, addresses, body, attachments).
+_FIELD_WEIGHTS = ("A", "B", "D", "C")
 #: The subject's index in FIELDS: PostgreSQL also keeps its positions in their own column.
-_SUBJECT = FIELDS.index("subject")
+_SUBJECT = 0
 #: The longest part path the attachments tables hold.
 _MAX_PART_PATH = 64
 
@@ -90,6 +91,9 @@ def tsvector(positions: Iterable[tuple[int, int, str]], *, field_only: int | Non
 
 def document_rows(dialect: str, fields: Sequence[str]) -> list[IndexRow]:
     """The index rows of one message's document (``fields`` in FIELDS order), ready to insert."""
+    # Here, not at the top: the archive store imports clean() on every command.
+    from syncer.archive.search.tokens import document_chunks
+
     chunks = document_chunks(fields)
     if dialect == "sqlite":
         return [(chunk.number, *chunk.field_texts()) for chunk in chunks]
