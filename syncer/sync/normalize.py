@@ -32,7 +32,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from syncer.errors import SyncerError
+from syncer.sync.normalize_work import Done, failed, normalize_many, normalize_one
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -61,13 +62,11 @@ BATCH_BYTES = 16 * 1024 * 1024
 POOL_THRESHOLD = 400
 #: Batches handed to the pool and not yet saved (the bounded queue).
 IN_FLIGHT = 2
-#: Messages per task sent to a pool process.
+#: Messages per task sent to a pool process (a task is also cut at _CHUNK_BYTES).
 _CHUNK = 16
+_CHUNK_BYTES = 4 * 1024 * 1024
 #: Seconds between looks for newly committed batches while a sync downloads.
 _POLL = 0.2
-
-#: One normalized message and its search index rows.
-Done = tuple["NormalizedMessage", "list[IndexRow]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,46 +88,6 @@ class NormalizeCounts:
     workers: int = 1
 
 
-#: A pool process's attachment text extractor (its child process lives as long as it).
-_POOL_EXTRACTOR: TextExtractor | None = None
-
-
-def _normalize_many(raws: Sequence[bytes], verify_dkim: bool, dialect: str) -> list[Done]:
-    """Run in a pool process: parse, extract and tokenize; a crash must not lose a batch."""
-    global _POOL_EXTRACTOR
-    if _POOL_EXTRACTOR is None:
-        import atexit
-
-        from syncer.mime.attachments import TextExtractor
-
-        _POOL_EXTRACTOR = TextExtractor()
-        atexit.register(_POOL_EXTRACTOR.close)
-    return [_normalize_one(raw, verify_dkim, None, _POOL_EXTRACTOR, dialect) for raw in raws]
-
-
-def _normalize_one(
-    raw: bytes,
-    verify_dkim: bool,
-    dns: DNSFunc | None,
-    extractor: TextExtractor | None,
-    dialect: str,
-) -> Done:
-    from syncer.archive.search.document import index_document
-    from syncer.mime.normalize import normalize
-
-    try:
-        result = normalize(raw, verify_dkim=verify_dkim, dns=dns, extractor=extractor)
-    except Exception as exc:  # pragma: no cover - normalize() catches everything itself
-        result = _failed(f"{type(exc).__name__}: {exc}")
-    return result, index_document(dialect, result)
-
-
-def _failed(error: str) -> NormalizedMessage:
-    from syncer.mime.parsed import NORMALIZER_VERSION, NormalizedMessage
-
-    return NormalizedMessage(version=NORMALIZER_VERSION, status="failed", error=error)
-
-
 def _load(store: ArchiveStore, batch: list[Pending]) -> tuple[list[bytes], dict[int, str]]:
     """The raw bytes of a batch, and the problems of those that cannot be read (by index).
 
@@ -148,6 +107,43 @@ def _load(store: ArchiveStore, batch: list[Pending]) -> tuple[list[bytes], dict[
             raws.append(b"")
             problems[index] = f"raw message unreadable: {exc.message}"
     return raws, problems
+
+
+def _tasks(raws: list[bytes]) -> list[list[bytes]]:
+    """A batch cut into pool tasks of at most _CHUNK messages and about _CHUNK_BYTES.
+
+    Small tasks keep a worker's memory low (a task's messages are parsed
+    together) and spread large messages over the workers.
+    """
+    tasks: list[list[bytes]] = []
+    size = 0
+    for raw in raws:
+        if not tasks or len(tasks[-1]) >= _CHUNK or size + len(raw) > _CHUNK_BYTES:
+            tasks.append([])
+            size = 0
+        tasks[-1].append(raw)
+        size += len(raw)
+    return tasks
+
+
+def _lean_spawn() -> None:
+    """Keep spawned workers from importing the whole command line.
+
+    A spawned process re-imports its parent's ``__main__`` unless that module
+    is named like a package's ``__main__`` (``multiprocessing.spawn`` skips
+    those). The ``syncer`` console script is a file without a module name, so
+    each worker imported the CLI (click, the configuration's pydantic models:
+    about 0.1 CPU-s and 10 MB per worker) for nothing. Naming it
+    ``syncer.__main__``, which is what it runs, avoids that.
+    """
+    import importlib.machinery
+    import sys
+
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        return
+    if os.path.basename(getattr(main, "__file__", "") or "") == "syncer":
+        main.__spec__ = importlib.machinery.ModuleSpec("syncer.__main__", None)
 
 
 def default_workers() -> int:
@@ -217,6 +213,7 @@ class _Stage:
 
             # spawn, not fork: this process holds database connections and threads.
             context = multiprocessing.get_context("spawn")
+            _lean_spawn()
             self.pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=context)
             self.pooled = True
             log.info("normalize.pool_started", workers=self.processes)
@@ -231,13 +228,13 @@ class _Stage:
 
                 self.extractor = TextExtractor()
             results = [
-                _normalize_one(raw, self.verify_dkim, self.dns, self.extractor, self.dialect)
+                normalize_one(raw, self.verify_dkim, self.dns, self.extractor, self.dialect)
                 for raw in raws
             ]
             self.save(batch, results, problems)
             return
         futures = [
-            self.pool.submit(_normalize_many, raws[i : i + _CHUNK], self.verify_dkim, self.dialect)
+            self.pool.submit(normalize_many, raws[i : i + _CHUNK], self.verify_dkim, self.dialect)
             for i in range(0, len(raws), _CHUNK)
         ]
         self.in_flight.append((batch, futures, problems))
@@ -264,8 +261,8 @@ class _Stage:
 
     def save(self, batch: list[Pending], results: list[Done], problems: dict[int, str]) -> None:
         for index, problem in problems.items():
-            failed = _failed(problem)
-            results[index] = (failed, _index_rows(self.dialect, failed))
+            unreadable = failed(problem)
+            results[index] = (unreadable, _index_rows(self.dialect, unreadable))
         self.store.save_normalized(
             [(item.message_pk, result) for item, (result, _) in zip(batch, results, strict=True)],
             {item.message_pk: rows for item, (_, rows) in zip(batch, results, strict=True)},
