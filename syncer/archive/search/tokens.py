@@ -105,6 +105,7 @@ _CJK_RANGES = (
     "\U00020000-\U0003134f"  # Han extensions
 )
 _PIECE = re.compile(f"([{_CJK_RANGES}]+)|[^{_CJK_RANGES}]+")
+_CJK_CHAR = re.compile(f"[{_CJK_RANGES}]")
 # A run's first MAX_TOKEN_CHARS characters are its group: the cut costs nothing.
 _ASCII_RUN = re.compile(f"([a-z0-9]{{1,{MAX_TOKEN_CHARS}}})[a-z0-9]*")
 
@@ -163,12 +164,18 @@ def tokens(text: str) -> list[str]:
     if folded.isascii():
         return _ASCII_RUN.findall(folded)
     out: list[str] = []
-    for piece, cjk in _pieces(folded):
-        if cjk:
-            out.extend(piece[i : i + 2] for i in range(len(piece) - 1))
-            out.append(piece[-1])
-        else:
-            out.append(piece)
+    for run in _run_pattern().findall(folded):
+        if run.isascii() or _CJK_CHAR.search(run) is None:
+            # No CJK inside: the run is one piece (what _pieces yields for it).
+            out.append(run[:MAX_TOKEN_CHARS])
+            continue
+        for match in _PIECE.finditer(run):
+            piece = match.group(0)
+            if match.group(1) is not None:
+                out.extend(piece[i : i + 2] for i in range(len(piece) - 1))
+                out.append(piece[-1])
+            else:
+                out.append(piece[:MAX_TOKEN_CHARS])
     return out
 
 
