@@ -58,10 +58,22 @@ test: deps $(STAMP) lint typecheck
 demo: deps $(STAMP)
 	$(PY) -m tests.demo
 
+# The peers: mbsync (Debian isync) and notmuch, compared in the same run (docs/performance.md).
+BENCH_PACKAGES := isync notmuch getmail6
+
 bench: deps $(STAMP)
-	@command -v mbsync >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq isync >/dev/null; }
+	@missing=""; command -v mbsync >/dev/null 2>&1 || missing="$$missing isync"; \
+	command -v notmuch >/dev/null 2>&1 || missing="$$missing notmuch"; \
+	command -v getmail >/dev/null 2>&1 || missing="$$missing getmail6"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "Missing Debian packages:$$missing (run: sudo apt-get install $(BENCH_PACKAGES))" >&2; exit 1; fi; \
+	fi
 	$(PY) -m tests.bench.run_bench --messages 10000 --runs 3
+	$(PY) -m tests.bench.run_bench --messages 50000 --runs 1 --scenarios full,nochange,delta,normalize
+	$(PY) -m tests.bench.bench_pop3
 	$(PY) -m tests.bench.bench_search --messages 100000
+	$(PY) -m tests.bench.bench_cli_start --messages 100000
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ thread at this message (or at its root) are moved to the same key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -38,6 +38,8 @@ from syncer.archive.models import (
     messages,
     utcnow,
 )
+from syncer.archive.search.document import IndexRow
+from syncer.archive.search.document import clean as _clean
 from syncer.archive.store_base import StoreCore, chunks, iso
 from syncer.errors import ArchiveError
 from syncer.mime.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thread_key_of
@@ -67,16 +69,6 @@ def _since(since: datetime | None) -> ColumnElement[bool] | None:
     if since is None:
         return None
     return func.coalesce(messages.c.date, messages.c.first_seen_at) >= since
-
-
-def _clean(value: str | None) -> str | None:
-    """Text both databases accept: no NUL (PostgreSQL refuses it), no lone surrogate."""
-    if value is None or (value.isascii() and "\x00" not in value):
-        return value
-    value = value.replace("\x00", "")
-    if not value.isascii():
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    return value
 
 
 def _clip(value: str | None, limit: int) -> str | None:
@@ -160,15 +152,22 @@ class StoreNormalize(StoreCore):
 
     # ------------------------------------------------------------------ results
 
-    def save_normalized(self, results: Sequence[tuple[int, NormalizedMessage]]) -> None:
+    def save_normalized(
+        self,
+        results: Sequence[tuple[int, NormalizedMessage]],
+        index_rows: Mapping[int, Sequence[IndexRow]] | None = None,
+    ) -> None:
         """Store what normalization derived for each ``(message id, result)``, in one transaction.
 
         Idempotent: a message's addresses, attachments and text are replaced,
-        never added to. Unknown message ids are ignored. The search index
-        (:func:`~syncer.archive.search.index.index_messages`) is updated in the
-        same transaction.
+        never added to. Unknown message ids are ignored. The search index is
+        updated in the same transaction: from ``index_rows`` (by message id,
+        made by :func:`~syncer.archive.search.document.index_document` in a
+        worker process) where given for
+        every message, else from the rows just stored
+        (:func:`~syncer.archive.search.index.index_messages`).
         """
-        from syncer.archive.search.index import index_messages  # not on every store open
+        from syncer.archive.search.index import index_messages, insert_rows  # not on every open
 
         if not results:
             return
@@ -243,7 +242,15 @@ class StoreNormalize(StoreCore):
                 conn.execute(attachment_texts.insert(), extracted_rows)
             self._join_threads(conn, ordered)
             # The search index follows the rows it is built from, in the same transaction.
-            index_messages(conn, pks)
+            if index_rows is not None and all(pk in index_rows for pk in pks):
+                existing: set[int] = set()
+                for part in chunks(pks, self._caps.max_params):
+                    existing.update(
+                        conn.execute(select(messages.c.id).where(messages.c.id.in_(part))).scalars()
+                    )
+                insert_rows(conn, [(pk, index_rows[pk]) for pk in pks if pk in existing])
+            else:
+                index_messages(conn, pks)
 
     def _join_threads(
         self, conn: Connection, ordered: Sequence[tuple[int, NormalizedMessage]]

@@ -65,17 +65,23 @@ def sync(
         nullcontext(None) if as_json else SyncProgress()
     )
     with state.open_store() as store, display as progress:
-        summaries = sync_accounts(
-            store, selected, folder_globs=folders, wait=wait, progress=progress
-        )
-        if not no_normalize:
-            try:
-                # One indexed count first: a no-change sync then never imports the
-                # normalizer (about 0.1 s of start-up, a sixth of such a run).
-                if store.normalization_backlog():
-                    normalized = _normalize(state, store, show_progress=not as_json).processed
-            except SyncerError as exc:
-                normalize_error = exc.message
+        if no_normalize:
+            summaries = sync_accounts(
+                store, selected, folder_globs=folders, wait=wait, progress=progress
+            )
+        else:
+            from syncer.sync.normalize import Follower
+
+            # Normalization overlaps the download: each committed batch is normalized
+            # while the next downloads (the normalizer is imported only if one arrives).
+            with Follower(store, verify_dkim=cfg.archive.verify_dkim) as follower:
+                summaries = sync_accounts(
+                    store, selected, folder_globs=folders, wait=wait, progress=progress
+                )
+                try:
+                    normalized = follower.finish().processed
+                except SyncerError as exc:
+                    normalize_error = exc.message
     if as_json:
         emit_json([_summary_dict(s) for s in summaries])
     else:

@@ -32,10 +32,11 @@ import functools
 import re
 from collections.abc import Callable
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesHeaderParser
 from email.policy import EmailPolicy
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from syncer.mime import fastparse
 from syncer.mime.auth import DNSFunc, assess_risk, parse_auth_results
 from syncer.mime.auth import verify_dkim as check_dkim
 from syncer.mime.headers import (
@@ -94,7 +95,7 @@ def _fetch_header(name: str, value: str) -> Any:
 
 
 def _parse(raw: bytes) -> Message:
-    return BytesParser(policy=_POLICY).parsebytes(raw)
+    return fastparse.parse(raw, _POLICY)
 
 
 class _Stages:

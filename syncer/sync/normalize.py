@@ -1,32 +1,38 @@
-"""The normalization catch-up stage: derive what awaits normalization, in batches.
+"""The normalization stage: derive and index what awaits normalization, in batches.
 
 Why this module exists: ingest archives raw bytes only (the hot path stays
-lean, docs/architecture.md, principle 5); this stage runs right after a sync, or as
-``syncer normalize``, and brings the derived rows up to date. It is resumable
-by construction: it works from the archive's marker (``normalizer_version``
-NULL or older than :data:`~syncer.mime.parsed.NORMALIZER_VERSION`), and each batch's
-results commit together with that marker, so an interrupted run leaves only
-whole batches done and the next run picks up the rest.
+lean, DESIGN.md principle 5); this stage brings the derived rows and the
+search index up to date, either after the fact (``syncer normalize``,
+:func:`normalize_pending`) or while a sync downloads (:class:`Follower`: the
+default ``syncer sync`` normalizes each batch as soon as it is committed). It
+is resumable by construction: it works from the archive's marker
+(``normalizer_version`` NULL or older than
+:data:`~syncer.mime.parsed.NORMALIZER_VERSION`), and each batch's results
+commit together with that marker, so an interrupted run, whatever kills it,
+leaves only whole batches done and the next run picks up the rest.
 
-The parse is CPU-bound Python, so a large backlog is spread over a process
-pool (one process per core); a small one is done in-process, where starting
-processes would cost more than it saves. Reading blobs and writing results
-stay in this process, on the store's connections; while one batch is saved,
-the pool already works on the next.
+Where the work happens: the parse, the attachment text and the search
+tokens are CPU-bound Python, so a large backlog is spread over a process
+pool (one process per core) that computes all three, index rows included;
+this process only reads blobs and writes results, one transaction per batch.
+At most :data:`IN_FLIGHT` batches are handed out at a time (a bounded queue:
+memory stays flat whatever the backlog). A small backlog is done in-process,
+where starting processes would cost more than it saves.
 
-Public API: :func:`normalize_pending`, :class:`NormalizeCounts`.
+Nothing heavy is imported with this module: a sync with nothing new must not
+pay for the normalizer (the parser, the index, the extractors are imported
+when the first message awaits).
+
+Public API: :func:`normalize_pending`, :class:`Follower`, :class:`NormalizeCounts`.
 """
 
 from __future__ import annotations
 
-import atexit
-import multiprocessing
 import os
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -34,26 +40,33 @@ from typing import TYPE_CHECKING
 import structlog
 
 from syncer.errors import ArchiveError, SyncerError
-from syncer.mime.attachments import TextExtractor
-from syncer.mime.children import die_with_parent
-from syncer.mime.normalize import normalize
-from syncer.mime.parsed import NORMALIZER_VERSION, NormalizedMessage
+from syncer.sync.normalize_work import Done, failed, normalize_many, normalize_one
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from syncer.archive.search.document import IndexRow
     from syncer.archive.store import ArchiveStore
     from syncer.archive.store_normalize import Pending
+    from syncer.mime.attachments import TextExtractor
     from syncer.mime.auth import DNSFunc
+    from syncer.mime.parsed import NormalizedMessage
 
 log = structlog.get_logger(__name__)
 
 #: Messages per batch (one read, one write transaction).
 BATCH_MESSAGES = 200
 #: A batch is also cut when its raw bytes pass this.
-BATCH_BYTES = 32 * 1024 * 1024
+BATCH_BYTES = 16 * 1024 * 1024
 #: Below this many messages awaiting, the work is done in-process.
 POOL_THRESHOLD = 400
-#: Messages per task sent to a pool process.
+#: Batches handed to the pool and not yet saved (the bounded queue).
+IN_FLIGHT = 2
+#: Messages per task sent to a pool process (a task is also cut at _CHUNK_BYTES).
 _CHUNK = 16
+_CHUNK_BYTES = 4 * 1024 * 1024
+#: Seconds between looks for newly committed batches while a sync downloads.
+_POLL = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,31 +86,6 @@ class NormalizeCounts:
     bytes: int = 0
     seconds: float = 0.0
     workers: int = 1
-
-
-_InFlight = tuple["list[Pending]", "list[Future[list[NormalizedMessage]]]", "dict[int, str]"]
-
-
-#: A pool process's attachment text extractor (its child process lives as long as it).
-_POOL_EXTRACTOR: TextExtractor | None = None
-
-
-def _normalize_many(raws: Sequence[bytes], verify_dkim: bool) -> list[NormalizedMessage]:
-    """Run in a pool process; ``normalize`` never raises, but a crash must not lose a batch."""
-    global _POOL_EXTRACTOR
-    if _POOL_EXTRACTOR is None:
-        _POOL_EXTRACTOR = TextExtractor()
-        atexit.register(_POOL_EXTRACTOR.close)
-    return [_normalize_one(raw, verify_dkim, None, _POOL_EXTRACTOR) for raw in raws]
-
-
-def _normalize_one(
-    raw: bytes, verify_dkim: bool, dns: DNSFunc | None, extractor: TextExtractor | None
-) -> NormalizedMessage:
-    try:
-        return normalize(raw, verify_dkim=verify_dkim, dns=dns, extractor=extractor)
-    except Exception as exc:  # pragma: no cover - normalize() catches everything itself
-        return _failed(f"{type(exc).__name__}: {exc}")
 
 
 def _load(store: ArchiveStore, batch: list[Pending]) -> tuple[list[bytes], dict[int, str]]:
@@ -121,51 +109,41 @@ def _load(store: ArchiveStore, batch: list[Pending]) -> tuple[list[bytes], dict[
     return raws, problems
 
 
-def _failed(error: str) -> NormalizedMessage:
-    return NormalizedMessage(version=NORMALIZER_VERSION, status="failed", error=error)
+def _tasks(raws: list[bytes]) -> list[list[bytes]]:
+    """A batch cut into pool tasks of at most _CHUNK messages and about _CHUNK_BYTES.
 
-
-def _save(
-    store: ArchiveStore, pks: list[int], results: list[NormalizedMessage]
-) -> list[NormalizedMessage]:
-    """Save a batch; when the database refuses it, save one message at a time and
-    record any it still refuses as failed, so one message never blocks the rest.
-
-    :returns: the results as saved.
-    :raises ArchiveError: when even the failure record cannot be saved (the
-        database itself is down).
+    Small tasks keep a worker's memory low (a task's messages are parsed
+    together) and spread large messages over the workers.
     """
-    try:
-        store.save_normalized(list(zip(pks, results, strict=True)))
-        return results
-    except ArchiveError as exc:
-        if len(pks) == 1:
-            failed = _failed(f"could not be stored: {exc.message}"[:500])
-            store.save_normalized([(pks[0], failed)])
-            log.warning("message.store_failed", message=pks[0], error=exc.message)
-            return [failed]
-    return [_save(store, [pk], [result])[0] for pk, result in zip(pks, results, strict=True)]
+    tasks: list[list[bytes]] = []
+    size = 0
+    for raw in raws:
+        if not tasks or len(tasks[-1]) >= _CHUNK or size + len(raw) > _CHUNK_BYTES:
+            tasks.append([])
+            size = 0
+        tasks[-1].append(raw)
+        size += len(raw)
+    return tasks
 
 
-def _batches(store: ArchiveStore, since: datetime | None) -> Callable[[], list[Pending]]:
-    """A function returning the next batch (empty when done), paging by message id."""
-    after = 0
+def _lean_spawn() -> None:
+    """Keep spawned workers from importing the whole command line.
 
-    def next_batch() -> list[Pending]:
-        nonlocal after
-        pending = store.pending_normalization(BATCH_MESSAGES, since=since, after=after)
-        batch: list[Pending] = []
-        size = 0
-        for item in pending:
-            if batch and size + item.size > BATCH_BYTES:
-                break
-            batch.append(item)
-            size += item.size
-        if batch:
-            after = batch[-1].message_pk
-        return batch
+    A spawned process re-imports its parent's ``__main__`` unless that module
+    is named like a package's ``__main__`` (``multiprocessing.spawn`` skips
+    those). The ``syncer`` console script is a file without a module name, so
+    each worker imported the CLI (click, the configuration's pydantic models:
+    about 0.1 CPU-s and 10 MB per worker) for nothing. Naming it
+    ``syncer.__main__``, which is what it runs, avoids that.
+    """
+    import importlib.machinery
+    import sys
 
-    return next_batch
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        return
+    if os.path.basename(getattr(main, "__file__", "") or "") == "syncer":
+        main.__spec__ = importlib.machinery.ModuleSpec("syncer.__main__", None)
 
 
 def default_workers() -> int:
@@ -174,6 +152,197 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+class _Stage:
+    """One run of the stage over one store: batches, the pool, saving, counting."""
+
+    def __init__(
+        self,
+        store: ArchiveStore,
+        *,
+        since: datetime | None,
+        workers: int | None,
+        verify_dkim: bool,
+        dns: DNSFunc | None,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.store = store
+        self.since = since
+        self.processes = default_workers() if workers is None else max(1, workers)
+        if dns is not None:
+            self.processes = 1  # a function need not survive pickling
+        self.verify_dkim = verify_dkim
+        self.dns = dns
+        self.progress = progress
+        self.dialect = store.engine.dialect.name
+        self.after = 0
+        self.total = 0
+        self.done = 0
+        self.size = 0
+        self.counts = {"ok": 0, "partial": 0, "failed": 0}
+        self.pool: ProcessPoolExecutor | None = None
+        self.pooled = False
+        self.extractor: TextExtractor | None = None
+        self.in_flight: deque[tuple[list[Pending], list[Future[list[Done]]], dict[int, str]]]
+        self.in_flight = deque()
+
+    # ------------------------------------------------------------------ batches
+
+    def next_batch(self) -> list[Pending]:
+        """The next batch awaiting (empty when none), paging by message id."""
+        pending = self.store.pending_normalization(
+            BATCH_MESSAGES, since=self.since, after=self.after
+        )
+        batch: list[Pending] = []
+        size = 0
+        for item in pending:
+            if batch and size + item.size > BATCH_BYTES:
+                break
+            batch.append(item)
+            size += item.size
+        if batch:
+            self.after = batch[-1].message_pk
+        return batch
+
+    def use_pool(self, awaiting: int) -> bool:
+        """Start the pool (once) when the work is worth the processes' start-up."""
+        if self.pool is None and self.processes > 1 and awaiting > POOL_THRESHOLD:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: this process holds database connections and threads.
+            context = multiprocessing.get_context("spawn")
+            _lean_spawn()
+            # Each worker dies with this process: a SIGKILL here must not orphan them.
+            from syncer.mime.children import die_with_parent
+
+            self.pool = ProcessPoolExecutor(
+                max_workers=self.processes,
+                mp_context=context,
+                initializer=die_with_parent,
+                initargs=(os.getpid(),),
+            )
+            self.pooled = True
+            log.info("normalize.pool_started", workers=self.processes)
+        return self.pool is not None
+
+    def step(self, batch: list[Pending]) -> None:
+        """Hand ``batch`` to the pool (saving the oldest when the queue is full), or do it here."""
+        raws, problems = _load(self.store, batch)
+        if self.pool is None:
+            if self.extractor is None:
+                from syncer.mime.attachments import TextExtractor
+
+                self.extractor = TextExtractor()
+            results = [
+                normalize_one(raw, self.verify_dkim, self.dns, self.extractor, self.dialect)
+                for raw in raws
+            ]
+            self.save(batch, results, problems)
+            return
+        futures = [
+            self.pool.submit(normalize_many, raws[i : i + _CHUNK], self.verify_dkim, self.dialect)
+            for i in range(0, len(raws), _CHUNK)
+        ]
+        self.in_flight.append((batch, futures, problems))
+        while len(self.in_flight) >= IN_FLIGHT:
+            self.save_oldest()
+
+    def save_oldest(self) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
+        batch, futures, problems = self.in_flight.popleft()
+        try:
+            results = [result for future in futures for result in future.result()]
+        except BrokenProcessPool as exc:
+            raise SyncerError(
+                f"A normalization worker process died ({exc}); the batches "
+                f"before message {batch[0].message_pk} are saved.",
+                hint="Run `syncer normalize --workers 1` to go on in one process.",
+            ) from exc
+        self.save(batch, results, problems)
+
+    def drain(self) -> None:
+        while self.in_flight:
+            self.save_oldest()
+
+    def save(self, batch: list[Pending], results: list[Done], problems: dict[int, str]) -> None:
+        for index, problem in problems.items():
+            unreadable = failed(problem)
+            results[index] = (unreadable, _index_rows(self.dialect, unreadable))
+        results = self._save([item.message_pk for item in batch], results)
+        for item, (result, _) in zip(batch, results, strict=True):
+            self.counts[result.status] = self.counts.get(result.status, 0) + 1
+            if result.status == "failed":
+                # The raw message stays archived either way; this says why it reads poorly.
+                log.warning("message.parse_failed", message=item.message_pk, error=result.error)
+            elif result.status != "ok":
+                log.debug("message.parse_partial", message=item.message_pk, error=result.error)
+        self.done += len(batch)
+        self.size += sum(item.size for item in batch)
+        if self.progress is not None:
+            self.progress(self.done, max(self.total, self.done))
+
+    def _save(self, pks: list[int], results: list[Done]) -> list[Done]:
+        """Save a batch; when the database refuses it, save one message at a time and
+        record any it still refuses as failed, so one message never blocks the rest.
+
+        :returns: the results as saved.
+        :raises ArchiveError: when even the failure record cannot be saved (the
+            database itself is down).
+        """
+        try:
+            self.store.save_normalized(
+                [(pk, result) for pk, (result, _) in zip(pks, results, strict=True)],
+                {pk: rows for pk, (_, rows) in zip(pks, results, strict=True)},
+            )
+            return results
+        except ArchiveError as exc:
+            if len(pks) == 1:
+                refused = failed(f"could not be stored: {exc.message}"[:500])
+                done: Done = (refused, _index_rows(self.dialect, refused))
+                self.store.save_normalized([(pks[0], refused)], {pks[0]: done[1]})
+                log.warning("message.store_failed", message=pks[0], error=exc.message)
+                return [done]
+        return [self._save([pk], [result])[0] for pk, result in zip(pks, results, strict=True)]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+        if self.extractor is not None:
+            self.extractor.close()
+            self.extractor = None
+
+    def result(self, marked: int, started: float) -> NormalizeCounts:
+        seconds = time.monotonic() - started
+        counts = NormalizeCounts(
+            marked=marked,
+            processed=self.done,
+            ok=self.counts["ok"],
+            partial=self.counts["partial"],
+            failed=self.counts["failed"],
+            bytes=self.size,
+            seconds=seconds,
+            workers=self.processes if self.pooled else 1,
+        )
+        log.info(
+            "normalize.completed",
+            processed=self.done,
+            ok=counts.ok,
+            partial=counts.partial,
+            failed=counts.failed,
+            workers=counts.workers,
+            duration_ms=int(seconds * 1000),
+        )
+        return counts
+
+
+def _index_rows(dialect: str, result: NormalizedMessage) -> list[IndexRow]:
+    from syncer.archive.search.document import index_document
+
+    return index_document(dialect, result)
 
 
 def normalize_pending(
@@ -201,97 +370,117 @@ def normalize_pending(
     """
     started = time.monotonic()
     marked = store.mark_for_normalization(since=since) if rebuild else 0
-    total = store.normalization_backlog(since=since)
-    processes = default_workers() if workers is None else max(1, workers)
-    if total <= POOL_THRESHOLD or dns is not None:
-        processes = 1
-    counts = {"ok": 0, "partial": 0, "failed": 0}
-    done = size = 0
-    next_batch = _batches(store, since)
-    log.info("normalize.started", awaiting=total, workers=processes, rebuild=rebuild)
+    stage = _Stage(
+        store,
+        since=since,
+        workers=workers,
+        verify_dkim=verify_dkim,
+        dns=dns,
+        progress=progress,
+    )
+    stage.total = store.normalization_backlog(since=since)
+    log.info("normalize.started", awaiting=stage.total, workers=stage.processes, rebuild=rebuild)
+    try:
+        stage.use_pool(stage.total)
+        while batch := stage.next_batch():
+            stage.step(batch)
+        stage.drain()
+    finally:
+        stage.close()
+    return stage.result(marked, started)
 
-    def save(
-        batch: list[Pending], results: list[NormalizedMessage], problems: dict[int, str]
+
+class Follower:
+    """Normalizes, in a thread of this process, each batch a running sync commits.
+
+    Why: the default ``syncer sync`` downloads and normalizes; doing the two
+    one after the other costs their sum, while the parse (in the pool's
+    processes) and the download (mostly waiting on the server) can overlap.
+    The thread looks for committed messages awaiting normalization every
+    :data:`_POLL` seconds; the pool starts when more than
+    :data:`POOL_THRESHOLD` await. Until the first message awaits nothing of
+    the normalizer is imported. Each batch commits with its marker, so a crash
+    of the sync leaves what is not saved awaiting ``syncer normalize``.
+
+    ``with Follower(store) as follower: ...sync...; counts = follower.finish()``
+    """
+
+    def __init__(
+        self,
+        store: ArchiveStore,
+        *,
+        workers: int | None = None,
+        verify_dkim: bool = False,
     ) -> None:
-        nonlocal done, size
-        for index, problem in problems.items():
-            results[index] = _failed(problem)
-        results = _save(store, [item.message_pk for item in batch], results)
-        for item, result in zip(batch, results, strict=True):
-            counts[result.status] = counts.get(result.status, 0) + 1
-            if result.status != "ok":
-                # The raw message stays archived either way; this says why it reads poorly.
-                if result.status == "failed":
-                    log.warning("message.parse_failed", message=item.message_pk, error=result.error)
-                else:
-                    log.debug("message.parse_partial", message=item.message_pk, error=result.error)
-        done += len(batch)
-        size += sum(item.size for item in batch)
-        if progress is not None:
-            progress(done, total)
+        self._store = store
+        self._workers = workers
+        self._verify_dkim = verify_dkim
+        self._downloaded = threading.Event()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._counts = NormalizeCounts()
+        self._thread = threading.Thread(target=self._run, name="normalize-follower", daemon=True)
 
-    if processes == 1:
-        with TextExtractor() as extractor:
-            while batch := next_batch():
-                raws, problems = _load(store, batch)
-                results = [_normalize_one(raw, verify_dkim, dns, extractor) for raw in raws]
-                save(batch, results, problems)
-    else:
-        # spawn, not fork: this process holds database connections and threads.
-        context = multiprocessing.get_context("spawn")
-        # Each worker dies with this process (a SIGKILL here must not leave them orphaned).
-        with ProcessPoolExecutor(
-            max_workers=processes,
-            mp_context=context,
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
-        ) as pool:
-            in_flight: deque[_InFlight] = deque()
+    def __enter__(self) -> Follower:
+        self._thread.start()
+        return self
 
-            def submit() -> bool:
-                batch = next_batch()
-                if not batch:
-                    return False
-                raws, problems = _load(store, batch)
-                futures = [
-                    pool.submit(_normalize_many, raws[i : i + _CHUNK], verify_dkim)
-                    for i in range(0, len(raws), _CHUNK)
-                ]
-                in_flight.append((batch, futures, problems))
-                return True
+    def __exit__(self, *exc_info: object) -> None:
+        if self._thread.is_alive():
+            # The sync failed: stop after the batch in hand (the rest stays awaiting).
+            self._stop.set()
+            self._downloaded.set()
+            self._thread.join()
 
-            more = submit() and submit()
-            while in_flight:
-                batch, futures, problems = in_flight.popleft()
-                try:
-                    results = [result for future in futures for result in future.result()]
-                except BrokenProcessPool as exc:
-                    raise SyncerError(
-                        f"A normalization worker process died ({exc}); the batches "
-                        f"before message {batch[0].message_pk} are saved.",
-                        hint="Run `syncer normalize --workers 1` to go on in one process.",
-                    ) from exc
-                if more:
-                    more = submit()
-                save(batch, results, problems)
-    seconds = time.monotonic() - started
-    result = NormalizeCounts(
-        marked=marked,
-        processed=done,
-        ok=counts["ok"],
-        partial=counts["partial"],
-        failed=counts["failed"],
-        bytes=size,
-        seconds=seconds,
-        workers=processes,
-    )
-    log.info(
-        "normalize.completed",
-        processed=done,
-        ok=result.ok,
-        partial=result.partial,
-        failed=result.failed,
-        workers=processes,
-        duration_ms=int(seconds * 1000),
-    )
-    return result
+    def finish(self) -> NormalizeCounts:
+        """Wait until everything the sync committed is normalized; the stage's counts.
+
+        :raises SyncerError: what stopped the stage (the mail stays archived).
+        """
+        self._downloaded.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._counts
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        stage: _Stage | None = None
+        swept = False
+        try:
+            while not self._stop.is_set():
+                # Read before looking: what was committed before the sync ended is then seen.
+                finished = self._downloaded.is_set()
+                if stage is None and self._store.normalization_backlog():
+                    stage = _Stage(
+                        self._store,
+                        since=None,
+                        workers=self._workers,
+                        verify_dkim=self._verify_dkim,
+                        dns=None,
+                        progress=None,
+                    )
+                    log.info("normalize.started", follow=True, workers=stage.processes)
+                if stage is not None:
+                    if stage.pool is None:
+                        stage.use_pool(self._store.normalization_backlog())
+                    if batch := stage.next_batch():
+                        stage.step(batch)
+                        continue
+                    stage.drain()
+                    if finished and not swept:
+                        # Ids committed out of order (other writers) are found from the start.
+                        stage.after, swept = 0, True
+                        continue
+                if finished:
+                    break
+                self._downloaded.wait(_POLL)
+            if stage is not None:
+                if not self._stop.is_set():
+                    stage.drain()
+                self._counts = stage.result(0, started)
+        except BaseException as exc:  # handed to finish()
+            self._error = exc
+        finally:
+            if stage is not None:
+                stage.close()

@@ -8,9 +8,12 @@ peer's half of that comparison:
 - :func:`write_mbsync_config` / :func:`run_mbsync`: a pull-only mbsync channel
   (``Patterns *``, ``Create Near``, ``Sync Pull``, ``Expunge None``, ``SyncState *``)
   from the test Dovecot into a Maildir, over plain IMAP or IMAPS;
-- :func:`timed`: whole-process wall time and peak RSS of one command, each run in
-  a fresh child (``/usr/bin/time -f %M`` when present, else ``RUSAGE_CHILDREN`` of
-  a wrapper process), so the figure belongs to that child alone;
+- :func:`timed`: whole-process wall time, peak RSS of the whole process tree
+  (sampled from /proc, :mod:`tests.bench.rss`) and CPU time of one command, each
+  run in a fresh child;
+- :func:`write_notmuch_config` / :func:`run_mbsync_notmuch`: mbsync followed by
+  ``notmuch new`` (Debian's notmuch) on the same Maildir: download + index, the
+  pair users combine today;
 - :func:`make_changes` / :func:`revert_changes`: "another client" flips flags on
   100 messages and delivers 100 new ones (a deterministic choice), then undoes it so
   every benchmark run starts from the same mailbox.
@@ -26,8 +29,8 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,21 +39,6 @@ from pathlib import Path
 from imapclient import IMAPClient
 
 from tests.corpus import generate
-
-#: GNU time, which reports the child's peak RSS (``%M``, KiB); absent on minimal systems.
-TIME_BIN = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
-
-#: Runs a command and writes its peak RSS (KiB) to the file named first; the fallback
-#: when GNU time is missing. A fresh interpreter per run, so RUSAGE_CHILDREN covers
-#: exactly that one command. Linux carries a process's pre-exec peak across exec, so
-#: this reads at least the wrapper's own size (about 12 MB); GNU time's floor is ~2 MB.
-_RUSAGE_WRAPPER = """\
-import resource, subprocess, sys
-code = subprocess.call(sys.argv[2:])
-with open(sys.argv[1], "w") as out:
-    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-sys.exit(code)
-"""
 
 
 @dataclass(frozen=True)
@@ -79,6 +67,7 @@ class Measurement:
     returncode: int
     stdout: str
     stderr: str
+    cpu: float | None = None  # user + system seconds of the whole process tree
 
     @property
     def ok(self) -> bool:
@@ -97,37 +86,42 @@ def timed(
     cwd: Path | None = None,
     timeout: float = 3600,
 ) -> Measurement:
-    """Run *argv* once in a fresh child; return wall time and that child's peak RSS."""
-    with tempfile.TemporaryDirectory(prefix="bench-rss-") as tmp:
-        rss_file = Path(tmp) / "rss"
-        if TIME_BIN is not None:
-            command = [TIME_BIN, "-f", "%M", "-o", str(rss_file), *argv]
-        else:
-            command = [sys.executable, "-c", _RUSAGE_WRAPPER, str(rss_file), *argv]
-        started = time.perf_counter()
-        proc = subprocess.run(
-            command,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+    """Run *argv* once in a fresh child: wall time, peak RSS of its whole process tree, CPU.
+
+    The RSS is sampled from /proc every 20 ms over the child and all its
+    descendants (worker processes included), summed; the CPU time (user + system)
+    is the child's as ``wait4`` reports it, which includes every descendant it
+    reaped.
+    """
+    from tests.bench.rss import TreeRSS
+
+    with tempfile.TemporaryDirectory(prefix="bench-out-") as tmp:
+        out_path, err_path = Path(tmp) / "out", Path(tmp) / "err"
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            started = time.perf_counter()
+            proc = subprocess.Popen(
+                list(argv),
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                stdout=out,
+                stderr=err,
+            )
+            killer = threading.Timer(timeout, proc.kill)
+            killer.start()
+            with TreeRSS(proc.pid, every=0.02) as rss:
+                _pid, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - started
+            killer.cancel()
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        return Measurement(
+            argv=tuple(argv),
+            wall=wall,
+            max_rss_kb=rss.peak // 1024 or None,
+            returncode=proc.returncode,
+            stdout=out_path.read_text(errors="replace"),
+            stderr=err_path.read_text(errors="replace"),
+            cpu=usage.ru_utime + usage.ru_stime,
         )
-        wall = time.perf_counter() - started
-        rss: int | None = None
-        try:
-            # GNU time prefixes "Command exited with non-zero status N" on failure.
-            rss = int(rss_file.read_text().strip().splitlines()[-1])
-        except (OSError, ValueError, IndexError):
-            rss = None
-    return Measurement(
-        argv=tuple(argv),
-        wall=wall,
-        max_rss_kb=rss,
-        returncode=proc.returncode,
-        stdout=proc.stdout.decode(errors="replace"),
-        stderr=proc.stderr.decode(errors="replace"),
-    )
 
 
 # -- mbsync ------------------------------------------------------------------------------------
@@ -195,6 +189,26 @@ SyncState *
 def run_mbsync(config: Path, *, timeout: float = 3600) -> Measurement:
     """``mbsync -c CONFIG -a``, timed (see :func:`timed`)."""
     return timed([mbsync_binary(), "-c", str(config), "-a"], timeout=timeout)
+
+
+def write_notmuch_config(path: Path, maildir: Path) -> Path:
+    """A notmuch configuration indexing *maildir* (mbsync's state files ignored)."""
+    path.write_text(
+        f"[database]\npath={maildir}\n[user]\nname=Bench\nprimary_email=bench@example.org\n"
+        "[new]\ntags=unread;inbox;\n"
+        "ignore=.mbsyncstate;.uidvalidity;.mbsyncstate.journal;.mbsyncstate.new;.mbsyncstate.lock\n"
+        "[maildir]\nsynchronize_flags=true\n"
+    )
+    return path
+
+
+def run_mbsync_notmuch(config: Path, notmuch_config: Path, *, timeout: float = 3600) -> Measurement:
+    """``mbsync -c CONFIG -a && notmuch new``, timed as one process tree (a shell)."""
+    notmuch = shutil.which("notmuch")
+    if notmuch is None:
+        raise FileNotFoundError("notmuch is not installed: apt-get install notmuch")
+    script = f"{mbsync_binary()} -c '{config}' -a && {notmuch} --config='{notmuch_config}' new"
+    return timed(["/bin/sh", "-c", script], timeout=timeout)
 
 
 def count_maildir(root: Path) -> int:

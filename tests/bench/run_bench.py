@@ -10,16 +10,24 @@ peer goes first, and reports medians and the syncer/mbsync ratio:
 - ``full-tls``: the same over IMAPS;
 - ``nochange``: re-sync of the ``full`` state when nothing changed;
 - ``delta``: re-sync after another client toggled a flag on 100 messages and
-  delivered 100 new ones (undone after each run, so every run sees the same mailbox).
+  delivered 100 new ones (undone after each run, so every run sees the same mailbox);
+- ``normalize``: ``syncer normalize --rebuild`` on the run's archive: the normalize
+  stage alone, as messages per CPU-second of its whole process tree.
+
+Peers: ``mbsync`` (download into a Maildir), ``mbsync+notmuch`` (the same, then
+``notmuch new``: download + index, what users combine today), ``syncer`` (the
+default ``syncer sync``: download + normalize + index) and, on request,
+``syncer-raw`` (``--no-normalize``). ``syncer verify`` runs (untimed) after every
+syncer run; a run that is not verify-clean is flagged in the table.
 
 Before each timed re-sync it waits 1.1 s: mbsync sleeps one second when its own
 Maildir changed within the current second (it cannot trust directory mtimes then),
 which a back-to-back loop would otherwise measure instead of the re-sync. A first,
 untimed mbsync pull warms the page cache and Dovecot's index caches.
 
-Whole processes are timed (wall clock, peak RSS of the child), never in-process
-calls. A peer that fails (syncer before ``syncer sync`` lands) shows "n/a" with its
-error; the other still runs. Not part of ``make test``::
+Whole processes are timed (wall clock, CPU and peak RSS of the whole process
+tree: worker processes count), never in-process calls. A peer that fails shows
+"n/a" with its error; the others still run. Not part of ``make test``::
 
     python -m tests.bench.run_bench --messages 10000 --runs 3
 """
@@ -48,18 +56,26 @@ from tests.bench.mbsync import (
     make_changes,
     revert_changes,
     run_mbsync,
+    run_mbsync_notmuch,
     write_mbsync_config,
+    write_notmuch_config,
 )
-from tests.bench.syncer_peer import run_syncer
+from tests.bench.syncer_peer import run_syncer, run_syncer_command
 
-PEERS = ("mbsync", "syncer")
-SCENARIOS = ("full", "full-tls", "nochange", "delta")
+#: mbsync (download), mbsync then ``notmuch new`` (download + index), syncer's default
+#: sync (download + normalize + index) and ``syncer sync --no-normalize`` (download).
+PEERS = ("mbsync", "mbsync+notmuch", "syncer", "syncer-raw")
+DEFAULT_PEERS = ("mbsync", "mbsync+notmuch", "syncer")
+SCENARIOS = ("full", "full-tls", "nochange", "delta", "normalize")
 TITLES = {
     "full": "full pull, plain IMAP",
     "full-tls": "full pull, IMAPS",
     "nochange": "no-change re-sync",
     "delta": "re-sync, 100 flags + 100 new",
+    "normalize": "syncer normalize --rebuild",
 }
+#: The peer each syncer figure is divided by, in the ratio columns.
+BASES = ("mbsync", "mbsync+notmuch")
 #: mbsync's Maildir sleeps 1 s when a directory changed in the current second.
 SETTLE_SECONDS = 1.1
 
@@ -72,9 +88,10 @@ class Sample:
     scenario: str
     run: int
     wall: float | None
-    max_rss_kb: int | None
+    max_rss_kb: int | None  # peak RSS of the whole process tree
     error: str | None = None
     note: str | None = None  # e.g. a message-count mismatch
+    cpu: float | None = None  # user + system seconds of the whole process tree
 
 
 def run_peer(peer: str, params: ServerParams, state: Path) -> tuple[Measurement, str | None]:
@@ -84,8 +101,13 @@ def run_peer(peer: str, params: ServerParams, state: Path) -> tuple[Measurement,
         config = write_mbsync_config(state / "mbsyncrc", params, state / "mail")
         measured = run_mbsync(config)
         return measured, f"{count_maildir(state / 'mail')} messages on disk"
-    if peer == "syncer":
-        measured, _init = run_syncer(params, state)
+    if peer == "mbsync+notmuch":
+        config = write_mbsync_config(state / "mbsyncrc", params, state / "mail")
+        notmuch = write_notmuch_config(state / "notmuch-config", state / "mail")
+        measured = run_mbsync_notmuch(config, notmuch)
+        return measured, f"{count_maildir(state / 'mail')} messages on disk, indexed"
+    if peer in ("syncer", "syncer-raw"):
+        measured, _init = run_syncer(params, state, normalize=peer == "syncer")
         note = None
         if measured.ok:
             with contextlib.suppress(ValueError, TypeError, KeyError):
@@ -93,8 +115,17 @@ def run_peer(peer: str, params: ServerParams, state: Path) -> tuple[Measurement,
                 new = sum(a.get("new", 0) for a in summary)
                 flags = sum(f.get("flags_changed", 0) for a in summary for f in a["folders"])
                 note = f"{new} new, {flags} flag changes"
+            note = f"{note}; {_verify(params, state)}"
         return measured, note
     raise ValueError(f"unknown peer {peer!r}")
+
+
+def _verify(params: ServerParams, state: Path) -> str:
+    """``syncer verify`` after a run (untimed): "verify clean" or what it found."""
+    checked = run_syncer_command(params, state, "verify")
+    if checked.ok:
+        return "verify clean"
+    return f"VERIFY FAILED: {checked.error()}"
 
 
 def _measure(peer: str, scenario: str, run: int, params: ServerParams, state: Path) -> Sample:
@@ -104,7 +135,28 @@ def _measure(peer: str, scenario: str, run: int, params: ServerParams, state: Pa
         return Sample(peer, scenario, run, None, None, error=f"{type(exc).__name__}: {exc}")
     if not measured.ok:
         return Sample(peer, scenario, run, None, None, error=measured.error())
-    return Sample(peer, scenario, run, measured.wall, measured.max_rss_kb, note=note)
+    return Sample(
+        peer, scenario, run, measured.wall, measured.max_rss_kb, note=note, cpu=measured.cpu
+    )
+
+
+def _measure_normalize(run: int, params: ServerParams, state: Path) -> Sample:
+    """The normalize stage alone: ``syncer normalize --rebuild`` over the whole archive."""
+    measured = run_syncer_command(params, state, "normalize", "--rebuild", "--json")
+    if not measured.ok:
+        return Sample("syncer", "normalize", run, None, None, error=measured.error())
+    note = _verify(params, state)
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        note = f"{json.loads(measured.stdout)['processed']} messages; {note}"
+    return Sample(
+        "syncer",
+        "normalize",
+        run,
+        measured.wall,
+        measured.max_rss_kb,
+        note=note,
+        cpu=measured.cpu,
+    )
 
 
 class _Run:
@@ -128,6 +180,12 @@ class _Run:
     def step(self, scenario: str, params: ServerParams, *, settle: bool) -> None:
         """Measure *scenario* for each peer; "full-tls" uses a throwaway state directory."""
         if scenario not in self.scenarios:
+            return
+        if scenario == "normalize":
+            if "syncer" in self.order and "syncer" not in self.failed:
+                sample = _measure_normalize(self.run, params, self.run_dir / "syncer")
+                self.samples.append(sample)
+                _print_sample(sample)
             return
         for peer in self.order:
             if scenario in ("nochange", "delta") and peer in self.failed:
@@ -201,6 +259,7 @@ def run_all(
                     one.step("delta", plain, settle=True)
                 finally:
                     revert_changes(plain, changes)
+            one.step("normalize", plain, settle=False)
             if not keep:
                 shutil.rmtree(one.run_dir, ignore_errors=True)
         info["samples"] = [asdict(s) for s in samples]
@@ -214,9 +273,11 @@ def _print_sample(sample: Sample) -> None:
         print(f"  {sample.scenario:<9} {sample.peer:<7} n/a: {sample.error}", flush=True)
         return
     rss = f"{sample.max_rss_kb / 1024:.0f} MB" if sample.max_rss_kb else "?"
+    cpu = f"{sample.cpu:7.2f} CPU-s" if sample.cpu is not None else ""
     note = f" ({sample.note})" if sample.note else ""
     print(
-        f"  {sample.scenario:<9} {sample.peer:<7} {sample.wall:8.3f} s  {rss:>7}{note}", flush=True
+        f"  {sample.scenario:<9} {sample.peer:<14} {sample.wall:8.3f} s  {rss:>7} {cpu}{note}",
+        flush=True,
     )
 
 
@@ -230,13 +291,18 @@ def _top_folders(folders: dict[str, int], shown: int = 4) -> str:
 
 
 def render_table(info: dict[str, Any], peers: Sequence[str]) -> str:
-    """The table: per scenario and peer the median wall time, spread, rates, peak RSS, ratio."""
+    """Per scenario and peer: median wall time, spread, rates, CPU, peak RSS, ratios.
+
+    The ratios divide syncer's median by mbsync's and by mbsync + notmuch's; the
+    normalize row gives messages per CPU-second of the whole ``syncer normalize``
+    process tree (start-up, pool, extractors, index writes included).
+    """
     corpus = info["corpus"]
     messages, total = corpus["messages"], corpus["bytes"]
     samples = [Sample(**s) for s in info["samples"]]
     header = (
-        f"{'scenario':<30} {'peer':<7} {'median':>9} {'min-max':>17} {'msg/s':>7} "
-        f"{'MB/s':>6} {'peak RSS':>9} {'syncer/mbsync':>14}"
+        f"{'scenario':<30} {'peer':<14} {'median':>9} {'min-max':>17} {'msg/s':>7} "
+        f"{'CPU s':>7} {'msg/CPU-s':>9} {'peak RSS':>9} {'/mbsync':>8} {'/+notmuch':>9}"
     )
     lines = [
         f"Corpus: {messages} messages, {total / 1e6:.1f} MB, {len(corpus['folders'])} folders "
@@ -249,33 +315,41 @@ def render_table(info: dict[str, Any], peers: Sequence[str]) -> str:
         if not rows:
             continue
         medians: dict[str, float] = {}
-        for peer in peers:
+        shown = [p for p in peers if any(s.peer == p for s in rows)]
+        for peer in shown:
             mine = [s for s in rows if s.peer == peer]
-            good = [s.wall for s in mine if s.wall is not None]
-            title = TITLES[scenario] if peer == peers[0] else ""
+            good = [s for s in mine if s.wall is not None]
+            title = TITLES[scenario] if peer == shown[0] else ""
             if not good:
                 errors = sorted({s.error or "not run" for s in mine})
-                lines.append(f"{title:<30} {peer:<7} {'n/a':>9}  ({'; '.join(errors)[:200]})")
+                lines.append(f"{title:<30} {peer:<14} {'n/a':>9}  ({'; '.join(errors)[:200]})")
                 continue
-            median = statistics.median(good)
+            walls = [s.wall for s in good if s.wall is not None]
+            median = statistics.median(walls)
             medians[peer] = median
-            spread = f"{_fmt_time(min(good))}-{_fmt_time(max(good))}"
-            full = scenario.startswith("full")
-            rate = f"{messages / median:7.0f}" if full else f"{'-':>7}"
-            mbps = f"{total / 1e6 / median:6.1f}" if full else f"{'-':>6}"
+            spread = f"{_fmt_time(min(walls))}-{_fmt_time(max(walls))}"
+            bulk = scenario.startswith("full") or scenario == "normalize"
+            rate = f"{messages / median:7.0f}" if bulk else f"{'-':>7}"
+            cpus = [s.cpu for s in good if s.cpu is not None]
+            cpu = statistics.median(cpus) if cpus else None
+            cpu_text = f"{cpu:7.2f}" if cpu is not None else f"{'?':>7}"
+            per_cpu = f"{messages / cpu:9.0f}" if cpu and bulk else f"{'-':>9}"
             rss_values = [s.max_rss_kb for s in mine if s.max_rss_kb]
             rss = f"{max(rss_values) / 1024:.0f} MB" if rss_values else "?"
             failed = len(mine) - len(good)
             extra = f"  ({failed} failed)" if failed else ""
-            ratio = ""
-            if peer == "syncer" and "mbsync" in medians:
-                ratio = f"{median / medians['mbsync']:.2f}x"
+            unverified = sum(1 for s in good if s.note and "VERIFY FAILED" in s.note)
+            extra += f"  ({unverified} runs NOT verify-clean)" if unverified else ""
+            ratios = [
+                f"{median / medians[base]:.2f}x"
+                if peer.startswith("syncer") and base in medians
+                else ""
+                for base in BASES
+            ]
             lines.append(
-                f"{title:<30} {peer:<7} {_fmt_time(median):>9} {spread:>17} {rate} {mbps} "
-                f"{rss:>9} {ratio:>14}{extra}".rstrip()
+                f"{title:<30} {peer:<14} {_fmt_time(median):>9} {spread:>17} {rate} {cpu_text} "
+                f"{per_cpu} {rss:>9} {ratios[0]:>8} {ratios[1]:>9}{extra}".rstrip()
             )
-        if "syncer" in peers and "mbsync" in medians and "syncer" not in medians:
-            lines[-1] += "  ratio n/a"
     return "\n".join(lines)
 
 
@@ -286,7 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--folders", choices=("standard", "many"), default="standard")
     parser.add_argument("--size-profile", choices=("realistic", "small"), default="realistic")
-    parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers")
+    parser.add_argument(
+        "--peers", default=",".join(DEFAULT_PEERS), help=f"comma-separated, of {PEERS}"
+    )
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {SCENARIOS}"
     )

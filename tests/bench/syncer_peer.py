@@ -73,7 +73,7 @@ def write_syncer_config(path: Path, params: ServerParams, state_dir: Path) -> Pa
 
 
 def run_syncer(
-    params: ServerParams, state_dir: Path, *, timeout: float = 3600
+    params: ServerParams, state_dir: Path, *, timeout: float = 3600, normalize: bool = True
 ) -> tuple[Measurement, Measurement | None]:
     """Sync *params* into the archive in *state_dir*; return (sync, init) measurements.
 
@@ -91,9 +91,19 @@ def run_syncer(
         init = timed([binary, "--config", str(config), "init"], env=env, timeout=timeout)
         if not init.ok:
             return init, init
+    flags = [] if normalize else ["--no-normalize"]
     sync = timed(
-        [binary, "--config", str(config), "sync", "--no-normalize", "--json"],
-        env=env,
-        timeout=timeout,
+        [binary, "--config", str(config), "sync", *flags, "--json"], env=env, timeout=timeout
     )
     return sync, init
+
+
+def run_syncer_command(
+    params: ServerParams, state_dir: Path, *args: str, timeout: float = 3600
+) -> Measurement:
+    """``syncer --config CONF ARGS...`` on the archive in *state_dir* (e.g. verify, normalize)."""
+    config = write_syncer_config(state_dir / "syncer.toml", params, state_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCER_")} | {
+        PASSWORD_ENV: params.password
+    }
+    return timed([syncer_binary(), "--config", str(config), *args], env=env, timeout=timeout)

@@ -19,13 +19,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from syncer.archive.models import messages
+from syncer.archive.search.document import IndexRow
 from syncer.archive.store import ArchiveStore
 from syncer.errors import ArchiveError
 from syncer.mime.parsed import NormalizedMessage
@@ -137,10 +138,13 @@ def test_a_message_the_database_still_refuses_is_recorded_failed_and_the_rest_sa
     store.archive_batch("acct", "INBOX", 1, batch, None)
     real = store.save_normalized
 
-    def refusing(results: Sequence[tuple[int, NormalizedMessage]]) -> None:
+    def refusing(
+        results: Sequence[tuple[int, NormalizedMessage]],
+        index_rows: Mapping[int, Sequence[IndexRow]] | None = None,
+    ) -> None:
         if any(r.subject == "poison" for _pk, r in results):
             raise ArchiveError("the database refused a value")
-        real(results)
+        real(results, index_rows)
 
     monkeypatch.setattr(store, "save_normalized", refusing)
     counts = normalize_pending(store, workers=1)

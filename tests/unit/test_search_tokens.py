@@ -116,3 +116,31 @@ def test_no_token_repeats_more_often_than_a_tsvector_keeps_positions() -> None:
 def test_a_pathological_message_is_indexed_up_to_the_chunk_limit() -> None:
     chunks = document_chunks(["", "", "a " * 200_000, ""])
     assert len(chunks) == search_tokens.MAX_CHUNKS
+
+
+def test_the_index_documents_field_weights_follow_fields() -> None:
+    from syncer.archive.search import document
+    from syncer.archive.search.tokens import FIELDS
+
+    assert tuple(document.WEIGHTS[name] for name in FIELDS) == document._FIELD_WEIGHTS
+    assert FIELDS[document._SUBJECT] == "subject"
+
+
+def test_document_tokens_are_the_pieces_of_the_query_tokenizer() -> None:
+    """tokens() takes a shortcut for runs without CJK; it must agree with _pieces()."""
+    import random
+
+    from syncer.archive.search.tokens import _pieces, fold, tokens
+
+    rng = random.Random(9)
+    alphabet = "aZ9 éßÅ-_.メール메일을中文ไทยक़ि\u0301\u3000" + "x" * 70
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(40)))
+        expected: list[str] = []
+        for piece, cjk in _pieces(fold(text)):
+            if cjk:
+                expected.extend(piece[i : i + 2] for i in range(len(piece) - 1))
+                expected.append(piece[-1])
+            else:
+                expected.append(piece)
+        assert tokens(text) == expected, text

@@ -21,6 +21,9 @@ Public API:
 * :func:`index_messages` ``(conn, pks)``: (re)index messages from their stored
   rows (subject, addresses, text, attachment names and text), inside the
   caller's transaction. Normalization's save calls it; so does the rebuild.
+* :func:`insert_rows` ``(conn, rows)``: insert rows made by
+  :func:`syncer.archive.search.document.index_document` (in normalization's
+  worker processes), in bulk.
 * :func:`remove_messages` ``(conn, pks)``: forget messages: their index rows
   and their extracted attachment text. Retention calls it before deleting them.
 * :func:`unindexed_message_ids`, :func:`clear_index`, :func:`optimize_index`,
@@ -35,7 +38,7 @@ token is double-quoted, or a tsquery literal of quoted lexemes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -69,13 +72,15 @@ from syncer.archive.models import (
     message_texts,
     messages,
 )
-from syncer.archive.search.tokens import FIELDS, QueryToken, document_chunks, query_tokens
+from syncer.archive.search.document import WEIGHTS, IndexRow, document_rows
+from syncer.archive.search.tokens import QueryToken, query_tokens
 
 __all__ = [
     "Scope",
     "clear_index",
     "index_messages",
     "index_stats",
+    "insert_rows",
     "optimize_index",
     "relevance",
     "remove_messages",
@@ -92,10 +97,7 @@ _SHIFT = 8
 #: Messages per statement group in index_messages / remove_messages.
 _BATCH = 500
 #: PostgreSQL weight of each field (ts_rank weighs A highest); None for "all".
-_WEIGHTS = {"subject": "A", "addresses": "B", "attachments": "C", "body": "D"}
-_FIELD_WEIGHTS = tuple(_WEIGHTS[name] for name in FIELDS)
-#: The subject's index in FIELDS: PostgreSQL also keeps its positions in their own column.
-_SUBJECT = FIELDS.index("subject")
+_WEIGHTS = WEIGHTS
 #: SQLite bm25 weight of each column, in FIELDS order.
 _BM25_WEIGHTS = (4.0, 2.0, 1.0, 1.0)
 
@@ -333,22 +335,6 @@ def _documents(conn: Connection, pks: Sequence[int]) -> dict[int, list[list[str]
     return docs
 
 
-def _tsvector(positions: Iterable[tuple[int, int, str]], *, field_only: int | None = None) -> str:
-    """A tsvector literal: each lexeme quoted, with its positions and field weights.
-
-    :param field_only: only the positions of this field (the subject's own vector).
-    """
-    by_token: dict[str, list[str]] = {}
-    for position, field, token in positions:
-        if field_only is not None and field != field_only:
-            continue
-        by_token.setdefault(token, []).append(f"{position}{_FIELD_WEIGHTS[field]}")
-    return " ".join(
-        "'{}':{}".format(token.replace("\\", "\\\\").replace("'", "''"), ",".join(where))
-        for token, where in by_token.items()
-    )
-
-
 def _delete_rows(conn: Connection, pks: Sequence[int]) -> None:
     if conn.dialect.name == "sqlite":
         conn.execute(
@@ -359,6 +345,44 @@ def _delete_rows(conn: Connection, pks: Sequence[int]) -> None:
         conn.execute(delete(_chunks).where(_chunks.c.message_pk.in_(pks)))
 
 
+def insert_rows(conn: Connection, rows: Sequence[tuple[int, Sequence[IndexRow]]]) -> None:
+    """Replace the index rows of messages by ``(message id, document_rows(...))``, in bulk.
+
+    The caller makes sure the messages exist (PostgreSQL's foreign key would
+    refuse others; SQLite's FTS5 table has none).
+    """
+    _delete_rows(conn, [pk for pk, _ in rows])
+    if conn.dialect.name == "sqlite":
+        flat = [
+            (pk * _ROWS_PER_MESSAGE + number, subject, names, body, files)
+            for pk, prepared in rows
+            for number, subject, names, body, files in prepared
+        ]
+        if flat:
+            # One executemany through the driver: the rows are plain tuples already.
+            conn.exec_driver_sql(
+                "INSERT INTO search_fts (rowid, subject, addresses, body, attachments) "
+                "VALUES (?, ?, ?, ?, ?)",
+                flat,
+            )
+        return
+    params = [
+        {"b_pk": pk, "b_chunk": number, "b_doc": doc, "b_subject": subject}
+        for pk, prepared in rows
+        for number, doc, subject in prepared
+    ]
+    if params:
+        conn.execute(
+            _chunks.insert().values(
+                message_pk=bindparam("b_pk"),
+                chunk=bindparam("b_chunk"),
+                doc=cast(bindparam("b_doc", type_=String), _TSVector()),
+                subject=cast(bindparam("b_subject", type_=String), _TSVector()),
+            ),
+            params,
+        )
+
+
 def index_messages(conn: Connection, message_pks: Sequence[int]) -> None:
     """(Re)index these messages from their stored rows, in the caller's transaction.
 
@@ -366,49 +390,18 @@ def index_messages(conn: Connection, message_pks: Sequence[int]) -> None:
     exist are ignored (and anything indexed under them removed).
     """
     wanted = sorted(set(message_pks))
+    dialect = conn.dialect.name
     for start in range(0, len(wanted), _BATCH):
         part = wanted[start : start + _BATCH]
         docs = _documents(conn, part)
         _delete_rows(conn, part)
-        chunks = [
-            (pk, chunk)
-            for pk in sorted(docs)
-            for chunk in document_chunks(["\n".join(texts) for texts in docs[pk]])
-        ]
-        if not chunks:
-            continue
-        if conn.dialect.name == "sqlite":
-            rows: list[dict[str, Any]] = []
-            for pk, chunk in chunks:
-                subject, names, body, files = chunk.field_texts()
-                rows.append(
-                    {
-                        "rowid": pk * _ROWS_PER_MESSAGE + chunk.number,
-                        "subject": subject,
-                        "addresses": names,
-                        "body": body,
-                        "attachments": files,
-                    }
-                )
-            conn.execute(_fts.insert(), rows)
-        else:
-            conn.execute(
-                _chunks.insert().values(
-                    message_pk=bindparam("b_pk"),
-                    chunk=bindparam("b_chunk"),
-                    doc=cast(bindparam("b_doc", type_=String), _TSVector()),
-                    subject=cast(bindparam("b_subject", type_=String), _TSVector()),
-                ),
-                [
-                    {
-                        "b_pk": pk,
-                        "b_chunk": chunk.number,
-                        "b_doc": _tsvector(chunk.positions()),
-                        "b_subject": _tsvector(chunk.positions(), field_only=_SUBJECT),
-                    }
-                    for pk, chunk in chunks
-                ],
-            )
+        insert_rows(
+            conn,
+            [
+                (pk, document_rows(dialect, ["\n".join(texts) for texts in docs[pk]]))
+                for pk in sorted(docs)
+            ],
+        )
 
 
 def remove_messages(conn: Connection, message_pks: Sequence[int]) -> None:

@@ -105,6 +105,7 @@ _CJK_RANGES = (
     "\U00020000-\U0003134f"  # Han extensions
 )
 _PIECE = re.compile(f"([{_CJK_RANGES}]+)|[^{_CJK_RANGES}]+")
+_CJK_CHAR = re.compile(f"[{_CJK_RANGES}]")
 # A run's first MAX_TOKEN_CHARS characters are its group: the cut costs nothing.
 _ASCII_RUN = re.compile(f"([a-z0-9]{{1,{MAX_TOKEN_CHARS}}})[a-z0-9]*")
 
@@ -163,12 +164,18 @@ def tokens(text: str) -> list[str]:
     if folded.isascii():
         return _ASCII_RUN.findall(folded)
     out: list[str] = []
-    for piece, cjk in _pieces(folded):
-        if cjk:
-            out.extend(piece[i : i + 2] for i in range(len(piece) - 1))
-            out.append(piece[-1])
-        else:
-            out.append(piece)
+    for run in _run_pattern().findall(folded):
+        if run.isascii() or _CJK_CHAR.search(run) is None:
+            # No CJK inside: the run is one piece (what _pieces yields for it).
+            out.append(run[:MAX_TOKEN_CHARS])
+            continue
+        for match in _PIECE.finditer(run):
+            piece = match.group(0)
+            if match.group(1) is not None:
+                out.extend(piece[i : i + 2] for i in range(len(piece) - 1))
+                out.append(piece[-1])
+            else:
+                out.append(piece[:MAX_TOKEN_CHARS])
     return out
 
 
@@ -205,17 +212,25 @@ def query_tokens(text: str, *, prefix: bool = False) -> list[QueryToken]:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """One indexed row of a message: its number and ``(field index, token)`` in order."""
+    """One indexed row of a message: its number and each field's tokens, in order.
+
+    A chunk is a stretch of the message's token stream (the fields one after
+    the other), so it holds a piece of each field: ``parts[i]`` are the tokens
+    of field ``i`` in it (often empty).
+    """
 
     number: int
-    tokens: Sequence[tuple[int, str]]
+    parts: tuple[Sequence[str], Sequence[str], Sequence[str], Sequence[str]]
+
+    @property
+    def tokens(self) -> list[tuple[int, str]]:
+        """``(field index, token)`` in order."""
+        return [(field, token) for field, part in enumerate(self.parts) for token in part]
 
     def field_texts(self) -> tuple[str, str, str, str]:
         """The tokens of each field joined by spaces (what FTS5 is fed)."""
-        parts: tuple[list[str], ...] = ([], [], [], [])
-        for field, token in self.tokens:
-            parts[field].append(token)
-        return (" ".join(parts[0]), " ".join(parts[1]), " ".join(parts[2]), " ".join(parts[3]))
+        subject, names, body, files = self.parts
+        return (" ".join(subject), " ".join(names), " ".join(body), " ".join(files))
 
     def positions(self) -> Iterator[tuple[int, int, str]]:
         """``(position, field index, token)`` from 1, with a gap between fields.
@@ -225,14 +240,37 @@ class Chunk:
         """
         position = 0
         previous = -1
-        for field, token in self.tokens:
-            position += 2 if previous not in (-1, field) else 1
-            previous = field
-            yield position, field, token
+        for field, part in enumerate(self.parts):
+            for token in part:
+                position += 2 if previous not in (-1, field) else 1
+                previous = field
+                yield position, field, token
 
 
 def _token_bytes(token: str) -> int:
     return len(token.encode("utf-8")) + 8
+
+
+def _fits(parts: Sequence[Sequence[str]]) -> bool:
+    """Whether a whole document fits in one chunk (positions, occurrences, bytes)."""
+    if sum(map(len, parts)) > CHUNK_TOKENS:
+        return False
+    length = sum(map(len, parts))
+    counts = Counter(parts[0])
+    for part in parts[1:]:
+        counts.update(part)
+    # At most 4 bytes a character; count exactly only when that bound is too high.
+    size = 2 * length + 4 * sum(map(len, counts)) + 8 * len(counts)
+    if size > CHUNK_BYTES:
+        size = 2 * length + sum(_token_bytes(token) for token in counts)
+    return size <= CHUNK_BYTES and max(counts.values(), default=0) <= MAX_OCCURRENCES
+
+
+def _split(stream: Sequence[tuple[int, str]]) -> Chunk:
+    parts: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
+    for field, token in stream:
+        parts[field].append(token)
+    return Chunk(-1, parts)
 
 
 def document_chunks(fields: Sequence[str]) -> list[Chunk]:
@@ -241,19 +279,15 @@ def document_chunks(fields: Sequence[str]) -> list[Chunk]:
     Always at least one chunk (an empty one for a message without text), so
     that an indexed message can be told from one not indexed yet.
     """
-    stream = [(index, token) for index, text in enumerate(fields) for token in tokens(text)]
-    if len(stream) <= CHUNK_TOKENS:
-        counts = Counter(token for _, token in stream)
-        # At most 4 bytes a character; count exactly only when that bound is too high.
-        size = 2 * len(stream) + 4 * sum(map(len, counts)) + 8 * len(counts)
-        if size > CHUNK_BYTES:
-            size = 2 * len(stream) + sum(_token_bytes(token) for token in counts)
-        if size <= CHUNK_BYTES and max(counts.values(), default=0) <= MAX_OCCURRENCES:
-            return [Chunk(0, stream)]
+    subject, names, body, files = (tokens(text) for text in fields)
+    parts = (subject, names, body, files)
+    if _fits(parts):
+        return [Chunk(0, parts)]
+    stream = [(index, token) for index, part in enumerate(parts) for token in part]
     chunks: list[Chunk] = []
     start = 0
     while len(chunks) < MAX_CHUNKS:
-        counts = Counter()
+        counts: Counter[str] = Counter()
         size = 0
         end = start
         while end < len(stream) and end - start < CHUNK_TOKENS:
@@ -265,7 +299,7 @@ def document_chunks(fields: Sequence[str]) -> list[Chunk]:
             counts[token] = seen + 1
             size += extra
             end += 1
-        chunks.append(Chunk(len(chunks), stream[start:end]))
+        chunks.append(Chunk(len(chunks), _split(stream[start:end]).parts))
         if end >= len(stream):
             break
         start = max(end - OVERLAP, start + 1)
