@@ -63,8 +63,11 @@ def _start(server: _S) -> _S:
 
 
 def _base(name: str) -> Path:
-    # /tmp, not tmp_path: the cyrus user and uid 9000 must reach it.
-    return Path(tempfile.mkdtemp(prefix=f"syncer-{name}-"))
+    # Not tmp_path: the cyrus user and uid 9000 must reach it. tmpfs where there is one:
+    # Cyrus fsyncs every APPEND, which costs 0.15 s on disk and nothing on tmpfs.
+    shm = Path("/dev/shm")
+    where = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix=f"syncer-{name}-", dir=where))
 
 
 def _shutdown(server: CyrusServer | CourierServer) -> None:
