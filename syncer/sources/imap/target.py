@@ -177,6 +177,7 @@ class IMAPTarget:
         """
         if not items:
             return []
+        self._leave_if_selected(folder)
         mailbox = astring(folder)
         if len(items) > 1 and "MULTIAPPEND" in self.capabilities:
             command: list[Arg] = [b"APPEND ", mailbox]
@@ -192,6 +193,24 @@ class IMAPTarget:
         with self.source._map_errors(folder):
             completions = self.source._run(commands)
         return [_single_result(completion) for completion in completions]
+
+    def _leave_if_selected(self, folder: str) -> None:
+        """Leave ``folder`` when it is the one EXAMINEd (by :meth:`fingerprints`).
+
+        Courier refuses APPEND into the folder selected read-only (``NO Current box
+        is selected READ-ONLY``), so push and restore failed for every existing folder
+        there. UNSELECT where offered; else CLOSE, which expunges nothing after EXAMINE
+        (:rfc:`3501` 6.4.2).
+        """
+        source = self.source
+        if source._client is None or source._selected != folder:
+            return
+        command = b"UNSELECT" if "UNSELECT" in self.capabilities else b"CLOSE"
+        with source._map_errors(folder):
+            source._ok(command.decode(), source._run([[command]]))
+        source._imap().state = "AUTH"
+        source._selected = None
+        source._exists = None
 
 
 def _message_args(item: AppendItem) -> list[Arg]:
