@@ -134,3 +134,24 @@ def test_cyrus_mailbox_ids_are_asked_alone_and_valid(
                 assert OBJECT_ID.fullmatch(record.mailbox_id)
     finally:
         cyrus_upstream.remove_user(user.name)
+
+
+def test_entries_of_deleted_and_renamed_folders_are_gone(world: World) -> None:
+    """Issue 20 #4: only the folder row was marked; its entries stayed live, so push
+    re-created deleted folders and status over-counted."""
+    user = world.user.name
+    for n in range(3):
+        world.server.append(user, "Old", _message(n))
+        world.server.append(user, "Gone", _message(10 + n))
+    world.sync()
+    world.server.rename_folder(user, "Old", "Renamed")
+    world.server.delete_folder(user, "Gone")
+    world.sync()
+
+    def live(folder: str) -> int:
+        return sum(
+            1 for r in world.store.entries(ACCOUNT, world.server.wire_name(folder)) if not r[4]
+        )
+
+    assert (live("Gone"), live("Old"), live("Renamed")) == (0, 0, 3)
+    assert len(world.store.entries(ACCOUNT, world.server.wire_name("Gone"))) == 3, "kept, gone"
