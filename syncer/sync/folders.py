@@ -35,6 +35,7 @@ import structlog
 
 from syncer.errors import SourceError
 from syncer.model import FolderCursor, FolderStatus, FolderSummary, SelectedFolder
+from syncer.sync.renames import match_renames
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore, FolderRecord
@@ -171,26 +172,26 @@ def _record_vanished_folders(
 ) -> dict[str, str]:
     """Record folders the server no longer lists as deleted or renamed.
 
-    A folder that disappeared while a new one with the same UIDVALIDITY
-    appeared is taken as renamed (Dovecot and most servers keep UIDVALIDITY
-    across RENAME). Nothing is deleted from the archive either way.
+    A folder that disappeared is taken as renamed into a new one only on evidence
+    (:func:`syncer.sync.renames.match_renames`: MAILBOXID, or UIDVALIDITY, UIDNEXT and
+    MESSAGES all equal, matched one to one). Nothing is deleted from the archive.
 
     :returns: new folder name → old folder name, for renamed folders.
     """
     remote_by_name = {f.name: f for f in remote}
-    new_by_validity = {
-        f.uidvalidity: f.name
-        for f in remote
-        if f.uidvalidity is not None and (f.name not in known or known[f.name].deleted)
+    appeared = [f for f in remote if f.name not in known or known[f.name].deleted]
+    vanished = {
+        name: record
+        for name, record in known.items()
+        # Narrowed out by --folder or the config: not evidence of deletion.
+        if not record.deleted
+        and name not in remote_by_name
+        and options.in_scope(record.display_name)
     }
+    renames = match_renames(vanished, appeared)
     renamed: dict[str, str] = {}
-    for name, record in known.items():
-        if record.deleted or name in remote_by_name:
-            continue
-        if not options.in_scope(record.display_name):
-            continue  # narrowed out by --folder or the config: not evidence of deletion
-        validity = record.cursor.uidvalidity if record.cursor else None
-        new_name = new_by_validity.get(validity) if validity is not None else None
+    for name, record in vanished.items():
+        new_name = renames.get(name)
         if new_name is not None:
             store.mark_folder_renamed(account, name, new_name)
             renamed[new_name] = name

@@ -16,6 +16,7 @@ import pytest
 from syncer.archive.store import ArchiveStore
 from tests.fixtures_servers import AnyServer
 from tests.integration.test_sync_dovecot import ACCOUNT, World, _message
+from tests.servers.courier import CourierServer
 from tests.servers.cyrus import CyrusServer
 from tests.servers.dovecot import MailUser
 
@@ -155,3 +156,29 @@ def test_entries_of_deleted_and_renamed_folders_are_gone(world: World) -> None:
 
     assert (live("Gone"), live("Old"), live("Renamed")) == (0, 0, 3)
     assert len(world.store.entries(ACCOUNT, world.server.wire_name("Gone"))) == 3, "kept, gone"
+
+
+def test_a_deleted_folder_is_not_taken_for_a_new_one_with_its_uidvalidity(
+    courier: CourierServer, store: ArchiveStore
+) -> None:
+    """Issue 20 #3: Courier (and Cyrus) use the creation second as UIDVALIDITY; a deleted
+    folder was recorded as renamed into a new, unrelated folder with the same value."""
+    user = courier.add_user()
+    try:
+        world = World(courier, user, store)  # type: ignore[arg-type]
+        for n in range(3):
+            courier.append(user.name, "Gone", _message(n))
+        world.sync()
+        validity = courier.uidvalidity(user.name, "Gone")
+        courier.delete_folder(user.name, "Gone")
+        courier.append(user.name, "Fresh", _message(10))
+        courier.reset_uidvalidity(user.name, "Fresh", new=validity)  # same creation second
+
+        spy, _ = world.sync()
+        folders = world.store.folders(ACCOUNT)
+        gone = folders[courier.wire_name("Gone")]
+        assert gone.deleted and gone.renamed_to is None
+        assert spy.bodies == [(courier.wire_name("Fresh"), 1)]
+        world.assert_archive_equals_server()
+    finally:
+        courier.remove_user(user.name)

@@ -330,12 +330,15 @@ class CourierServer(ImapHelpers):
             return root
         return root / ("." + imap_utf7.encode(wire[len("INBOX.") :]).decode("ascii"))
 
-    def reset_uidvalidity(self, user: str, folder: str, *, renumber: bool = False) -> int:
+    def reset_uidvalidity(
+        self, user: str, folder: str, *, renumber: bool = False, new: int | None = None
+    ) -> int:
         """Give *folder* a new UIDVALIDITY keeping its messages; return the new value.
 
-        By default the header line of ``courierimapuiddb`` gets value + 1 and the UIDs
-        stay; with *renumber* the file is deleted, as when it is lost, and Courier numbers
-        the messages afresh from 1 with the current time as UIDVALIDITY.
+        By default the header line of ``courierimapuiddb`` gets *new* (value + 1 when
+        not given) and the UIDs stay; with *renumber* the file is deleted, as when it is
+        lost, and Courier numbers the messages afresh from 1 with the current time as
+        UIDVALIDITY.
         """
         old = self.uidvalidity(user, folder)
         uiddb = self.folder_path(user, folder) / "courierimapuiddb"
@@ -344,7 +347,7 @@ class CourierServer(ImapHelpers):
         else:
             lines = uiddb.read_text().splitlines(keepends=True)
             version, _validity, nextuid = lines[0].split()
-            lines[0] = f"{version} {old + 1} {nextuid}\n"
+            lines[0] = f"{version} {new if new is not None else old + 1} {nextuid}\n"
             uiddb.write_text("".join(lines))
         new = self.uidvalidity(user, folder)
         if new == old:
