@@ -113,7 +113,9 @@ def sync_folders(
     :raises SourceError: when listing folders fails, or the connection is lost.
     """
     progress = progress or _NoProgress()
-    remote = [f for f in source.list_folders(with_status=True) if options.in_scope(f.display_name)]
+    listed = source.list_folders(with_status=True)
+    _warn_unmatched_patterns(options, [f.display_name for f in listed])
+    remote = [f for f in listed if options.in_scope(f.display_name)]
     known = store.folders(account)
     # Only folders whose listing differs from the archive's record: usually none, so a
     # no-change re-sync writes nothing here.
@@ -206,6 +208,22 @@ def _folder_events(
         else:
             events[status.name] = ("created", None)
     return events
+
+
+def _warn_unmatched_patterns(options: SyncOptions, names: Sequence[str]) -> None:
+    """Warn about each ``--folder`` glob and configured include that matches no folder.
+
+    ``--folder 'Archive/*'`` against a server that names it ``INBOX.Archive.2024``
+    (Courier, Debian's Cyrus) synced nothing and said nothing (issue 20 #5).
+    """
+    for pattern in dict.fromkeys((*options.only, *options.include)):
+        if pattern != "*" and not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            log.warning(
+                "sync.folder_pattern.unmatched",
+                pattern=pattern,
+                folders=len(names),
+                example=names[0] if names else None,
+            )
 
 
 def _record_vanished_folders(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from syncer.archive.store import ArchiveStore
 from tests.fixtures_servers import AnyServer
@@ -187,5 +188,25 @@ def test_a_deleted_folder_is_not_taken_for_a_new_one_with_its_uidvalidity(
         assert gone.deleted and gone.renamed_to is None
         assert spy.bodies == [(courier.wire_name("Fresh"), 1)]
         world.assert_archive_equals_server()
+    finally:
+        courier.remove_user(user.name)
+
+
+def test_a_folder_pattern_that_matches_nothing_is_a_warning(
+    courier: CourierServer, store: ArchiveStore
+) -> None:
+    """Issue 20 #5 (in part): ``--folder 'Archive/*'`` matches nothing on Courier, whose
+    folders are ``INBOX.Archive.*``; that used to pass in silence."""
+    user = courier.add_user()
+    try:
+        courier.append(user.name, "Archive/2024", _message(1))
+        world = World(courier, user, store)  # type: ignore[arg-type]
+        with structlog.testing.capture_logs() as logs:
+            world.sync(only=("Archive/*",), include=("*",))
+        unmatched = [e for e in logs if e["event"] == "sync.folder_pattern.unmatched"]
+        assert [e["pattern"] for e in unmatched] == ["Archive/*"]
+        with structlog.testing.capture_logs() as logs:
+            world.sync(only=("INBOX.Archive.*",))
+        assert not [e for e in logs if e["event"] == "sync.folder_pattern.unmatched"]
     finally:
         courier.remove_user(user.name)
