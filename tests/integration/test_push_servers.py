@@ -113,5 +113,11 @@ def test_push_into_an_empty_account_is_exact_and_a_second_push_copies_nothing(
         again = run("push", "--from", "a", "--to", "b")
         assert again["appended"] == 0 and again["failed"] == 0, again
         assert _mailbox(any_server, any_user.name) == _mailbox(dovecot, a.name)
+
+        # The target, synced in turn, checks complete against its server.
+        (synced_b,) = run("sync", "b")
+        assert synced_b["ok"] and synced_b["new"] == sum(LAYOUT.values()), synced_b
+        (report,) = run("check", "b")
+        assert report["complete"], report
     finally:
         dovecot.remove_user(a.name)
