@@ -198,6 +198,7 @@ class CourierServer(ImapHelpers):
                 self.log_path,
                 self._env(ports),
                 self.base_dir,
+                namespace=True,
             )
             try:
                 wait_for_greeting(self._daemon, ports.imap, timeout, self.log_tail)

@@ -37,10 +37,37 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-class Daemon:
-    """One server process group with its watchdog; :meth:`stop` is safe to call twice."""
+#: SIGTERM the server's process group when this process's pipe closes.
+_WATCHDOG = 'read _eof; kill -TERM "-$1"'
+#: The same, then SIGKILL every process in the server's private mount namespace: Courier's
+#: couriertcpd and gam_server start sessions of their own, out of the group's reach.
+_NAMESPACE_WATCHDOG = """read _eof
+ns=$(readlink "/proc/$1/ns/mnt")
+kill -TERM "-$1"
+if [ -n "$ns" ] && [ "$ns" != "$(readlink /proc/self/ns/mnt)" ]; then
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && kill -KILL "${p#/proc/}"
+  done
+fi
+"""
 
-    def __init__(self, cmd: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path) -> None:
+
+class Daemon:
+    """One server process group with its watchdog; :meth:`stop` is safe to call twice.
+
+    With *namespace*, the watchdog also kills every process in the server's mount
+    namespace (made by ``unshare -m``) when this process dies without stopping it.
+    """
+
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        log: Path,
+        env: Mapping[str, str],
+        cwd: Path,
+        *,
+        namespace: bool = False,
+    ) -> None:
         with open(log, "ab") as out:
             self.proc = subprocess.Popen(
                 list(cmd),
@@ -52,7 +79,13 @@ class Daemon:
                 start_new_session=True,
             )
         self._watchdog: subprocess.Popen[bytes] | None = subprocess.Popen(
-            ["/bin/sh", "-c", 'read _eof; kill -TERM "-$1"', "server-watchdog", str(self.proc.pid)],
+            [
+                "/bin/sh",
+                "-c",
+                _NAMESPACE_WATCHDOG if namespace else _WATCHDOG,
+                "server-watchdog",
+                str(self.proc.pid),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
