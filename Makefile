@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 DEB_PACKAGES := dovecot-imapd dovecot-pop3d postgresql systemd
 PYTEST_ARGS ?=
 
-.PHONY: test check demo lint typecheck bench deps clean help
+.PHONY: test check demo lint typecheck bench deps test-servers clean help
 
 help:
 	@echo "make demo   - sync a throwaway local Dovecot into demo/archive.db and show it"
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 # Installs the servers the tests run (never starts the system services).
-deps:
+deps: test-servers
 	@missing=""; \
 	command -v dovecot >/dev/null 2>&1 || missing="$$missing dovecot-imapd dovecot-pop3d"; \
 	[ -e /usr/lib/dovecot/pop3 ] || missing="$$missing dovecot-pop3d"; \
@@ -40,6 +40,13 @@ deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) >/dev/null; \
 	  else echo "Missing Debian packages:$$missing (run: sudo apt-get install $(DEB_PACKAGES))" >&2; fi; \
 	fi
+
+# Cyrus IMAP and Courier-IMAP conflict with dovecot-imapd as packages: their .deb files are
+# downloaded and unpacked into /var/cache/syncer-test-servers (tests/servers/debs.py), their
+# libraries installed normally. Idempotent; needs root, else the tests name what is missing.
+test-servers:
+	@if [ "$$(id -u)" = 0 ]; then $(PYTHON) -m tests.servers.debs install; \
+	else echo "Not root: Cyrus/Courier test servers not installed (run: sudo make test-servers)" >&2; fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check syncer tests

@@ -155,6 +155,10 @@ class FolderSummary:
     skipped: bool = False
     error: str | None = None
     reused: int = 0
+    #: What happened to the folder itself on the server since the last sync: "created",
+    #: "deleted" or "renamed" (then ``renamed_from`` is its old name); None otherwise.
+    change: str | None = None
+    renamed_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,12 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.fixtures_postgres", "tests.fixtures_dovecot", "tests.fixtures_smtp"]
+pytest_plugins = [
+    "tests.fixtures_postgres",
+    "tests.fixtures_dovecot",
+    "tests.fixtures_servers",
+    "tests.fixtures_smtp",
+]
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(

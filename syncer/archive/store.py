@@ -251,7 +251,8 @@ class ArchiveStore(
             )
 
     def mark_folder_deleted(self, account: str, name: str) -> None:
-        """Record that the server no longer has ``name``; its entries and messages stay.
+        """Record that the server no longer has ``name``; its entries and messages stay,
+        its live entries marked gone (see :meth:`_entries_gone_with_folder`).
 
         Unknown folders are ignored.
         """
@@ -263,12 +264,26 @@ class ArchiveStore(
                     .where(folders.c.id == folder_id, folders.c.deleted_at.is_(None))
                     .values(deleted_at=utcnow())
                 )
+                self._entries_gone_with_folder(conn, folder_id)
+
+    @staticmethod
+    def _entries_gone_with_folder(conn: Connection, folder_id: int) -> None:
+        """Mark the live entries of a folder the server no longer has as gone.
+
+        Left live, they made ``push`` re-create a deleted folder (and a renamed one's old
+        name) on the target, ``is:gone`` miss them and ``status`` over-count. A renamed
+        folder's messages live on as the new name's entries (bodies reused by header
+        fingerprint, which covers gone entries too).
+        """
+        conn.execute(
+            update(entries).where(entries.c.folder_id == folder_id, _live).values(gone_at=utcnow())
+        )
 
     def mark_folder_renamed(self, account: str, old: str, new: str) -> None:
         """Record that ``old`` was renamed to ``new`` on the server.
 
         The old folder is marked deleted with ``renamed_to = new``; its entries
-        and messages stay where they are. Unknown folders are ignored.
+        and messages stay where they are, marked gone. Unknown folders are ignored.
         """
         with self._write(f"marking folder {old!r} of {account!r} renamed") as conn:
             folder_id = self._find_folder(conn, account, old)
@@ -280,6 +295,7 @@ class ArchiveStore(
                         renamed_to=new, deleted_at=func.coalesce(folders.c.deleted_at, utcnow())
                     )
                 )
+                self._entries_gone_with_folder(conn, folder_id)
 
     # ------------------------------------------------------------------ the hot path
 

@@ -6,6 +6,7 @@ Progress goes to stderr, so stdout stays clean for data.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -72,6 +73,10 @@ def render_status(data: dict[str, Any]) -> None:
             )
 
 
+#: Folder changes in the order the summary lists them.
+_CHANGES = ("created", "renamed", "deleted")
+
+
 def render_sync(summaries: Sequence[RunSummary]) -> None:
     for s in summaries:
         if not s.ok and not s.folders:
@@ -86,8 +91,18 @@ def render_sync(summaries: Sequence[RunSummary]) -> None:
             f"{sum(f.expunged for f in s.folders)} expunged, {skipped} folders unchanged, "
             f"{s.seconds:.2f} s"
         )
+        events = Counter(f.change for f in s.folders if f.change)
+        if events:
+            _out.print("  folders: " + ", ".join(f"{events[c]} {c}" for c in _CHANGES if events[c]))
         for f in changed:
+            if f.change == "deleted":
+                _out.print(f"  {f.folder}: deleted on the server (its messages stay archived)")
+                continue
             line = f"  {f.folder}: {f.new} new, {f.flags_changed} flags, {f.expunged} expunged"
+            if f.change == "renamed":
+                line = f"  {f.folder} (renamed from {f.renamed_from}):" + line.split(":", 1)[1]
+            elif f.change == "created":
+                line = f"  {f.folder} (new folder):" + line.split(":", 1)[1]
             if f.reused:
                 line += f", {f.reused} recognised without download"
             if f.error:

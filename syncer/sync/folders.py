@@ -35,6 +35,7 @@ import structlog
 
 from syncer.errors import SourceError
 from syncer.model import FolderCursor, FolderStatus, FolderSummary, SelectedFolder
+from syncer.sync.renames import match_renames
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore, FolderRecord
@@ -112,7 +113,9 @@ def sync_folders(
     :raises SourceError: when listing folders fails, or the connection is lost.
     """
     progress = progress or _NoProgress()
-    remote = [f for f in source.list_folders(with_status=True) if options.in_scope(f.display_name)]
+    listed = source.list_folders(with_status=True)
+    _warn_unmatched_patterns(options, [f.display_name for f in listed])
+    remote = [f for f in listed if options.in_scope(f.display_name)]
     known = store.folders(account)
     # Only folders whose listing differs from the archive's record: usually none, so a
     # no-change re-sync writes nothing here.
@@ -120,6 +123,7 @@ def sync_folders(
         account, [f for f in remote if f.name not in known or not known[f.name].is_current(f)]
     )
     renamed_from = _record_vanished_folders(store, account, options, known, remote)
+    events = _folder_events(store, account, known, remote)
 
     summaries: list[FolderSummary] = []
     for status in remote:
@@ -139,7 +143,7 @@ def sync_folders(
                 clock=clock,
                 progress=progress,
                 heartbeat=heartbeat,
-                reuse_from=renamed_from.get(status.name),
+                reuse_from=renamed_from.get(status.name, ()),
                 flog=flog,
             )
         except SourceError as exc:
@@ -148,6 +152,9 @@ def sync_folders(
             flog.warning("folder.failed", error=exc.message)
             summary = FolderSummary(folder=status.display_name, error=exc.message)
         summary = replace(summary, seconds=round(time.monotonic() - started, 3))
+        if status.name in events:
+            change, old_name = events.pop(status.name)
+            summary = replace(summary, change=change, renamed_from=old_name, skipped=False)
         if not summary.skipped:
             flog.info(
                 "folder.synced",
@@ -159,7 +166,64 @@ def sync_folders(
                 duration_ms=int(summary.seconds * 1000),
             )
         summaries.append(summary)
+    summaries.extend(
+        FolderSummary(folder=name, change=change) for name, (change, _old) in events.items()
+    )
     return summaries
+
+
+def _folder_events(
+    store: ArchiveStore,
+    account: str,
+    before: dict[str, FolderRecord],
+    remote: list[FolderStatus],
+) -> dict[str, tuple[str, str | None]]:
+    """Folder name -> (change, old name) for the summary: created, deleted and renamed
+    folders of this run, from the archive's folder records before and after it.
+
+    Nothing on an account's first sync (every folder would be "created"), and no extra
+    query when the listing matches the archive. Keys are display names for deleted
+    folders (they get a summary of their own) and wire names for listed ones.
+    """
+    listed = {f.name for f in remote}
+    appeared = [f for f in remote if f.name not in before or before[f.name].deleted]
+    vanished = any(not r.deleted and n not in listed for n, r in before.items())
+    if not before or not (appeared or vanished):
+        return {}
+    after = store.folders(account)
+    events: dict[str, tuple[str, str | None]] = {}
+    renamed_into: dict[str, str] = {}
+    for name, record in after.items():
+        was = before.get(name)
+        if record.deleted and was is not None and not was.deleted:
+            if record.renamed_to is not None:
+                renamed_into[record.renamed_to] = record.display_name
+            else:
+                events[record.display_name] = ("deleted", None)
+    for status in appeared:
+        if not status.selectable:
+            continue  # an implicit parent: its children say what happened
+        if status.name in renamed_into:
+            events[status.name] = ("renamed", renamed_into[status.name])
+        else:
+            events[status.name] = ("created", None)
+    return events
+
+
+def _warn_unmatched_patterns(options: SyncOptions, names: Sequence[str]) -> None:
+    """Warn about each ``--folder`` glob and configured include that matches no folder.
+
+    ``--folder 'Archive/*'`` against a server that names it ``INBOX.Archive.2024``
+    (Courier, Debian's Cyrus) synced nothing and said nothing (issue 20 #5).
+    """
+    for pattern in dict.fromkeys((*options.only, *options.include)):
+        if pattern != "*" and not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            log.warning(
+                "sync.folder_pattern.unmatched",
+                pattern=pattern,
+                folders=len(names),
+                example=names[0] if names else None,
+            )
 
 
 def _record_vanished_folders(
@@ -168,37 +232,58 @@ def _record_vanished_folders(
     options: SyncOptions,
     known: dict[str, FolderRecord],
     remote: list[FolderStatus],
-) -> dict[str, str]:
+) -> dict[str, tuple[str, ...]]:
     """Record folders the server no longer lists as deleted or renamed.
 
-    A folder that disappeared while a new one with the same UIDVALIDITY
-    appeared is taken as renamed (Dovecot and most servers keep UIDVALIDITY
-    across RENAME). Nothing is deleted from the archive either way.
+    A folder that disappeared is taken as renamed into a new one only on evidence
+    (:func:`syncer.sync.renames.match_renames`: MAILBOXID, or UIDVALIDITY, UIDNEXT and
+    MESSAGES all equal, matched one to one). Nothing is deleted from the archive.
 
-    :returns: new folder name → old folder name, for renamed folders.
+    :returns: new folder name → old folder names whose bodies it may reuse (the renamed
+        folder's, or those of :func:`_reuse_candidates`).
     """
     remote_by_name = {f.name: f for f in remote}
-    new_by_validity = {
-        f.uidvalidity: f.name
-        for f in remote
-        if f.uidvalidity is not None and (f.name not in known or known[f.name].deleted)
+    appeared = [f for f in remote if f.name not in known or known[f.name].deleted]
+    vanished = {
+        name: record
+        for name, record in known.items()
+        # Narrowed out by --folder or the config: not evidence of deletion.
+        if not record.deleted
+        and name not in remote_by_name
+        and options.in_scope(record.display_name)
     }
-    renamed: dict[str, str] = {}
-    for name, record in known.items():
-        if record.deleted or name in remote_by_name:
-            continue
-        if not options.in_scope(record.display_name):
-            continue  # narrowed out by --folder or the config: not evidence of deletion
-        validity = record.cursor.uidvalidity if record.cursor else None
-        new_name = new_by_validity.get(validity) if validity is not None else None
+    renames = match_renames(vanished, appeared)
+    renamed: dict[str, tuple[str, ...]] = {}
+    for name, record in vanished.items():
+        new_name = renames.get(name)
         if new_name is not None:
             store.mark_folder_renamed(account, name, new_name)
-            renamed[new_name] = name
+            renamed[new_name] = (name,)
             log.info("folder.renamed", folder=record.display_name, to=new_name)
         else:
             store.mark_folder_deleted(account, name)
             log.info("folder.deleted", folder=record.display_name)
+    for new_name, old_names in _reuse_candidates(vanished, renames, appeared).items():
+        renamed.setdefault(new_name, old_names)
     return renamed
+
+
+def _reuse_candidates(
+    vanished: dict[str, FolderRecord], renames: dict[str, str], appeared: list[FolderStatus]
+) -> dict[str, tuple[str, ...]]:
+    """New folder -> the folders that vanished unmatched in the same run, for body reuse.
+
+    Courier gives a renamed folder a new UIDVALIDITY, so its rename is recorded as a
+    delete plus a new folder; reusing bodies by header fingerprint (size and SHA-256 of
+    the header, as after a UIDVALIDITY reset) still saves the download. Reuse claims
+    nothing about the folders: a body is linked only when its fingerprint matches.
+    It costs a header FETCH of each new folder, only in a run where folders vanished.
+    """
+    leftover = tuple(name for name in vanished if name not in renames)
+    if not leftover:
+        return {}
+    matched = set(renames.values())
+    return {f.name: leftover for f in appeared if f.name not in matched}
 
 
 # A cursor whose MESSAGES is this marks a download that has not finished: a
@@ -229,7 +314,7 @@ def _sync_folder(
     clock: Clock,
     progress: Progress,
     heartbeat: Heartbeat,
-    reuse_from: str | None,
+    reuse_from: tuple[str, ...],
     flog: structlog.stdlib.BoundLogger,
 ) -> FolderSummary:
     now = clock()
@@ -254,7 +339,7 @@ def _sync_folder(
         if cursor is not None:
             flog.warning("folder.uidvalidity_changed", old=cursor.uidvalidity, new=sel.uidvalidity)
             store.close_uidvalidity(account, status.name, cursor.uidvalidity)
-            reuse_from = status.name
+            reuse_from = (status.name,)
         return _download_folder(
             source,
             store,
@@ -414,7 +499,7 @@ def _download_folder(
     clock: Clock,
     progress: Progress,
     heartbeat: Heartbeat,
-    reuse_from: str | None,
+    reuse_from: tuple[str, ...],
 ) -> FolderSummary:
     """First sync of a folder, or a re-listing after UIDVALIDITY changed or a rename.
 
@@ -424,10 +509,14 @@ def _download_folder(
     them, else by size and the SHA-256 of the header.
     """
     reused = 0
-    if reuse_from is not None and sel.exists:
+    if reuse_from and sel.exists:
         fingerprints = source.fingerprints()
         by_emailid = store.emailid_index(account) if any(fp.emailid for fp in fingerprints) else {}
-        by_header = store.header_index(account, reuse_from)
+        by_header = {
+            key: sha
+            for name in reuse_from
+            for key, sha in store.header_index(account, name).items()
+        }
         links = []
         missing: list[int] = []
         for fp in fingerprints:

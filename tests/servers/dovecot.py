@@ -58,22 +58,21 @@ import re
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
 
-from imapclient import IMAPClient, imap_utf7
+from imapclient import imap_utf7
 
 from tests.servers.dovecot_conf import render_config, render_oauth2_config
+from tests.servers.imap_helpers import Flag, ImapHelpers, ServerError
 from tests.servers.maildir import MaildirWriter, make_maildir
 from tests.servers.tls import SERVER_HOSTNAME, TLSFiles, make_tls_files
 
@@ -104,11 +103,8 @@ FALLBACK_CAPABILITIES = " ".join(
     cap for cap in FULL_CAPABILITIES.split() if cap not in HIDDEN_IN_FALLBACK
 )
 
-TLSMode = Literal["none", "starttls", "tls"]
-Flag = str | bytes
 
-
-class DovecotError(RuntimeError):
+class DovecotError(ServerError):
     """Dovecot could not be started, or a helper command failed."""
 
 
@@ -170,28 +166,7 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _as_str(flag: Flag) -> str:
-    return flag.decode("ascii") if isinstance(flag, bytes) else flag
-
-
-def _uid_set(uids: Iterable[int]) -> str:
-    """Compress UIDs into ranges (``1:500,502``): Dovecot rejects very long argument lists."""
-    ordered = sorted(set(uids))
-    parts: list[str] = []
-    start = prev = None
-    for uid in ordered:
-        if prev is not None and uid == prev + 1:
-            prev = uid
-            continue
-        if start is not None:
-            parts.append(str(start) if start == prev else f"{start}:{prev}")
-        start = prev = uid
-    if start is not None:
-        parts.append(str(start) if start == prev else f"{start}:{prev}")
-    return ",".join(parts)
-
-
-class DovecotServer:
+class DovecotServer(ImapHelpers):
     """One Dovecot instance owned by this process; see the module docstring.
 
     :param base_dir: directory for config, sockets, logs and mail. Every ancestor
@@ -502,150 +477,6 @@ class DovecotServer:
         tmp.write_text(line)
         tmp.chmod(0o644)
         os.replace(tmp, self.passwd_dir / name)
-
-    # -- clients ------------------------------------------------------------------------------
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A verifying client context that trusts only this server's test CA."""
-        return self.tls.client_context()
-
-    def imap_client(self, user: str, tls: TLSMode = "none") -> IMAPClient:
-        """A logged-in :class:`IMAPClient` for *user*, connected to ``localhost``."""
-        if tls == "tls":
-            client = IMAPClient(
-                self.host,
-                port=self.ports.imaps,
-                ssl=True,
-                ssl_context=self.ssl_context(),
-                timeout=30,
-            )
-        else:
-            client = IMAPClient(self.host, port=self.ports.imap, ssl=False, timeout=30)
-            if tls == "starttls":
-                client.starttls(self.ssl_context())
-            elif tls != "none":
-                raise ValueError(f"tls must be 'none', 'starttls' or 'tls', not {tls!r}")
-        client.login(user, self._users[user])
-        return client
-
-    @contextlib.contextmanager
-    def session(self, user: str) -> Iterator[IMAPClient]:
-        """A short-lived plaintext IMAP session for *user*, logged out afterwards."""
-        client = self.imap_client(user)
-        try:
-            yield client
-        finally:
-            with contextlib.suppress(Exception):
-                client.logout()
-
-    # -- "another mail client" helpers ----------------------------------------------------------
-
-    def create_folder(self, user: str, folder: str) -> None:
-        with self.session(user) as client:
-            client.create_folder(folder)
-
-    def delete_folder(self, user: str, folder: str) -> None:
-        with self.session(user) as client:
-            client.delete_folder(folder)
-
-    def rename_folder(self, user: str, old: str, new: str) -> None:
-        with self.session(user) as client:
-            client.rename_folder(old, new)
-
-    def folders(self, user: str) -> list[str]:
-        """Every folder name LIST returns for *user*, shared and public ones included."""
-        with self.session(user) as client:
-            return [name for _flags, _sep, name in client.list_folders()]
-
-    def append(
-        self,
-        user: str,
-        folder: str,
-        raw: bytes,
-        flags: Sequence[Flag] = (),
-        internaldate: datetime | None = None,
-    ) -> int:
-        """APPEND *raw* to *folder* (created if missing) and return the new UID."""
-        with self.session(user) as client:
-            if not client.folder_exists(folder):
-                client.create_folder(folder)
-            response = client.append(folder, raw, flags=tuple(flags), msg_time=internaldate)
-        match = re.search(rb"APPENDUID \d+ (\d+)", response)
-        if match is None:
-            raise DovecotError(f"APPEND answered without APPENDUID: {response!r}")
-        return int(match.group(1))
-
-    def uids(self, user: str, folder: str) -> list[int]:
-        with self.session(user) as client:
-            client.select_folder(folder, readonly=True)
-            return sorted(client.search("ALL"))
-
-    def flags(self, user: str, folder: str) -> dict[int, frozenset[str]]:
-        """UID -> flags (``\\Recent`` left out: it depends on who looked first)."""
-        with self.session(user) as client:
-            client.select_folder(folder, readonly=True)
-            uids = sorted(client.search("ALL"))
-            fetched: dict[int, tuple[bytes, ...]] = {}
-            # imapclient sends UID lists verbatim; chunks stay under Dovecot's length limit.
-            for start in range(0, len(uids), 1000):
-                fetched.update(client.get_flags(uids[start : start + 1000]))
-        return {
-            uid: frozenset(_as_str(f) for f in flags if f.lower() != b"\\recent")
-            for uid, flags in fetched.items()
-        }
-
-    def fetch_raw(self, user: str, folder: str, uid: int) -> bytes:
-        with self.session(user) as client:
-            client.select_folder(folder, readonly=True)
-            data = client.fetch([uid], ["BODY.PEEK[]"])
-        if uid not in data:
-            raise DovecotError(f"no UID {uid} in {folder!r} of {user}")
-        body = data[uid][b"BODY[]"]
-        assert isinstance(body, bytes)
-        return body
-
-    def set_flags(self, user: str, folder: str, uids: Iterable[int], flags: Sequence[Flag]) -> None:
-        self._store(user, folder, uids, "set", flags)
-
-    def add_flags(self, user: str, folder: str, uids: Iterable[int], flags: Sequence[Flag]) -> None:
-        self._store(user, folder, uids, "add", flags)
-
-    def remove_flags(
-        self, user: str, folder: str, uids: Iterable[int], flags: Sequence[Flag]
-    ) -> None:
-        self._store(user, folder, uids, "remove", flags)
-
-    def _store(
-        self, user: str, folder: str, uids: Iterable[int], how: str, flags: Sequence[Flag]
-    ) -> None:
-        # A range string ("1:500,502") keeps big UID sets under Dovecot's argument limit;
-        # imapclient passes strings through unchanged.
-        uid_set = _uid_set(uids)
-        if not uid_set:
-            return
-        with self.session(user) as client:
-            client.select_folder(folder)
-            store = {
-                "set": client.set_flags,
-                "add": client.add_flags,
-                "remove": client.remove_flags,
-            }[how]
-            store(uid_set, list(flags), silent=True)
-
-    def expunge(self, user: str, folder: str, uids: Iterable[int]) -> None:
-        """Delete *uids* for good (``\\Deleted`` + UID EXPUNGE, :rfc:`4315`)."""
-        uid_set = _uid_set(uids)
-        if not uid_set:
-            return
-        with self.session(user) as client:
-            client.select_folder(folder)
-            client.add_flags(uid_set, [b"\\Deleted"], silent=True)
-            client.uid_expunge(uid_set)
-
-    def uidvalidity(self, user: str, folder: str) -> int:
-        with self.session(user) as client:
-            status = client.folder_status(folder, [b"UIDVALIDITY"])
-        return int(status[b"UIDVALIDITY"])
 
     def reset_uidvalidity(
         self, user: str, folder: str, *, renumber: bool = False, new: int | None = None

@@ -9,14 +9,18 @@ Public API (private to ``syncer.sources``): :class:`Namespaces`,
 :class:`ListEntry`, :class:`ListCollector`, :func:`list_commands`,
 :func:`status_items`, :func:`folder_status`, :func:`parse_namespace`,
 :func:`parse_list`, :func:`parse_status`, :func:`parse_search`,
-:func:`matches_globs`.
+:func:`matches_globs`, :func:`mailbox_id_command`, :func:`valid_object_id`,
+:func:`parse_status_or_warn`.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+import structlog
 
 from syncer.model import FolderStatus
 from syncer.sources.imap.connection import Arg, astring
@@ -36,6 +40,8 @@ SPECIAL_USE = frozenset(
 )
 _UNSELECTABLE = frozenset({"\\noselect", "\\nonexistent"})
 KINDS = ("personal", "other", "shared")
+
+log = structlog.get_logger(__name__)
 
 
 def name_to_str(raw: bytes) -> str:
@@ -227,14 +233,32 @@ def matches_globs(display: str, include: Sequence[str], exclude: Sequence[str]) 
 
 
 def status_items(capabilities: frozenset[str]) -> bytes:
-    """STATUS items to ask for: HIGHESTMODSEQ only with CONDSTORE, MAILBOXID with OBJECTID
-    (Dovecot answers BAD to an item it does not advertise)."""
+    """STATUS items to ask for: HIGHESTMODSEQ only with CONDSTORE (Dovecot answers BAD to
+    an item it does not advertise).
+
+    Never MAILBOXID: Cyrus 3.6 answers it with garbage bytes (CR, LF, ``)`` included)
+    when it is asked together with any counter; :func:`mailbox_id_command` asks it alone.
+    """
     items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]
     if "CONDSTORE" in capabilities or "QRESYNC" in capabilities:
         items.append(b"HIGHESTMODSEQ")
-    if "OBJECTID" in capabilities:
-        items.append(b"MAILBOXID")
     return b" ".join(items)
+
+
+def mailbox_id_command(name: str) -> list[Arg]:
+    """``STATUS name (MAILBOXID)``: the id asked on its own, the form Cyrus answers right."""
+    return [b"STATUS ", astring(name), b" (MAILBOXID)"]
+
+
+#: RFC 8474 section 3: ``objectid = 1*255(ALPHA / DIGIT / "_" / "-")``.
+_OBJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+
+
+def valid_object_id(value: object) -> str | None:
+    """*value* when it is an RFC 8474 object id, else None (never store a server's garbage)."""
+    if isinstance(value, str) and _OBJECT_ID.fullmatch(value):
+        return value
+    return None
 
 
 def list_commands(
@@ -293,8 +317,23 @@ class ListCollector:
             if entry.selectable:  # \Noselect in LSUB: only children are subscribed
                 self.subscribed.add(entry.raw_name)
         elif head.startswith(b"* STATUS "):
-            name, items = parse_status(response)
-            self.statuses[name] = items
+            parsed = parse_status_or_warn(response)
+            if parsed is not None:
+                self.statuses[parsed[0]] = parsed[1]
+
+
+def parse_status_or_warn(response: Response) -> tuple[bytes, dict[str, int | str]] | None:
+    """:func:`parse_status`, or None with a warning: one folder's malformed STATUS line
+    costs that folder its status (it is skipped this run), never the whole account."""
+    try:
+        return parse_status(response)
+    except ResponseError as exc:
+        log.warning(
+            "imap.status.malformed",
+            answer=response.text[:120].decode("ascii", "replace"),
+            error=str(exc),
+        )
+        return None
 
 
 def folder_status(
@@ -316,7 +355,7 @@ def folder_status(
         return value if isinstance(value, int) else None
 
     modseq = number("HIGHESTMODSEQ")
-    mailbox_id = status.get("MAILBOXID")
+    mailbox_id = valid_object_id(status.get("MAILBOXID"))
     return FolderStatus(
         name=entry.name,
         display_name=shown,
@@ -328,5 +367,5 @@ def folder_status(
         uidnext=number("UIDNEXT"),
         highestmodseq=modseq if modseq else None,  # 0: no usable mod-sequence
         messages=number("MESSAGES"),
-        mailbox_id=mailbox_id if isinstance(mailbox_id, str) else None,
+        mailbox_id=mailbox_id,
     )

@@ -82,10 +82,13 @@ from syncer.sources.imap.listing import (
     display_name,
     folder_status,
     list_commands,
+    mailbox_id_command,
     matches_globs,
     parse_search,
     parse_status,
+    parse_status_or_warn,
     status_items,
+    valid_object_id,
 )
 from syncer.sources.imap.parser import (
     DEFAULT_MAX_LITERAL,
@@ -258,6 +261,8 @@ class IMAPSource:
 
             if with_status and not list_status:
                 self._status_each([e for e, _, _ in kept if e.selectable], collected.statuses)
+            if with_status and "OBJECTID" in caps:
+                self._mailbox_ids([e for e, _, _ in kept if e.selectable], collected.statuses)
 
             folders = [
                 folder_status(entry, kind, shown, collected.statuses.get(entry.raw_name))
@@ -276,8 +281,9 @@ class IMAPSource:
 
         def on(response: Response, _index: int) -> None:
             if response.text[:9].upper().startswith(b"* STATUS "):
-                name, values = parse_status(response)
-                statuses[name] = values
+                parsed = parse_status_or_warn(response)
+                if parsed is not None:
+                    statuses[parsed[0]] = parsed[1]
 
         completions = self.session.run([[b"STATUS ", astring(e.name), items] for e in entries], on)
         for entry, completion in zip(entries, completions, strict=True):
@@ -288,6 +294,33 @@ class IMAPSource:
                     folder=entry.name,
                     answer=f"{completion.status} {completion.text}",
                 )
+
+    def _mailbox_ids(
+        self, entries: Sequence[ListEntry], statuses: dict[bytes, dict[str, int | str]]
+    ) -> None:
+        """Add each folder's MAILBOXID (RFC 8474), asked alone and pipelined.
+
+        Cyrus 3.6 sends garbage for MAILBOXID asked next to a counter, so it gets a
+        STATUS of its own; an id that is not RFC 8474 syntax is dropped with a warning.
+        Folders whose counters are missing get no id either: no status, no folder.
+        """
+        wanted = [e for e in entries if e.raw_name in statuses]
+        if not wanted:
+            return
+
+        def on(response: Response, _index: int) -> None:
+            if not response.text[:9].upper().startswith(b"* STATUS "):
+                return
+            parsed = parse_status_or_warn(response)
+            if parsed is None or parsed[0] not in statuses:
+                return
+            value = parsed[1].get("MAILBOXID")
+            if valid_object_id(value) is not None:
+                statuses[parsed[0]]["MAILBOXID"] = value  # type: ignore[assignment]
+            else:
+                log.warning("imap.mailboxid.invalid", folder=display_name(parsed[0]))
+
+        self.session.run([mailbox_id_command(e.name) for e in wanted], on)
 
     # -- select -----------------------------------------------------------------------------
 

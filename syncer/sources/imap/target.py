@@ -202,6 +202,7 @@ class IMAPTarget:
         """
         if not items:
             return []
+        self._leave_if_selected(folder)
         mailbox = astring(folder)
         if len(items) > 1 and "MULTIAPPEND" in self.capabilities:
             command: list[Arg] = [b"APPEND ", mailbox]
@@ -217,6 +218,22 @@ class IMAPTarget:
         with self._session.map_errors(folder):
             completions = self._session.run(commands)
         return [_single_result(completion) for completion in completions]
+
+    def _leave_if_selected(self, folder: str) -> None:
+        """Leave ``folder`` when it is the one EXAMINEd (by :meth:`fingerprints`).
+
+        Courier refuses APPEND into the folder selected read-only (``NO Current box
+        is selected READ-ONLY``), so push and restore failed for every existing folder
+        there. UNSELECT where offered; else CLOSE, which expunges nothing after EXAMINE
+        (:rfc:`3501` 6.4.2).
+        """
+        session = self._session
+        if not session.connected or session.selected != folder:
+            return
+        command = b"UNSELECT" if "UNSELECT" in self.capabilities else b"CLOSE"
+        with session.map_errors(folder):
+            session.run_ok(command.decode(), [[command]])
+        session.left()
 
 
 def _message_args(item: AppendItem) -> list[Arg]:

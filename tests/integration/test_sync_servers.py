@@ -1,0 +1,212 @@
+"""Sync against every real server in the suite: Dovecot, Cyrus (Debian's and upstream's
+namespace defaults) and Courier. Full sync, a sync with nothing new, changes by another
+client with exact counts, a UIDVALIDITY reset without a second download, and the defects
+issue 20 found on Cyrus and Courier, each against the server that showed it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from syncer.archive.store import ArchiveStore
+from tests.fixtures_servers import AnyServer
+from tests.integration.test_sync_dovecot import ACCOUNT, World, _message
+from tests.servers.courier import CourierServer
+from tests.servers.cyrus import CyrusServer
+from tests.servers.dovecot import MailUser
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ArchiveStore]:
+    """SQLite only: the database dimension is covered against Dovecot (test_sync_dovecot);
+    here the servers vary, and four servers times two databases would double the time."""
+    store = ArchiveStore.open(f"sqlite:///{tmp_path / 'archive.db'}", migrate=True)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def world(any_server: AnyServer, any_user: MailUser, store: ArchiveStore) -> World:
+    return World(any_server, any_user, store)  # type: ignore[arg-type]
+
+
+def _by_folder(world: World, summaries: list[Any]) -> dict[str, Any]:
+    """Summaries keyed by personal name (``Archive/2024``), whatever the server's prefix."""
+    return {world.server.personal_name(s.folder): s for s in summaries}
+
+
+def test_full_sync_is_byte_exact_and_a_second_sync_does_no_work(world: World) -> None:
+    user = world.user.name
+    world.server.append(user, "INBOX", _message(1), ["\\Seen"])
+    world.server.append(user, "INBOX", _message(2), ["\\Flagged", "$Forwarded"])
+    world.server.append(user, "Archive/2024", _message(3), ["custom"])
+    world.server.append(user, "Überweisungen & Co", _message(4))
+    for n in range(5, 15):
+        world.server.append(user, "INBOX", _message(n))
+
+    spy, summaries = world.sync()
+    assert sum(s.new for s in summaries) == 14
+    assert len(spy.bodies) == 14
+    world.assert_archive_equals_server()
+
+    spy, summaries = world.sync()
+    assert spy.bodies == []
+    assert all(s.new == 0 and s.flags_changed == 0 and s.expunged == 0 for s in summaries)
+
+
+def test_changes_by_another_client_have_exact_counts(world: World) -> None:
+    """Courier gives a renamed folder a new UIDVALIDITY (issue 20 #6): its bodies are
+    reused by header fingerprint, so there too only the 20 new messages are downloaded."""
+    user = world.user.name
+    uids = [world.server.append(user, "INBOX", _message(n)) for n in range(40)]
+    world.server.append(user, "Old", _message(50))
+    world.server.append(user, "Gone", _message(60))
+    world.sync()
+
+    for n in range(100, 120):
+        world.server.append(user, "INBOX", _message(n))
+    world.server.add_flags(user, "INBOX", uids[:20], ["\\Seen"])
+    world.server.expunge(user, "INBOX", uids[30:40])
+    world.server.create_folder(user, "Brand new")
+    world.server.rename_folder(user, "Old", "Renamed")
+    world.server.delete_folder(user, "Gone")
+
+    spy, summaries = world.sync()
+    inbox = _by_folder(world, summaries)["INBOX"]
+    assert (inbox.new, inbox.flags_changed, inbox.expunged) == (20, 20, 10)
+    # Issue 20 #10: folder creations, deletions and renames are in the summary. Courier
+    # changes UIDVALIDITY on RENAME, so there a rename is a deletion plus a creation.
+    events = {
+        world.server.personal_name(s.folder): (
+            s.change,
+            s.renamed_from and world.server.personal_name(s.renamed_from),
+        )
+        for s in summaries
+        if s.change
+    }
+    if isinstance(world.server, CourierServer):
+        renamed = {"Old": ("deleted", None), "Renamed": ("created", None)}
+    else:
+        renamed = {"Renamed": ("renamed", "Old")}
+    assert events == {"Brand new": ("created", None), "Gone": ("deleted", None), **renamed}
+    assert len(spy.bodies) == 20, "only the 20 new messages are downloaded"
+    world.assert_archive_equals_server()
+    folders = {world.server.personal_name(k): v for k, v in world.store.folders(ACCOUNT).items()}
+    assert folders["Gone"].deleted
+    assert folders["Old"].deleted
+    assert not folders["Brand new"].deleted
+    assert not folders["Renamed"].deleted
+
+
+def test_uidvalidity_reset_fetches_no_body_twice(world: World) -> None:
+    user = world.user.name
+    for n in range(12):
+        world.server.append(user, "Box", _message(n), ["\\Seen"] if n % 2 else [])
+    world.sync()
+    world.server.reset_uidvalidity(user, "Box")
+    spy, summaries = world.sync()
+    assert spy.bodies == [], "every body is already archived"
+    assert _by_folder(world, summaries)["Box"].reused == 12
+    world.assert_archive_equals_server()
+
+
+#: RFC 8474: objectid = 1*255(ALPHA / DIGIT / "_" / "-")
+OBJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+
+
+def test_cyrus_mailbox_ids_are_asked_alone_and_valid(
+    cyrus_upstream: CyrusServer, store: ArchiveStore
+) -> None:
+    """Issue 20 #1: Cyrus 3.6 answers MAILBOXID asked with counters with garbage bytes,
+    which failed most syncs or stored garbage ids. Every stored id must be what Cyrus says
+    when asked MAILBOXID alone, and several syncs in a row must all succeed."""
+    user = cyrus_upstream.add_user()
+    try:
+        for n in range(12):
+            cyrus_upstream.append(user.name, f"Folder {n}", _message(n))
+        world = World(cyrus_upstream, user, store)  # type: ignore[arg-type]
+        for _run in range(4):
+            world.sync()
+        with cyrus_upstream.session(user.name) as client:
+            for record in world.store.folders(ACCOUNT).values():
+                status = client.folder_status(record.name, [b"MAILBOXID"])
+                (expected,) = status[b"MAILBOXID"]
+                assert record.mailbox_id == expected.decode(), record.name
+                assert OBJECT_ID.fullmatch(record.mailbox_id)
+    finally:
+        cyrus_upstream.remove_user(user.name)
+
+
+def test_entries_of_deleted_and_renamed_folders_are_gone(world: World) -> None:
+    """Issue 20 #4: only the folder row was marked; its entries stayed live, so push
+    re-created deleted folders and status over-counted."""
+    user = world.user.name
+    for n in range(3):
+        world.server.append(user, "Old", _message(n))
+        world.server.append(user, "Gone", _message(10 + n))
+    world.sync()
+    world.server.rename_folder(user, "Old", "Renamed")
+    world.server.delete_folder(user, "Gone")
+    world.sync()
+
+    def live(folder: str) -> int:
+        return sum(
+            1 for r in world.store.entries(ACCOUNT, world.server.wire_name(folder)) if not r[4]
+        )
+
+    assert (live("Gone"), live("Old"), live("Renamed")) == (0, 0, 3)
+    assert len(world.store.entries(ACCOUNT, world.server.wire_name("Gone"))) == 3, "kept, gone"
+
+
+def test_a_deleted_folder_is_not_taken_for_a_new_one_with_its_uidvalidity(
+    courier: CourierServer, store: ArchiveStore
+) -> None:
+    """Issue 20 #3: Courier (and Cyrus) use the creation second as UIDVALIDITY; a deleted
+    folder was recorded as renamed into a new, unrelated folder with the same value."""
+    user = courier.add_user()
+    try:
+        world = World(courier, user, store)  # type: ignore[arg-type]
+        for n in range(3):
+            courier.append(user.name, "Gone", _message(n))
+        world.sync()
+        validity = courier.uidvalidity(user.name, "Gone")
+        courier.delete_folder(user.name, "Gone")
+        courier.append(user.name, "Fresh", _message(10))
+        courier.reset_uidvalidity(user.name, "Fresh", new=validity)  # same creation second
+
+        spy, _ = world.sync()
+        folders = world.store.folders(ACCOUNT)
+        gone = folders[courier.wire_name("Gone")]
+        assert gone.deleted and gone.renamed_to is None
+        assert spy.bodies == [(courier.wire_name("Fresh"), 1)]
+        world.assert_archive_equals_server()
+    finally:
+        courier.remove_user(user.name)
+
+
+def test_a_folder_pattern_that_matches_nothing_is_a_warning(
+    courier: CourierServer, store: ArchiveStore
+) -> None:
+    """Issue 20 #5 (in part): ``--folder 'Archive/*'`` matches nothing on Courier, whose
+    folders are ``INBOX.Archive.*``; that used to pass in silence."""
+    user = courier.add_user()
+    try:
+        courier.append(user.name, "Archive/2024", _message(1))
+        world = World(courier, user, store)  # type: ignore[arg-type]
+        with structlog.testing.capture_logs() as logs:
+            world.sync(only=("Archive/*",), include=("*",))
+        unmatched = [e for e in logs if e["event"] == "sync.folder_pattern.unmatched"]
+        assert [e["pattern"] for e in unmatched] == ["Archive/*"]
+        with structlog.testing.capture_logs() as logs:
+            world.sync(only=("INBOX.Archive.*",))
+        assert not [e for e in logs if e["event"] == "sync.folder_pattern.unmatched"]
+    finally:
+        courier.remove_user(user.name)
