@@ -82,7 +82,60 @@ def db_current(state: State, as_json: bool) -> None:
 
 @click.group("config")
 def config_group() -> None:
-    """Configuration file checks."""
+    """The configuration file: write a starter, print the example, check it."""
+
+
+@config_group.command("init")
+@click.option(
+    "--provider",
+    type=click.Choice(["generic", "gmail", "microsoft"]),
+    default="generic",
+    show_default=True,
+    help="Whose server the starter is for: its host, sign-in and folders to skip.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@pass_state
+def config_init(state: State, provider: str, force: bool, path: str | None) -> None:
+    """Write a short, commented configuration to start from (default: ./syncer.toml).
+
+    PATH defaults to --config, then $SYNCER_CONFIG, then ./syncer.toml; an existing
+    file is kept unless --force. Edit host and username, then run `syncer sync --dry-run`.
+
+    \b
+    Example:
+      syncer config init
+      syncer config init --provider gmail ~/.config/syncer/config.toml
+    """
+    import os
+    from pathlib import Path
+
+    from syncer.config.starter import starter_text
+
+    target = Path(path or state.config_path or os.environ.get("SYNCER_CONFIG") or "syncer.toml")
+    if target.exists() and not force:
+        raise ConfigError(
+            f"{target} exists already; keep it, or overwrite it with --force.",
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(starter_text(provider), encoding="utf-8")
+    click.echo(f"Wrote {target} ({provider}). Next: edit host and username in it, then")
+    flag = "" if target == Path("syncer.toml") else f" --config {target}"
+    click.echo(f"  syncer{flag} sync --dry-run    # sign in and see what a sync would do")
+    click.echo(f"  syncer{flag} sync              # archive the mail")
+
+
+@config_group.command("example")
+def config_example() -> None:
+    """Print the full example configuration, every key explained.
+
+    \b
+    Example:
+      syncer config example > syncer.toml
+    """
+    from syncer.config.starter import example_text
+
+    click.echo(example_text(), nl=False)
 
 
 @config_group.command("check")

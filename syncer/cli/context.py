@@ -41,10 +41,30 @@ class State:
             )
         return self._config
 
-    def open_store(self, *, create: bool = False) -> ArchiveStore:
+    def open_store(self, *, create: bool = False, first_use: bool = False) -> ArchiveStore:
+        """The archive, at the schema this syncer needs.
+
+        :param create: create it or bring its schema up to date (``syncer init``).
+        :param first_use: a command that fills the archive (sync, run, import): a missing
+            SQLite file is created at the current schema, and said so once. Without it a
+            missing SQLite archive is refused and no file is left behind.
+        :raises ArchiveError: no SQLite archive yet (and not ``first_use``).
+        """
+        from syncer.archive.engine import sqlite_file
         from syncer.archive.store import ArchiveStore
 
         cfg = self.config
+        path = sqlite_file(cfg.archive_url)
+        if path is not None and not path.exists():
+            if not first_use and not create:
+                from syncer.errors import ArchiveError
+
+                raise ArchiveError(
+                    f"no archive yet: run `syncer sync` (looked for {path}).",
+                    hint="`syncer sync --dry-run` shows first what it would archive.",
+                )
+            create = True
+            click.echo(f"Creating the archive at {path}.", err=True)
         if create:
             from syncer.archive.engine import make_engine, upgrade
 

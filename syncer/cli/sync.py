@@ -64,7 +64,7 @@ def sync(
     display: AbstractContextManager[Progress | None] = (
         nullcontext(None) if as_json else SyncProgress()
     )
-    with state.open_store() as store, display as progress:
+    with state.open_store(first_use=True) as store, display as progress:
         summaries = sync_accounts(
             store, selected, folder_globs=folders, wait=wait, progress=progress
         )
@@ -144,7 +144,9 @@ def run(state: State, once: bool, worker: str | None) -> None:
     """
     from syncer.daemon.service import run_daemon
 
-    sys.exit(run_daemon(state.config, state.open_store(), once=once, worker=worker))
+    sys.exit(
+        run_daemon(state.config, state.open_store(first_use=True), once=once, worker=worker)
+    )
 
 
 @click.command()

@@ -172,7 +172,7 @@ def import_command(
     from syncer.transfer.importer import import_path
 
     bar = _Bar("Importing", not as_json)
-    with state.open_store() as store, bar.shown():
+    with state.open_store(first_use=True) as store, bar.shown():
         summary = import_path(
             store,
             kind,  # type: ignore[arg-type]  # click.Choice

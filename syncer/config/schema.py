@@ -409,7 +409,7 @@ def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
     raise ConfigError(
         "No configuration file found (looked at --config, $SYNCER_CONFIG, ./syncer.toml and "
         f"{candidate}).",
-        hint="Copy config/syncer.example.toml to ./syncer.toml and edit it.",
+        hint="Write a starter with `syncer config init` (or see `syncer config example`).",
     )
 
 
