@@ -16,30 +16,63 @@ import click
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
     from syncer.config.schema import Config
+    from syncer.progress import ProgressReporter
 
 
 @dataclass
 class State:
-    """The ``--config`` and ``-v`` options, and the configuration once a command asks."""
+    """The global options, and the configuration once a command asks."""
 
     config_path: str | None
     verbose: int
+    quiet: bool = False
+    log_file: str | None = None
+    #: stderr's log level when neither ``[logging] level`` nor ``-v`` says (the daemon: info).
+    default_level: str = "warning"
     _config: Config | None = None
+
+    def configure_logs(self) -> None:
+        """(Re)configure logging from the options and, once loaded, the configuration."""
+        from syncer import logs
+
+        settings = self._config.logging if self._config is not None else None
+        fmt = settings.format if settings else "auto"
+        logs.configure(
+            self.verbose,
+            json=None if fmt == "auto" else fmt == "json",
+            level=settings.level if settings else None,
+            quiet=self.quiet,
+            log_file=self.log_file,
+            default_level=self.default_level,
+        )
 
     @property
     def config(self) -> Config:
         if self._config is None:
-            from syncer import logs
             from syncer.config.schema import load_config
 
             self._config = load_config(self.config_path)
-            fmt = self._config.logging.format
-            logs.configure(
-                self.verbose,
-                json=None if fmt == "auto" else fmt == "json",
-                level=self._config.logging.level,
-            )
+            self.configure_logs()
         return self._config
+
+    def note(self, text: str) -> None:
+        """A line for the person at the terminal, on stderr; nothing under ``-q``."""
+        if not self.quiet:
+            click.echo(text, err=True)
+
+    def progress(
+        self, label: str, *, json_output: bool = False, unit: str = "messages"
+    ) -> ProgressReporter:
+        """The progress display for a long command (see :mod:`syncer.progress`)."""
+        from syncer.progress import DEFAULT_INTERVAL, ProgressReporter, choose_mode
+
+        interval = self._config.logging.progress_every if self._config else DEFAULT_INTERVAL
+        return ProgressReporter(
+            label,
+            mode=choose_mode(json_output=json_output, quiet=self.quiet),
+            interval=interval,
+            unit=unit,
+        )
 
     def open_store(self, *, create: bool = False, first_use: bool = False) -> ArchiveStore:
         """The archive, at the schema this syncer needs.
@@ -64,7 +97,7 @@ class State:
                     hint="`syncer sync --dry-run` shows first what it would archive.",
                 )
             create = True
-            click.echo(f"Creating the archive at {path}.", err=True)
+            self.note(f"Creating the archive at {path} (first use).")
         if create:
             from syncer.archive.engine import make_engine, upgrade
 

@@ -1,4 +1,4 @@
-"""Human-readable output for the CLI (rich): tables, summaries, progress bars.
+"""Human-readable output for the CLI (rich): tables and summaries (progress: syncer.progress).
 
 Kept apart from ``cli`` so commands stay thin; ``--json`` output never comes here.
 Progress goes to stderr, so stdout stays clean for data.
@@ -7,18 +7,9 @@ Progress goes to stderr, so stdout stays clean for data.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from syncer.model import RunSummary
@@ -112,47 +103,6 @@ def render_check(reports: Sequence[dict[str, Any]]) -> None:
             if f["stale"]:
                 line += f", [yellow]{f['stale']} gone from the server but live in the archive[/]"
             _out.print(line)
-
-
-class SyncProgress:
-    """A rich progress bar on stderr: messages and bytes per folder."""
-
-    def __init__(self) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[size]}"),
-            TimeElapsedColumn(),
-            console=_err,
-            transient=True,
-            disable=not _err.is_terminal,
-        )
-        self._task: TaskID | None = None
-        self._bytes = 0
-
-    def __enter__(self) -> SyncProgress:
-        self._progress.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._progress.__exit__(exc_type, exc, tb)
-
-    def folder_started(self, folder: str, messages: int, size: int) -> None:
-        if self._task is not None:
-            self._progress.remove_task(self._task)
-        self._bytes = 0
-        self._task = self._progress.add_task(folder, total=messages or None, size=human_size(0))
-
-    def advanced(self, messages: int, size: int) -> None:
-        if self._task is not None:
-            self._bytes += size
-            self._progress.update(self._task, advance=messages, size=human_size(self._bytes))
 
 
 def render_jobs(jobs: Sequence[dict[str, Any]]) -> None:

@@ -11,11 +11,9 @@ from syncer.cli.context import State, emit_json, pass_state
 from syncer.errors import ConfigError, SyncerError
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
     from datetime import datetime
 
     from syncer.archive.store import ArchiveStore
-    from syncer.sync.folders import Progress
     from syncer.sync.normalize import NormalizeCounts
 
 
@@ -57,23 +55,17 @@ def sync(
         raise ConfigError(f"{cfg.path}: no [[accounts]] configured; nothing to sync.")
     normalize_error: str | None = None
     normalized = 0
-    from contextlib import nullcontext
-
-    from syncer.cli.render import SyncProgress
-
-    display: AbstractContextManager[Progress | None] = (
-        nullcontext(None) if as_json else SyncProgress()
-    )
-    with state.open_store(first_use=True) as store, display as progress:
-        summaries = sync_accounts(
-            store, selected, folder_globs=folders, wait=wait, progress=progress
-        )
+    with state.open_store(first_use=True) as store:
+        with state.progress("Syncing", json_output=as_json) as progress:
+            summaries = sync_accounts(
+                store, selected, folder_globs=folders, wait=wait, progress=progress
+            )
         if not no_normalize:
             try:
                 # One indexed count first: a no-change sync then never imports the
                 # normalizer (about 0.1 s of start-up, a sixth of such a run).
                 if store.normalization_backlog():
-                    normalized = _normalize(state, store, show_progress=not as_json).processed
+                    normalized = _normalize(state, store, as_json=as_json).processed
             except SyncerError as exc:
                 normalize_error = exc.message
     if as_json:
@@ -95,18 +87,14 @@ def _normalize(
     state: State,
     store: ArchiveStore,
     *,
-    show_progress: bool,
+    as_json: bool,
     rebuild: bool = False,
     since: datetime | None = None,
     workers: int | None = None,
 ) -> NormalizeCounts:
-    from contextlib import nullcontext
-
-    from syncer.cli.render_mail import NormalizeProgress
     from syncer.sync.normalize import normalize_pending
 
-    bar = NormalizeProgress() if show_progress else nullcontext(None)
-    with bar as progress:
+    with state.progress("Normalizing", json_output=as_json) as progress:
         return normalize_pending(
             store,
             rebuild=rebuild,
@@ -144,9 +132,10 @@ def run(state: State, once: bool, worker: str | None) -> None:
     """
     from syncer.daemon.service import run_daemon
 
-    sys.exit(
-        run_daemon(state.config, state.open_store(first_use=True), once=once, worker=worker)
-    )
+    if not once:
+        state.default_level = "info"  # a service: its journal is the record of every run
+        state.configure_logs()
+    sys.exit(run_daemon(state.config, state.open_store(first_use=True), once=once, worker=worker))
 
 
 @click.command()
@@ -217,7 +206,7 @@ def normalize_command(
         counts = _normalize(
             state,
             store,
-            show_progress=not as_json,
+            as_json=as_json,
             rebuild=rebuild,
             since=since.replace(tzinfo=UTC) if since is not None else None,
             workers=workers,

@@ -270,9 +270,12 @@ class SMTPConfig(SecretSource):
 
 
 class LoggingConfig(Strict):
-    # None: info for JSON logs, warning on a terminal (where the command prints its summary).
+    # None: warning on stderr (each command prints its summary; cron mails nothing when all
+    # went well); info for `syncer run`, the daemon, whose journal is the record.
     level: Literal["debug", "info", "warning", "error"] | None = None
     format: Literal["auto", "json", "console"] = "auto"
+    # Off a terminal, long commands log a `progress` event this often (syncer.progress).
+    progress_every: Duration = Field(default=10.0, gt=0)
 
 
 class SchedulerConfig(Strict):

@@ -50,7 +50,15 @@ def utcnow() -> datetime:
 
 
 class Progress(Protocol):
-    """What a progress display needs to know; the CLI passes a rich bar."""
+    """What a progress display needs to know (the CLI passes a
+    :class:`syncer.progress.ProgressReporter`).
+
+    ``planned`` comes first, once per folder that will download, from the listing (LIST-STATUS
+    or STATUS, with STATUS=SIZE where offered; POP3 LIST), so the display has the whole
+    run's total before the first byte; ``size`` is None where the server does not say.
+    """
+
+    def planned(self, messages: int, size: int | None) -> None: ...
 
     def folder_started(self, folder: str, messages: int, size: int) -> None: ...
 
@@ -58,6 +66,9 @@ class Progress(Protocol):
 
 
 class _NoProgress:
+    def planned(self, messages: int, size: int | None) -> None:
+        pass
+
     def folder_started(self, folder: str, messages: int, size: int) -> None:
         pass
 
@@ -120,6 +131,11 @@ def sync_folders(
         account, [f for f in remote if f.name not in known or not known[f.name].is_current(f)]
     )
     renamed_from = _record_vanished_folders(store, account, options, known, remote)
+    for status in remote:
+        record = known.get(status.name)
+        share = planned_download(status, record.cursor if record and not record.deleted else None)
+        if share is not None:
+            progress.planned(*share)
 
     summaries: list[FolderSummary] = []
     for status in remote:
@@ -199,6 +215,26 @@ def _record_vanished_folders(
             store.mark_folder_deleted(account, name)
             log.info("folder.deleted", folder=record.display_name)
     return renamed
+
+
+def planned_download(
+    status: FolderStatus, cursor: FolderCursor | None
+) -> tuple[int, int | None] | None:
+    """What the listing says a folder will download: (messages, bytes or None), or None when
+    the listing cannot say (no STATUS) or there is nothing new.
+
+    A new folder (or a new UIDVALIDITY) downloads all its messages, STATUS=SIZE giving the
+    bytes; otherwise at most the UIDs between the stored UIDNEXT and the server's (an
+    upper bound: some may have been expunged since), bytes unknown. The dry run
+    (:mod:`syncer.sync.preview`) reports the same numbers.
+    """
+    if not status.selectable or status.messages is None:
+        return None
+    if cursor is None or status.uidvalidity != cursor.uidvalidity:
+        return (status.messages, status.size) if status.messages else None
+    if status.uidnext is None or status.uidnext <= cursor.uidnext:
+        return None
+    return min(status.uidnext - cursor.uidnext, status.messages), None
 
 
 # A cursor whose MESSAGES is this marks a download that has not finished: a

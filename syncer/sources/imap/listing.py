@@ -223,6 +223,9 @@ def status_items(capabilities: frozenset[str]) -> bytes:
         items.append(b"HIGHESTMODSEQ")
     if "OBJECTID" in capabilities:
         items.append(b"MAILBOXID")
+    if "STATUS=SIZE" in capabilities:
+        # RFC 8438: the folder's size in bytes, for the progress total before any download.
+        items.append(b"SIZE")
     return b" ".join(items)
 
 
@@ -318,4 +321,5 @@ def folder_status(
         highestmodseq=modseq if modseq else None,  # 0: no usable mod-sequence
         messages=number("MESSAGES"),
         mailbox_id=mailbox_id if isinstance(mailbox_id, str) else None,
+        size=number("SIZE"),
     )
