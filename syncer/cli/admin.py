@@ -12,7 +12,7 @@ from syncer.cli.context import State, emit_json, pass_state
 from syncer.errors import ConfigError
 
 if TYPE_CHECKING:
-    pass
+    from syncer.config.schema import Config
 
 
 @click.command()
@@ -140,44 +140,79 @@ def config_example() -> None:
 
 @config_group.command("check")
 @click.option("--secrets/--no-secrets", default=True, help="Also resolve every password source.")
+@click.option(
+    "--connect", is_flag=True, help="Also sign in to each account and list what a sync would do."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
-def config_check(state: State, secrets: bool) -> None:
+def config_check(state: State, secrets: bool, connect: bool, as_json: bool) -> None:
     """Validate the configuration file (and that every secret can be read).
+
+    A misspelt key is named with the nearest valid one. With --connect, each
+    account is signed in to and its folders listed, as `syncer sync --dry-run`
+    does; exit 1 when an account did not answer.
 
     \b
     Example:
       syncer config check
+      syncer config check --connect
     """
     cfg = state.config
     if secrets:
-        from syncer.secrets import resolve_secret
-
-        problems: list[str] = []
-        for acc in cfg.accounts:
-            try:
-                if acc.oauth2 is None:
-                    resolve_secret(acc, owner=f"account {acc.name!r}")
-                else:  # OAuth2 (issue 11): the client secret instead of a password
-                    from syncer.config.tokens import read_client_secret
-
-                    read_client_secret(acc.oauth2, owner=f"account {acc.name!r}")
-            except ConfigError as exc:
-                problems.append(exc.message)
-        for smtp in cfg.smtp:
-            if smtp.has_secret:
-                try:
-                    resolve_secret(smtp, owner=f"smtp {smtp.name!r}")
-                except ConfigError as exc:
-                    problems.append(exc.message)
+        problems = _secret_problems(cfg)
         if problems:
             raise ConfigError(problems)
     from syncer.daemon.scheduler import build_jobs
 
     jobs = build_jobs(cfg)  # every schedule as `syncer run` reads it
-    click.echo(
-        f"{cfg.path}: OK ({len(cfg.accounts)} accounts, {len(cfg.smtp)} SMTP servers, "
-        f"{len(jobs)} scheduled jobs)."
-    )
+    if as_json and not connect:
+        emit_json(
+            {
+                "path": str(cfg.path),
+                "ok": True,
+                "accounts": [a.name for a in cfg.accounts],
+                "smtp": [s.name for s in cfg.smtp],
+                "jobs": len(jobs),
+            }
+        )
+        return
+    if not as_json:
+        click.echo(
+            f"{cfg.path}: OK ({_count(len(cfg.accounts), 'account')}, "
+            f"{_count(len(cfg.smtp), 'SMTP server')}, {_count(len(jobs), 'scheduled job')})."
+        )
+    if connect:
+        from syncer.cli.sync import preview
+
+        preview(state, list(cfg.accounts), (), as_json)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _secret_problems(cfg: Config) -> list[str]:
+    """Every password and client secret that cannot be read, as one line each."""
+    from syncer.secrets import resolve_secret
+
+    problems: list[str] = []
+    for acc in cfg.accounts:
+        try:
+            if acc.oauth2 is None:
+                resolve_secret(acc, owner=f"account {acc.name!r}")
+            else:  # OAuth2 (issue 11): the client secret instead of a password
+                from syncer.config.tokens import read_client_secret
+
+                read_client_secret(acc.oauth2, owner=f"account {acc.name!r}")
+        except ConfigError as exc:
+            problems.append(exc.message)
+    for smtp in cfg.smtp:
+        if smtp.has_secret:
+            try:
+                resolve_secret(smtp, owner=f"smtp {smtp.name!r}")
+            except ConfigError as exc:
+                problems.append(exc.message)
+    return problems
 
 
 @click.command()

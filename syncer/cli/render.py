@@ -7,12 +7,15 @@ Progress goes to stderr, so stdout stays clean for data.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from syncer.model import RunSummary
+
+if TYPE_CHECKING:
+    from syncer.sync.preview import AccountPreview
 
 _out = Console(highlight=False)
 _err = Console(stderr=True, highlight=False)
@@ -86,6 +89,42 @@ def render_sync(summaries: Sequence[RunSummary]) -> None:
             _out.print(line)
         if not s.ok and s.error:
             _out.print(f"  [red]{s.error}[/]")
+
+
+def render_preview(previews: Sequence[AccountPreview]) -> None:
+    """`syncer sync --dry-run`: per account, its folders with counts and sizes, what is
+    archived (or why not) and what the run would download (POP3: delete)."""
+    for p in previews:
+        if not p.ok:
+            _out.print(f"[bold red]{p.account}: failed[/] — {p.error}", markup=True)
+            continue
+        included = [f for f in p.folders if f.excluded is None]
+        size = "size unknown" if p.new_bytes is None else human_size(p.new_bytes)
+        what = "first sync" if p.first_sync else "next sync"
+        _out.print(
+            f"{p.account} ({p.protocol}): {what}: {p.new_messages:,} messages, {size} "
+            f"in {len([f for f in included if f.new_messages])} folders "
+            f"({len(included)} of {len(p.folders)} folders archived)"
+        )
+        table = Table(show_edge=False, box=None, pad_edge=False)
+        for column, justify in (("folder", "left"), ("messages", "right"), ("size", "right")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column("sync would")
+        for f in p.folders:
+            if f.excluded is not None:
+                action = f"skip ({f.excluded})"
+            elif f.new_messages:
+                new_size = "?" if f.new_bytes is None else human_size(f.new_bytes)
+                action = f"download {f.new_messages:,} ({new_size})"
+            else:
+                action = "nothing new"
+            messages = "?" if f.messages is None else f"{f.messages:,}"
+            table.add_row(
+                f.name, messages, human_size(f.size) if f.size is not None else "?", action
+            )
+        _out.print(table, markup=False)
+        for line in (*p.deletions, *p.notes):
+            _out.print(f"  {line}", markup=False)
 
 
 def render_check(reports: Sequence[dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from syncer.archive.store import ArchiveStore
+    from syncer.config.schema import AccountConfig
     from syncer.sync.normalize import NormalizeCounts
 
 
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Archive raw mail only; leave normalization to `syncer normalize`.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Sign in and show folders, counts, sizes and what the sync would do; change nothing.",
+)
 @pass_state
 def sync(
     state: State,
@@ -35,6 +41,7 @@ def sync(
     as_json: bool,
     wait: bool,
     no_normalize: bool,
+    dry_run: bool,
 ) -> None:
     """Pull new mail, flag changes and expunges from the accounts into the archive.
 
@@ -43,8 +50,15 @@ def sync(
     (addresses, text, attachments ...), unless --no-normalize.
 
     \b
+    With --dry-run: sign in to each account, list its folders with message
+    counts and sizes, say which are archived (or why not) and what the sync
+    would download (POP3: what it would delete, and when); nothing changes, not
+    even a missing archive is created. Exit 0 when every account answered.
+
+    \b
     Example:
       syncer sync
+      syncer sync --dry-run
       syncer sync work --folder 'Archive/*' --json
     """
     from syncer.sync.runner import sync_accounts
@@ -53,6 +67,9 @@ def sync(
     selected = [cfg.account(n) for n in accounts] if accounts else list(cfg.accounts)
     if not selected:
         raise ConfigError(f"{cfg.path}: no [[accounts]] configured; nothing to sync.")
+    if dry_run:
+        preview(state, selected, folders, as_json)
+        return
     normalize_error: str | None = None
     normalized = 0
     with state.open_store(first_use=True) as store:
@@ -80,6 +97,37 @@ def sync(
         click.echo(f"Error: normalization stopped: {normalize_error}", err=True)
         click.echo("The mail is archived; run `syncer normalize` to finish.", err=True)
     if not all(s.ok for s in summaries) or normalize_error is not None:
+        sys.exit(1)
+
+
+def preview(
+    state: State, accounts: list[AccountConfig], folders: tuple[str, ...], as_json: bool
+) -> None:
+    """Print what a sync of ``accounts`` would do (``sync --dry-run``, ``config check
+    --connect``); exit 1 unless every account answered. Never creates the archive."""
+    from contextlib import nullcontext
+
+    from syncer.archive.engine import sqlite_file
+    from syncer.sync.preview import preview_account
+
+    path = sqlite_file(state.config.archive_url)
+    missing = path is not None and not path.exists()
+    with nullcontext(None) if missing else state.open_store() as store:
+        previews = [preview_account(a, store, folder_globs=folders) for a in accounts]
+    if as_json:
+        from dataclasses import asdict
+
+        emit_json(
+            [
+                {**asdict(p), "ok": p.ok, "new_messages": p.new_messages, "new_bytes": p.new_bytes}
+                for p in previews
+            ]
+        )
+    else:
+        from syncer.cli.render import render_preview
+
+        render_preview(previews)
+    if not all(p.ok for p in previews):
         sys.exit(1)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    BaseModel,
     Field,
     ValidationError,
     field_validator,
@@ -480,6 +481,9 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[str]:
         leaf = str(loc[-1]) if loc else ""
         if kind == "extra_forbidden":
             msg = f"unknown key {leaf!r}"
+            nearest = _nearest_key(leaf)
+            if nearest:
+                msg += f" (did you mean {nearest!r}?)"
             if "oauth2" in loc and re.search(r"secret", leaf, re.I):
                 msg += (
                     "; secrets are never written in the file: use client_secret_env, "
@@ -507,6 +511,24 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[str]:
             message += f" (got {err['input']!r})"
         problems.append(f"{key}: {message}" if key else message)
     return problems
+
+
+def _nearest_key(key: str) -> str | None:
+    """The valid key closest to a misspelt one (``usrname`` -> ``username``), if any is close.
+
+    Compared with every key of every section: the misspelling rarely lands in a
+    different section's key, and a suggestion from the right one is what helps.
+    """
+    import difflib
+
+    known: set[str] = set()
+    pending: list[type[BaseModel]] = [Strict]
+    while pending:
+        model = pending.pop()
+        known.update(model.model_fields)
+        pending.extend(model.__subclasses__())
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def _key_path(loc: Sequence[Any], data: Mapping[str, Any]) -> str:

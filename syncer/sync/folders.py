@@ -89,11 +89,18 @@ class SyncOptions:
 
     def in_scope(self, display_name: str) -> bool:
         """Include/exclude from the config, narrowed by ``--folder`` globs."""
+        return self.exclusion(display_name) is None
+
+    def exclusion(self, display_name: str) -> str | None:
+        """Why a folder is not archived (for the dry run), or None when it is."""
         if not any(fnmatch.fnmatchcase(display_name, p) for p in self.include):
-            return False
-        if any(fnmatch.fnmatchcase(display_name, p) for p in self.exclude):
-            return False
-        return not self.only or any(fnmatch.fnmatchcase(display_name, p) for p in self.only)
+            return f"not in include {list(self.include)}"
+        for pattern in self.exclude:
+            if fnmatch.fnmatchcase(display_name, pattern):
+                return f"exclude {pattern!r}"
+        if self.only and not any(fnmatch.fnmatchcase(display_name, p) for p in self.only):
+            return f"not in --folder {list(self.only)}"
+        return None
 
 
 class Heartbeat(Protocol):

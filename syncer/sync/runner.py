@@ -47,7 +47,6 @@ R = TypeVar("R")
 log = structlog.get_logger(__name__)
 
 
-
 def open_source(account: AccountConfig) -> FolderSource:
     """Connect to the account's server (logged in, capabilities read).
 
