@@ -119,3 +119,17 @@ def test_an_unknown_field_lists_the_known_ones(syncer_cli: Syncer) -> None:
     first = result.stderr.splitlines()[0]
     assert first.startswith("Error: Malformed query at column 1: unknown field 'sender:' (known")
     assert "from:, to:, cc:, subject:" in first and "Traceback" not in result.output
+
+
+def test_unquoted_words_and_the_pipe_formats(search_cli: Syncer) -> None:
+    wanted = sorted(_sha(n) for n in ("01-plain-ascii", "08-rfc2231-filename", "70-thread-root"))
+    quoted = search_cli("search", "from:alice@example.com", "--output", "sha256")
+    words = search_cli("search", "from:alice@example.com", "-folder:Nowhere", "--output", "sha256")
+    assert sorted(quoted.stdout.split()) == sorted(words.stdout.split()) == wanted
+    text0 = search_cli("search", "from:alice@example.com", "--output", "ids", "--format", "text0")
+    ids = text0.stdout.split("\0")
+    assert ids[-1] == "" and len(ids) == 4 and all(i.isdigit() for i in ids[:-1])
+    jsonl = search_cli("search", "from:alice@example.com", "--format", "jsonl")
+    import json
+
+    assert sorted(json.loads(line)["sha256"] for line in jsonl.stdout.splitlines()) == wanted
