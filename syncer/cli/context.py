@@ -8,6 +8,7 @@ helper, and importing them from the group's module would tie every command to it
 from __future__ import annotations
 
 import json as jsonlib
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -55,10 +56,20 @@ class State:
             self.configure_logs()
         return self._config
 
-    def note(self, text: str) -> None:
-        """A line for the person at the terminal, on stderr; nothing under ``-q``."""
-        if not self.quiet:
+    def note(self, text: str, event: str, **fields: Any) -> None:
+        """Something said once (the archive was created): a line on a terminal, a log event
+        off one (stderr stays JSON lines for log shippers); nothing under ``-q``.
+
+        The event is a warning so it shows at the default level: it happens once per archive.
+        """
+        if self.quiet:
+            return
+        if sys.stderr.isatty():
             click.echo(text, err=True)
+        else:
+            import structlog
+
+            structlog.get_logger(__name__).warning(event, **fields)
 
     def progress(
         self, label: str, *, json_output: bool = False, unit: str = "messages"
@@ -97,7 +108,9 @@ class State:
                     hint="`syncer sync --dry-run` shows first what it would archive.",
                 )
             create = True
-            self.note(f"Creating the archive at {path} (first use).")
+            self.note(
+                f"Creating the archive at {path} (first use).", "archive.created", path=str(path)
+            )
         if create:
             from syncer.archive.engine import make_engine, upgrade
 

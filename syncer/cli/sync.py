@@ -119,7 +119,13 @@ def preview(
 
         emit_json(
             [
-                {**asdict(p), "ok": p.ok, "new_messages": p.new_messages, "new_bytes": p.new_bytes}
+                {
+                    **asdict(p),
+                    "ok": p.ok,
+                    "first_sync": p.first_sync,
+                    "new_messages": p.new_messages,
+                    "new_bytes": p.new_bytes,
+                }
                 for p in previews
             ]
         )
