@@ -217,17 +217,27 @@ def _secret_problems(cfg: Config) -> list[str]:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="One line and the Nagios exit code: 0 ok, 1 warning (a sync failed), "
+    "2 critical (no successful sync within [monitoring] stale_after).",
+)
 @pass_state
-def status(state: State, as_json: bool) -> None:
+def status(state: State, as_json: bool, check: bool) -> None:
     """Accounts, folders, message counts, last sync, archive size, and the scheduled jobs.
 
     Each job (e.g. sync:work) shows its last run, outcome and next run, computed
     from the configuration and the archive, whether or not `syncer run` is running.
+    With --check: is every account current? (for cron, timers and Nagios/Icinga).
 
     \b
     Example:
       syncer status --json
+      syncer status --check || mail -s 'syncer is stale' me@example.com
     """
+    if check:
+        _check(state, as_json)
     from syncer.daemon.scheduler import jobs_status
 
     with state.open_store() as store:
@@ -265,6 +275,42 @@ def verify(state: State, as_json: bool) -> None:
         )
     if problems:
         sys.exit(1)
+
+
+def _check(state: State, as_json: bool) -> None:
+    """``status --check``: the Nagios line and exit code, never an exception."""
+    from syncer.daemon.health import account_health, nagios
+    from syncer.errors import SyncerError
+
+    try:
+        with state.open_store() as store:
+            healths = account_health(state.config, store)
+    except ConfigError:
+        raise
+    except SyncerError as exc:
+        code, line, healths = 2, f"SYNCER CRITICAL - {exc.message}", []
+    else:
+        code, line = nagios(healths)
+    if as_json:
+        emit_json(
+            {
+                "code": code,
+                "status": line,
+                "accounts": [
+                    {
+                        "account": h.account,
+                        "state": h.state,
+                        "reason": h.reason,
+                        "last_success": h.last_success.isoformat() if h.last_success else None,
+                        "stale_after_seconds": h.stale_after,
+                    }
+                    for h in healths
+                ],
+            }
+        )
+    else:
+        click.echo(line)
+    sys.exit(code)
 
 
 def _masked(url: str) -> str:

@@ -168,8 +168,13 @@ def _normalize(
     envvar="SYNCER_WORKER",
     help="This worker's name in leases and run records (default: the host name; $SYNCER_WORKER).",
 )
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    help="With --once: write the metrics there afterwards (node_exporter textfile format).",
+)
 @pass_state
-def run(state: State, once: bool, worker: str | None) -> None:
+def run(state: State, once: bool, worker: str | None, metrics_file: str | None) -> None:
     """Run the scheduled jobs: a daemon until SIGTERM/SIGINT, or each job once with --once.
 
     Each account is synced on its `schedule` (cron) or `every` (interval); several
@@ -182,14 +187,20 @@ def run(state: State, once: bool, worker: str | None) -> None:
     Example:
       syncer run
       syncer run --once
+      syncer run --once --metrics-file /var/lib/node_exporter/syncer.prom
       SYNCER_WORKER=node-2 syncer run
     """
     from syncer.daemon.service import run_daemon
 
+    if metrics_file is not None and not once:
+        raise click.UsageError(
+            "--metrics-file goes with --once; the daemon serves [metrics] listen."
+        )
     if not once:
         state.default_level = "info"  # a service: its journal is the record of every run
         state.configure_logs()
-    sys.exit(run_daemon(state.config, state.open_store(first_use=True), once=once, worker=worker))
+    store = state.open_store(first_use=True)
+    sys.exit(run_daemon(state.config, store, once=once, worker=worker, metrics_file=metrics_file))
 
 
 @click.command()

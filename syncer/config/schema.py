@@ -335,6 +335,24 @@ class MetricsConfig(Strict):
         return host.strip("[]"), int(port)
 
 
+class MonitoringConfig(Strict):
+    """Alerting on an archive that silently stopped (syncer.daemon.health)."""
+
+    # An account whose last successful sync is older than this is stale: /healthz 503,
+    # `status --check` critical. Default: three of the account's intervals.
+    stale_after: Duration | None = Field(default=None, gt=0)
+    # Called (GET) after each successful `syncer run --once` / daemon sync round,
+    # healthchecks-style; "<ping_url>/fail" when a job failed.
+    ping_url: str | None = None
+
+    @field_validator("ping_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL (got {value!r})")
+        return value
+
+
 class Config(Strict):
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     accounts: Annotated[list[AccountConfig], NAMED] = Field(default_factory=list)
@@ -342,6 +360,7 @@ class Config(Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     retention: RetentionPolicies = Field(default_factory=list)
     retention_settings: RetentionSettings = Field(default_factory=RetentionSettings)
     digests: Digests = Field(default_factory=list)
