@@ -263,8 +263,10 @@ def verify(state: State, as_json: bool) -> None:
       syncer verify
     """
     with state.open_store() as store:
-        problems = store.verify()
         total = store.status()["totals"]["blobs"]
+        with state.progress("Verifying", json_output=as_json, unit="blobs") as progress:
+            progress.set_total(total)
+            problems = store.verify(progress=progress.advanced)
     if as_json:
         emit_json({"blobs": total, "problems": problems, "ok": not problems})
     else:

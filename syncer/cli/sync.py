@@ -220,8 +220,11 @@ def check(state: State, accounts: tuple[str, ...], as_json: bool) -> None:
 
     cfg = state.config
     selected = [cfg.account(n) for n in accounts] if accounts else list(cfg.accounts)
-    with state.open_store() as store:
-        reports = check_accounts(cfg, store, selected)
+    with (
+        state.open_store() as store,
+        state.progress("Checking", json_output=as_json, unit="folders") as progress,
+    ):
+        reports = check_accounts(cfg, store, selected, progress)
     if as_json:
         emit_json(reports)
     else:

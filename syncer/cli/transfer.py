@@ -313,8 +313,11 @@ def backup_command(state: State, path: Path, as_json: bool) -> None:
     """
     from syncer.transfer.backup import backup_archive
 
-    with state.open_store() as store:
-        summary = backup_archive(store, path)
+    with (
+        state.open_store() as store,
+        state.progress("Backing up", json_output=as_json, unit="files") as progress,
+    ):
+        summary = backup_archive(store, path, progress=progress)
     if as_json:
         emit_json(
             {"path": summary.path, "database": summary.database, "blob_files": summary.blob_files}
@@ -340,7 +343,10 @@ def restore_archive_command(state: State, path: Path, force: bool) -> None:
     from syncer.transfer.backup import restore_archive
 
     cfg = state.config
-    summary = restore_archive(cfg.archive_url, cfg.blob_store, path, force=force)
+    with state.progress("Restoring", unit="files") as progress:
+        summary = restore_archive(
+            cfg.archive_url, cfg.blob_store, path, force=force, progress=progress
+        )
     click.echo(
         f"Restored the archive from {summary.path} ({summary.blob_files} blob file(s) copied). "
         "Run `syncer verify` to check it."
