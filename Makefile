@@ -9,12 +9,13 @@ STAMP  := $(VENV)/.installed
 DEB_PACKAGES := dovecot-imapd dovecot-pop3d postgresql systemd
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint typecheck bench deps clean help
+.PHONY: test demo lint typecheck bench deps clean help man
 
 help:
 	@echo "make demo   - sync a throwaway local Dovecot into demo/archive.db and show it"
 	@echo "make test   - install what is needed, then ruff, mypy and the test suite"
 	@echo "make bench  - the benchmarks against mbsync (long; not part of make test)"
+	@echo "make man    - the manual pages, written from the commands' help into man/"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { \
@@ -58,5 +59,9 @@ bench: deps $(STAMP)
 	$(PY) -m tests.bench.run_bench --messages 10000 --runs 3
 	$(PY) -m tests.bench.bench_search --messages 100000
 
+# One page per command (syncer.1, syncer-sync.1 ...), from the click commands' help.
+man: $(STAMP)
+	$(PY) -m syncer.cli.manpages man
+
 clean:
-	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo man .pytest_cache .mypy_cache .ruff_cache

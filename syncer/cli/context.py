@@ -57,19 +57,18 @@ class State:
         return self._config
 
     def note(self, text: str, event: str, **fields: Any) -> None:
-        """Something said once (the archive was created): a line on a terminal, a log event
-        off one (stderr stays JSON lines for log shippers); nothing under ``-q``.
+        """Something said once (the archive was created): a line on a terminal, else a log
+        event (stderr stays JSON lines for log shippers; under ``-q`` only ``--log-file``
+        gets it).
 
         The event is a warning so it shows at the default level: it happens once per archive.
         """
-        if self.quiet:
-            return
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and not self.quiet:
             click.echo(text, err=True)
-        else:
-            import structlog
+            return
+        import structlog
 
-            structlog.get_logger(__name__).warning(event, **fields)
+        structlog.get_logger(__name__).warning(event, **fields)
 
     def progress(
         self, label: str, *, json_output: bool = False, unit: str = "messages"
@@ -128,3 +127,25 @@ pass_state = click.make_pass_decorator(State)
 def emit_json(data: Any) -> None:
     """Data on stdout as indented, key-sorted JSON (``--json``)."""
     click.echo(jsonlib.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def complete_accounts(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion of account names, from the configuration the command line names
+    (``--config``) or finds; nothing when there is none or it does not load."""
+    from click.shell_completion import CompletionItem
+
+    from syncer.config.schema import load_config
+    from syncer.errors import SyncerError
+
+    root = ctx.find_root()
+    try:
+        config = load_config(root.params.get("config_path"))
+    except SyncerError:
+        return []
+    return [
+        CompletionItem(a.name, help=f"{a.protocol} {a.username}@{a.host}")
+        for a in config.accounts
+        if a.name.startswith(incomplete)
+    ]

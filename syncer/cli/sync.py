@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncer.cli.context import State, emit_json, pass_state
+from syncer.cli.context import State, complete_accounts, emit_json, pass_state
 from syncer.errors import ConfigError, SyncerError
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("accounts", nargs=-1)
+@click.argument("accounts", nargs=-1, shell_complete=complete_accounts)
 @click.option("--folder", "folders", multiple=True, help="Only folders matching this glob.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary per account.")
 @click.option("--wait", is_flag=True, help="Wait for another run holding the account to finish.")
@@ -204,7 +204,7 @@ def run(state: State, once: bool, worker: str | None, metrics_file: str | None) 
 
 
 @click.command()
-@click.argument("accounts", nargs=-1)
+@click.argument("accounts", nargs=-1, shell_complete=complete_accounts)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
 def check(state: State, accounts: tuple[str, ...], as_json: bool) -> None:

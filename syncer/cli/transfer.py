@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from syncer.cli.context import State, emit_json, pass_state
+from syncer.cli.context import State, complete_accounts, emit_json, pass_state
 
 if TYPE_CHECKING:
     from syncer.transfer.push import PushSummary
@@ -231,8 +231,20 @@ def _print_push(summary: PushSummary, as_json: bool) -> None:
 
 @click.command("push")
 @click.argument("query", nargs=-1)
-@click.option("--from", "source", required=True, help="Archive account whose mail to copy.")
-@click.option("--to", "target", required=True, help="Configured IMAP account to copy it into.")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    shell_complete=complete_accounts,
+    help="Archive account whose mail to copy.",
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    shell_complete=complete_accounts,
+    help="Configured IMAP account to copy it into.",
+)
 @click.option(
     "--map",
     "maps",
@@ -276,7 +288,7 @@ def push_command(
 
 
 @click.command("restore")
-@click.argument("account")
+@click.argument("account", shell_complete=complete_accounts)
 @click.argument("query", nargs=-1)
 @click.option("--dry-run", is_flag=True, help="Show what would be copied; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")

@@ -46,11 +46,10 @@ def installed(checkout: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ).stdout.strip()
     Path(site, "borrowed-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps"]
-        + [str(checkout)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "."],
         check=True,
         capture_output=True,
-        cwd=venv.parent,
+        cwd=checkout,
     )
     where = subprocess.run(
         [str(python), "-c", "import syncer; print(syncer.__file__)"],
