@@ -146,3 +146,28 @@ def test_on_a_terminal_a_sync_shows_an_overall_bar_with_eta(fresh: Run) -> None:
     assert process.wait(60) == 0
     text = screen.decode(errors="replace")
     assert "Syncing" in text and "ETA" in text and "/300 msgs" in text, text[-2000:]
+
+
+def test_a_pop3_dry_run_says_what_would_be_deleted_and_deletes_nothing(
+    tmp_path: Path, dovecot: DovecotServer, dovecot_user: MailUser
+) -> None:
+    from tests.integration.test_pop3_cli import Run as POP3Run
+    from tests.integration.test_pop3_cli import message as pop3_message
+
+    run = POP3Run(tmp_path, dovecot, dovecot_user, leave_on_server=False, delete_after_days=30)
+    raws = [pop3_message(n) for n in range(4)]
+    for raw in raws:
+        dovecot.append(dovecot_user.name, "INBOX", raw)
+    dry = run("sync", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    (plan,) = json.loads(dry.stdout)
+    assert (plan["new_messages"], plan["new_bytes"]) == (4, sum(map(len, raws)))
+    assert plan["deletions"][0] == "would delete 0 message(s) archived more than 30 days ago"
+    assert plan["deletions"][-1].startswith("the 4 new message(s) on or after ")
+    assert len(dovecot.uids(dovecot_user.name, "INBOX")) == 4
+    synced = run("sync", "--json", "--no-normalize")
+    (summary,) = json.loads(synced.stdout)
+    assert (summary["new"], summary["bytes"]) == (plan["new_messages"], plan["new_bytes"])
+    human = run("sync", "--dry-run")
+    assert "pop (pop3): next sync: 0 messages" in human.stdout
+    assert "next deletion on " in human.stdout and "(4 waiting)" in human.stdout
