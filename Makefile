@@ -9,13 +9,14 @@ STAMP  := $(VENV)/.installed
 DEB_PACKAGES := dovecot-imapd dovecot-pop3d postgresql systemd
 PYTEST_ARGS ?=
 
-.PHONY: test check demo lint typecheck bench deps test-servers clean help
+.PHONY: test check demo lint typecheck bench deps test-servers clean help man
 
 help:
 	@echo "make demo   - sync a throwaway local Dovecot into demo/archive.db and show it"
 	@echo "make test   - install what is needed, then ruff, mypy and the test suite"
 	@echo "make check  - the fast loop: lint, types, import contracts, unit tests (no servers)"
 	@echo "make bench  - the benchmarks against mbsync (long; not part of make test)"
+	@echo "make man    - the manual pages, written from the commands' help into man/"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || { \
@@ -82,5 +83,9 @@ bench: deps $(STAMP)
 	$(PY) -m tests.bench.bench_search --messages 100000
 	$(PY) -m tests.bench.bench_cli_start --messages 100000
 
+# One page per command (syncer.1, syncer-sync.1 ...), from the click commands' help.
+man: $(STAMP)
+	$(PY) -m syncer.cli.manpages man
+
 clean:
-	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo man .pytest_cache .mypy_cache .ruff_cache

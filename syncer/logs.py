@@ -130,26 +130,43 @@ def renderers(*, json: bool, colors: bool = False) -> list[Any]:
     return [console, redact_rendered]
 
 
-def configure(verbosity: int = 0, *, json: bool | None = None, level: str | None = None) -> None:
+#: The logger of :mod:`syncer.progress`: its ``progress`` events are info, yet they reach
+#: stderr off a terminal even when info lines do not (a long run must never look stuck).
+PROGRESS_LOGGER = "syncer.progress"
+
+
+def configure(
+    verbosity: int = 0,
+    *,
+    json: bool | None = None,
+    level: str | None = None,
+    quiet: bool = False,
+    log_file: str | None = None,
+    default_level: str = "warning",
+) -> None:
     """Configure structlog and the stdlib bridge.
 
-    On a terminal people read the command's own summary, so only warnings are
-    logged unless ``-v`` asks for more; JSON output (journald, files) logs at
-    ``level`` (default info) so every run leaves its canonical lines.
+    stderr gets warnings and errors by default, on a terminal and off it: every
+    command prints its own summary, and a cron job that succeeded prints nothing (so
+    cron mails nothing). Long work adds a ``progress`` event every interval off a
+    terminal. ``-v`` or ``[logging] level = "info"`` bring the info lines (one per run
+    and folder) back; ``syncer run`` (the daemon) defaults to info, its journal being
+    the record. ``--log-file`` keeps JSON lines at info (or the configured level) in a
+    file, whatever stderr shows.
 
-    :param verbosity: 1 → info on a terminal (debug elsewhere), 2 → debug everywhere,
-        3 → debug for libraries too.
+    :param verbosity: 1 → info, 2 → debug, 3 → debug for libraries too.
     :param json: force JSON (True) or console (False) output; None decides by ``isatty``.
     :param level: the configured level (``[logging] level``).
+    :param quiet: errors only on stderr, no progress (``-q``).
+    :param log_file: also append JSON lines to this file.
+    :param default_level: the stderr level when neither ``level`` nor ``-v`` says.
     """
     if json is None:
         json = not sys.stderr.isatty()
-    if json:
-        base = getattr(logging, (level or "info").upper())
-        base_level = logging.DEBUG if verbosity >= 1 else base
-    else:
-        base = getattr(logging, (level or "warning").upper())
-        base_level = {0: base, 1: min(base, logging.INFO)}.get(verbosity, logging.DEBUG)
+    base = getattr(logging, (level or default_level).upper())
+    stderr_level = {0: base, 1: min(base, logging.INFO)}.get(verbosity, logging.DEBUG)
+    if quiet:
+        stderr_level = logging.ERROR
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -163,19 +180,47 @@ def configure(verbosity: int = 0, *, json: bool | None = None, level: str | None
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    # Logs go to stderr so that `--json` data on stdout stays machine-readable.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_formatter(shared, json=json))
+    handler.addFilter(_StderrFilter(stderr_level, progress=not quiet))
+    handlers: list[logging.Handler] = [handler]
+    lowest = stderr_level if quiet else min(stderr_level, logging.INFO)
+    if log_file:
+        file_level = min(getattr(logging, (level or "info").upper()), stderr_level)
+        to_file = logging.FileHandler(log_file, encoding="utf-8")
+        to_file.setFormatter(_formatter(shared, json=True))
+        to_file.setLevel(file_level)
+        handlers.append(to_file)
+        lowest = min(lowest, file_level)
+    root = logging.getLogger()
+    for old in root.handlers:
+        old.close()
+    root.handlers[:] = handlers
+    root.setLevel(lowest)
+    library_level = logging.DEBUG if verbosity >= 3 else logging.WARNING
+    for noisy in ("imapclient", "imapclient.imaplib", "sqlalchemy", "alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(library_level)
+
+
+def _formatter(shared: list[Any], *, json: bool) -> logging.Formatter:
+    return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *renderers(json=json, colors=sys.stderr.isatty()),
+            *renderers(json=json, colors=not json and sys.stderr.isatty()),
         ],
     )
-    # Logs go to stderr so that `--json` data on stdout stays machine-readable.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(base_level)
-    quiet = logging.DEBUG if verbosity >= 3 else logging.WARNING
-    for noisy in ("imapclient", "imapclient.imaplib", "sqlalchemy", "alembic", "apscheduler"):
-        logging.getLogger(noisy).setLevel(quiet)
+
+
+class _StderrFilter(logging.Filter):
+    """stderr's level, with the progress events let through (unless ``-q``)."""
+
+    def __init__(self, level: int, *, progress: bool) -> None:
+        super().__init__()
+        self.level, self.progress = level, progress
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= self.level:
+            return True
+        return self.progress and record.name == PROGRESS_LOGGER and record.levelno >= logging.INFO

@@ -39,6 +39,8 @@ class FolderStatus:
     highestmodseq: int | None = None
     messages: int | None = None
     mailbox_id: str | None = None
+    #: Bytes in the folder (RFC 8438 ``STATUS=SIZE``), where the server says.
+    size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,21 @@ def mask_url(url: str | URL) -> str:
         return _USERINFO.sub(r"\1\2:***@", url)
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of an SQLite archive URL; None for PostgreSQL and in-memory databases.
+
+    Why: an embedded archive needs no set-up -- the first ``syncer sync`` creates it --
+    while a read command must not leave an empty file behind (the CLI checks first).
+    """
+    parsed = _normalise_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
 def make_engine(url: str | URL) -> Engine:
     """Create the engine for an archive database URL.
 

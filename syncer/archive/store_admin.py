@@ -10,6 +10,7 @@ see one class.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
@@ -183,6 +184,18 @@ class StoreAdmin(StoreCore):
                 .values(finished_at=utcnow(), status="failed", error=error)
             )
             return int(result.rowcount)
+
+    def last_successes(self, kind: str = "sync") -> dict[str, datetime]:
+        """Per account, when its last successful run of ``kind`` ended (alerting: an archive
+        that silently stopped shows as an old time)."""
+        query = (
+            select(accounts.c.name, func.max(sync_runs.c.finished_at))
+            .join(accounts, accounts.c.id == sync_runs.c.account_id)
+            .where(sync_runs.c.kind == kind, sync_runs.c.status == "ok")
+            .group_by(accounts.c.name)
+        )
+        with self._read("reading the last successful runs") as conn:
+            return {name: when for name, when in conn.execute(query) if when is not None}
 
     def runs(self, account: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """The most recent runs, newest first, as JSON-serialisable dicts.

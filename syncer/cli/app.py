@@ -86,6 +86,7 @@ _FEATURE_COMMANDS = {
     "digest": "syncer.cli.relay:digest_group",
     "forward": "syncer.cli.relay:forward_group",
     "outbox": "syncer.cli.relay:outbox_group",
+    "completion": "syncer.cli.completion:completion",
 }
 
 
@@ -142,17 +143,30 @@ class _Group(click.Group):
     "$XDG_CONFIG_HOME/syncer/config.toml).",
 )
 @click.option("-v", "--verbose", count=True, help="More logging; tracebacks on errors.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Errors only: no progress, no notes (what cron wants)."
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    help="Also append the logs (JSON lines, info and up) to this file.",
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+def main(
+    ctx: click.Context, config_path: str | None, verbose: int, quiet: bool, log_file: str | None
+) -> None:
     """syncer: mailbox sync and archival.
+
+    stderr shows warnings, errors and (off a terminal) a progress event every 10 s of
+    long work; -v adds the info lines, -q leaves only errors.
 
     \b
     Example:
-      syncer --config syncer.toml init
+      syncer config init && syncer sync --dry-run
       syncer sync
+      syncer -q --log-file /var/log/syncer.log sync
       syncer status --json
     """
-    from syncer import logs
-
-    logs.configure(verbose)
-    ctx.obj = State(config_path=config_path, verbose=verbose)
+    state = State(config_path=config_path, verbose=verbose, quiet=quiet, log_file=log_file)
+    state.configure_logs()
+    ctx.obj = state

@@ -8,6 +8,7 @@ helper, and importing them from the group's module would tie every command to it
 from __future__ import annotations
 
 import json as jsonlib
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,35 +17,99 @@ import click
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
     from syncer.config.schema import Config
+    from syncer.progress import ProgressReporter
 
 
 @dataclass
 class State:
-    """The ``--config`` and ``-v`` options, and the configuration once a command asks."""
+    """The global options, and the configuration once a command asks."""
 
     config_path: str | None
     verbose: int
+    quiet: bool = False
+    log_file: str | None = None
+    #: stderr's log level when neither ``[logging] level`` nor ``-v`` says (the daemon: info).
+    default_level: str = "warning"
     _config: Config | None = None
+
+    def configure_logs(self) -> None:
+        """(Re)configure logging from the options and, once loaded, the configuration."""
+        from syncer import logs
+
+        settings = self._config.logging if self._config is not None else None
+        fmt = settings.format if settings else "auto"
+        logs.configure(
+            self.verbose,
+            json=None if fmt == "auto" else fmt == "json",
+            level=settings.level if settings else None,
+            quiet=self.quiet,
+            log_file=self.log_file,
+            default_level=self.default_level,
+        )
 
     @property
     def config(self) -> Config:
         if self._config is None:
-            from syncer import logs
             from syncer.config.schema import load_config
 
             self._config = load_config(self.config_path)
-            fmt = self._config.logging.format
-            logs.configure(
-                self.verbose,
-                json=None if fmt == "auto" else fmt == "json",
-                level=self._config.logging.level,
-            )
+            self.configure_logs()
         return self._config
 
-    def open_store(self, *, create: bool = False) -> ArchiveStore:
+    def note(self, text: str, event: str, **fields: Any) -> None:
+        """Something said once (the archive was created): a line on a terminal, else a log
+        event (stderr stays JSON lines for log shippers; under ``-q`` only ``--log-file``
+        gets it).
+
+        The event is a warning so it shows at the default level: it happens once per archive.
+        """
+        if sys.stderr.isatty() and not self.quiet:
+            click.echo(text, err=True)
+            return
+        import structlog
+
+        structlog.get_logger(__name__).warning(event, **fields)
+
+    def progress(
+        self, label: str, *, json_output: bool = False, unit: str = "messages"
+    ) -> ProgressReporter:
+        """The progress display for a long command (see :mod:`syncer.progress`)."""
+        from syncer.progress import DEFAULT_INTERVAL, ProgressReporter, choose_mode
+
+        interval = self._config.logging.progress_every if self._config else DEFAULT_INTERVAL
+        return ProgressReporter(
+            label,
+            mode=choose_mode(json_output=json_output, quiet=self.quiet),
+            interval=interval,
+            unit=unit,
+        )
+
+    def open_store(self, *, create: bool = False, first_use: bool = False) -> ArchiveStore:
+        """The archive, at the schema this syncer needs.
+
+        :param create: create it or bring its schema up to date (``syncer init``).
+        :param first_use: a command that fills the archive (sync, run, import): a missing
+            SQLite file is created at the current schema, and said so once. Without it a
+            missing SQLite archive is refused and no file is left behind.
+        :raises ArchiveError: no SQLite archive yet (and not ``first_use``).
+        """
+        from syncer.archive.engine import sqlite_file
         from syncer.archive.store import ArchiveStore
 
         cfg = self.config
+        path = sqlite_file(cfg.archive_url)
+        if path is not None and not path.exists():
+            if not first_use and not create:
+                from syncer.errors import ArchiveError
+
+                raise ArchiveError(
+                    f"no archive yet: run `syncer sync` (looked for {path}).",
+                    hint="`syncer sync --dry-run` shows first what it would archive.",
+                )
+            create = True
+            self.note(
+                f"Creating the archive at {path} (first use).", "archive.created", path=str(path)
+            )
         if create:
             from syncer.archive.engine import make_engine, upgrade
 
@@ -62,3 +127,25 @@ pass_state = click.make_pass_decorator(State)
 def emit_json(data: Any) -> None:
     """Data on stdout as indented, key-sorted JSON (``--json``)."""
     click.echo(jsonlib.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def complete_accounts(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion of account names, from the configuration the command line names
+    (``--config``) or finds; nothing when there is none or it does not load."""
+    from click.shell_completion import CompletionItem
+
+    from syncer.config.schema import load_config
+    from syncer.errors import SyncerError
+
+    root = ctx.find_root()
+    try:
+        config = load_config(root.params.get("config_path"))
+    except SyncerError:
+        return []
+    return [
+        CompletionItem(a.name, help=f"{a.protocol} {a.username}@{a.host}")
+        for a in config.accounts
+        if a.name.startswith(incomplete)
+    ]

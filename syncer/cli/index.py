@@ -49,14 +49,9 @@ def index(state: State, rebuild: bool, status_only: bool, as_json: bool) -> None
       syncer index --rebuild
       syncer index --status --json
     """
-    from contextlib import nullcontext
-
-    from syncer.cli.render_mail import NormalizeProgress
-
     with state.open_store() as store:
         if not status_only:
-            bar = NormalizeProgress("indexing") if not as_json else nullcontext(None)
-            with bar as progress:
+            with state.progress("Indexing", json_output=as_json) as progress:
                 if rebuild:
                     counts = store.rebuild_index(progress=progress)
                 else:

@@ -1,4 +1,4 @@
-"""Human-readable output for the CLI (rich): tables, summaries, progress bars.
+"""Human-readable output for the CLI (rich): tables and summaries (progress: syncer.progress).
 
 Kept apart from ``cli`` so commands stay thin; ``--json`` output never comes here.
 Progress goes to stderr, so stdout stays clean for data.
@@ -8,21 +8,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from syncer.model import RunSummary
+
+if TYPE_CHECKING:
+    from syncer.sync.preview import AccountPreview
 
 _out = Console(highlight=False)
 _err = Console(stderr=True, highlight=False)
@@ -112,6 +106,42 @@ def render_sync(summaries: Sequence[RunSummary]) -> None:
             _out.print(f"  [red]{s.error}[/]")
 
 
+def render_preview(previews: Sequence[AccountPreview]) -> None:
+    """`syncer sync --dry-run`: per account, its folders with counts and sizes, what is
+    archived (or why not) and what the run would download (POP3: delete)."""
+    for p in previews:
+        if not p.ok:
+            _out.print(f"[bold red]{p.account}: failed[/] — {p.error}", markup=True)
+            continue
+        included = [f for f in p.folders if f.excluded is None]
+        size = "size unknown" if p.new_bytes is None else human_size(p.new_bytes)
+        what = "first sync" if p.first_sync else "next sync"
+        _out.print(
+            f"{p.account} ({p.protocol}): {what}: {p.new_messages:,} messages, {size} "
+            f"in {len([f for f in included if f.new_messages])} folders "
+            f"({len(included)} of {len(p.folders)} folders archived)"
+        )
+        table = Table(show_edge=False, box=None, pad_edge=False)
+        for column, justify in (("folder", "left"), ("messages", "right"), ("size", "right")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column("sync would")
+        for f in p.folders:
+            if f.excluded is not None:
+                action = f"skip ({f.excluded})"
+            elif f.new_messages:
+                new_size = "?" if f.new_bytes is None else human_size(f.new_bytes)
+                action = f"download {f.new_messages:,} ({new_size})"
+            else:
+                action = "nothing new"
+            messages = "?" if f.messages is None else f"{f.messages:,}"
+            table.add_row(
+                f.name, messages, human_size(f.size) if f.size is not None else "?", action
+            )
+        _out.print(table, markup=False)
+        for line in (*p.deletions, *p.notes):
+            _out.print(f"  {line}", markup=False)
+
+
 def render_check(reports: Sequence[dict[str, Any]]) -> None:
     for r in reports:
         if r.get("error"):
@@ -127,47 +157,6 @@ def render_check(reports: Sequence[dict[str, Any]]) -> None:
             if f["stale"]:
                 line += f", [yellow]{f['stale']} gone from the server but live in the archive[/]"
             _out.print(line)
-
-
-class SyncProgress:
-    """A rich progress bar on stderr: messages and bytes per folder."""
-
-    def __init__(self) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[size]}"),
-            TimeElapsedColumn(),
-            console=_err,
-            transient=True,
-            disable=not _err.is_terminal,
-        )
-        self._task: TaskID | None = None
-        self._bytes = 0
-
-    def __enter__(self) -> SyncProgress:
-        self._progress.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._progress.__exit__(exc_type, exc, tb)
-
-    def folder_started(self, folder: str, messages: int, size: int) -> None:
-        if self._task is not None:
-            self._progress.remove_task(self._task)
-        self._bytes = 0
-        self._task = self._progress.add_task(folder, total=messages or None, size=human_size(0))
-
-    def advanced(self, messages: int, size: int) -> None:
-        if self._task is not None:
-            self._bytes += size
-            self._progress.update(self._task, advance=messages, size=human_size(self._bytes))
 
 
 def render_jobs(jobs: Sequence[dict[str, Any]]) -> None:

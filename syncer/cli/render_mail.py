@@ -10,12 +10,9 @@ apart from ``cli`` so commands stay thin; ``--json`` output never comes here.
 from __future__ import annotations
 
 import re
-from types import TracebackType
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _ROLE_LABELS = {
@@ -122,35 +119,3 @@ def render_show(view: dict[str, Any]) -> None:
         click.echo(f"Text ({more} characters):")
         for text_line in view["text_excerpt"].splitlines():
             click.echo(f"  {printable(text_line)}")
-
-
-class NormalizeProgress:
-    """A rich progress bar on stderr for the normalization stage (hidden off a terminal)."""
-
-    def __init__(self, description: str = "normalizing") -> None:
-        console = Console(stderr=True, highlight=False)
-        self._progress = Progress(
-            TextColumn(description),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        )
-        self._task = self._progress.add_task(description, total=None)
-
-    def __enter__(self) -> NormalizeProgress:
-        self._progress.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._progress.__exit__(exc_type, exc, tb)
-
-    def __call__(self, done: int, total: int) -> None:
-        self._progress.update(self._task, completed=done, total=total)

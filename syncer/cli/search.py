@@ -26,8 +26,41 @@ __all__ = ["search"]
 _MAX_PAGE = 2**63 - 1
 
 
-@click.command()
-@click.argument("query")
+class _QueryCommand(click.Command):
+    """A command whose arguments are query words, a negated term (``-folder:Trash``) too.
+
+    Every word that is not one of the command's options (or an option's value) is moved,
+    in order, behind ``--``, so click never reads ``-folder:Nowhere`` as ``-f -o ... -h``.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name: not getattr(param, "is_flag", False) and not getattr(param, "count", False)
+            for param in self.params
+            if isinstance(param, click.Option)
+            for name in (*param.opts, *param.secondary_opts)
+        }
+        takes_value.update({"-h": False, "--help": False})
+        options: list[str] = []
+        words: list[str] = []
+        pending = iter(args)
+        for arg in pending:
+            if arg == "--":
+                words.extend(pending)
+                break
+            name = arg.split("=", 1)[0]
+            if name in takes_value:
+                options.append(arg)
+                value = next(pending, None) if takes_value[name] and "=" not in arg else None
+                if value is not None:
+                    options.append(value)
+            else:
+                words.append(arg)
+        return super().parse_args(ctx, [*options, "--", *words])
+
+
+@click.command(cls=_QueryCommand)
+@click.argument("words", nargs=-1, required=True)
 @click.option(
     "--limit",
     type=click.IntRange(min=0, max=_MAX_PAGE),
@@ -50,33 +83,55 @@ _MAX_PAGE = 2**63 - 1
     help="Order: newest first (-date), oldest first, by size, or by relevance.",
 )
 @click.option("--count", "count_only", is_flag=True, help="Print only how many messages match.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per hit.")
+@click.option(
+    "--output",
+    type=click.Choice(["summary", "ids", "sha256"]),
+    default="summary",
+    show_default=True,
+    help="What each hit prints: a summary row (or object), its id, or its SHA-256.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "jsonl", "text0"]),
+    default="text",
+    show_default=True,
+    help="text: columns or one per line; json: one array; jsonl: one object per line; "
+    "text0: NUL-separated (for xargs -0).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @pass_state
 def search(
     state: State,
-    query: str,
+    words: tuple[str, ...],
     limit: int,
     offset: int,
     sort: str,
     count_only: bool,
+    output: str,
+    fmt: str,
     as_json: bool,
 ) -> None:
     """Search the archive; messages gone from the server are included unless is:live.
 
-    QUERY is words, "phrases" and field terms (from: to: cc: subject: body:
+    QUERY is words (quoted or not, as for export), "phrases" and field terms
+    (from: to: cc: subject: body:
     filename: folder: account: flag: is: has: larger: smaller: before: after:
     on: thread: message-id: sha256:), combined with AND (implicit), OR, NOT or
     -, and parentheses. See the README's "Query language" section.
 
     \b
     Example:
-      syncer search 'from:alice invoice after:2024-01-01'
+      syncer search from:alice invoice after:2024-01-01
+      syncer search has:attachment --output ids --format text0 | xargs -0 -n1 syncer show
       syncer search '"quarterly report" has:attachment -folder:Trash' --json
       syncer search 'is:gone larger:5M' --count
       syncer search 'subject:invoic* OR filename:.pdf' --sort size --limit 20
     """
     from syncer.query import parse
 
+    query = " ".join(words)
+    fmt = "json" if as_json else fmt
     parse(query)  # a malformed query is reported before the archive is opened
     with state.open_store() as store:
         if count_only:
@@ -84,14 +139,38 @@ def search(
         else:
             hits = store.search(query, limit=limit, offset=offset, sort=sort)
     if count_only:
-        if as_json:
+        if fmt == "json":
             emit_json({"count": count})
         else:
-            click.echo(count)
-    elif as_json:
-        emit_json([_hit_json(hit) for hit in hits])
-    else:
+            _emit([{"count": count}] if fmt == "jsonl" else [count], fmt)
+    elif fmt == "text" and output == "summary":
         _render_hits(hits)
+    else:
+        _emit([_hit_output(hit, output) for hit in hits], fmt)
+
+
+def _hit_output(hit: SearchHit, output: str) -> Any:
+    if output == "ids":
+        return hit.id
+    if output == "sha256":
+        return hit.sha256
+    return _hit_json(hit)
+
+
+def _emit(items: Sequence[Any], fmt: str) -> None:
+    """The hits for a pipe: one JSON array, JSON lines, lines, or NUL-separated."""
+    import json
+
+    if fmt == "json":
+        emit_json(list(items))
+    elif fmt == "jsonl":
+        for item in items:
+            click.echo(json.dumps(item, sort_keys=True, default=str))
+    else:
+        end = "\0" if fmt == "text0" else "\n"
+        for item in items:
+            text = item if not isinstance(item, dict) else json.dumps(item, sort_keys=True)
+            click.echo(f"{text}{end}", nl=False)
 
 
 def _hit_json(hit: SearchHit) -> dict[str, Any]:

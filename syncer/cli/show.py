@@ -11,7 +11,7 @@ import click
 from syncer.cli.context import State, emit_json, pass_state
 
 if TYPE_CHECKING:
-    pass
+    from syncer.archive.store import ArchiveStore
 
 
 @click.command()
@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
     help="The file --attachment writes ('-': stdout). Never a name taken from the mail.",
 )
+@click.option(
+    "--attachments-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Write every attachment, decoded, into DIR as ID-N.EXT (never a name from the mail).",
+)
+@click.option("--thread", is_flag=True, help="Show every message of its thread, oldest first.")
 @click.option("--force", is_flag=True, help="Let --attachment replace an existing --out file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
@@ -37,6 +44,8 @@ def show(
     raw: bool,
     attachment: int | None,
     out: str | None,
+    attachments_dir: Path | None,
+    thread: bool,
     force: bool,
     as_json: bool,
 ) -> None:
@@ -51,16 +60,32 @@ def show(
       syncer show 3fa2c9e1 --json
       syncer show 42 --raw > message.eml
       syncer show 42 --attachment 1 --out invoice.pdf
+      syncer show 42 --attachments-dir ./attachments
+      syncer show 42 --thread
     """
-    if raw and attachment is not None:
-        raise click.UsageError("--raw and --attachment cannot be combined.")
+    if sum((raw, attachment is not None, attachments_dir is not None, thread)) > 1:
+        raise click.UsageError(
+            "--raw, --attachment, --attachments-dir and --thread cannot be combined."
+        )
     if (attachment is None) != (out is None):
         raise click.UsageError("--attachment N and --out FILE go together.")
     with state.open_store() as store:
         message_pk = store.find_message(message)
         view = store.message_view(message_pk)
-        if raw or attachment is not None:
+        if raw or attachment is not None or attachments_dir is not None:
             content = store.get_raw(view["sha256"])
+        if thread:
+            views = _thread_views(store, view)
+    if thread:
+        _show_all(views, as_json)
+        return
+    if attachments_dir is not None:
+        for number in range(1, len(view["attachments"]) + 1):
+            extension = _extension(view["attachments"][number - 1]["content_type"])
+            target = attachments_dir / f"{view['id']}-{number}{extension}"
+            attachments_dir.mkdir(parents=True, exist_ok=True)
+            _write_attachment(view, content, number, str(target), force=force)
+        return
     if raw:
         _write_stdout(content)
         return
@@ -73,6 +98,33 @@ def show(
     from syncer.cli.render_mail import render_show
 
     render_show(view)
+
+
+def _thread_views(store: ArchiveStore, view: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every message of ``view``'s thread (just it, before normalization), oldest first."""
+    key = view.get("thread_key")
+    if not key:
+        return [view]
+    hits = store.search(f"thread:{key}", limit=10_000, sort="date")
+    return [store.message_view(hit.id) for hit in hits] or [view]
+
+
+def _show_all(views: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        emit_json(views)
+        return
+    from syncer.cli.render_mail import render_show
+
+    for number, view in enumerate(views, 1):
+        click.echo(f"── {number} of {len(views)} " + "─" * 40)
+        render_show(view)
+
+
+def _extension(content_type: str) -> str:
+    """A file extension from the attachment's type, from Python's fixed table only."""
+    import mimetypes
+
+    return mimetypes.guess_extension(content_type.split(";")[0].strip().lower()) or ".bin"
 
 
 def _write_attachment(

@@ -7,20 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncer.cli.context import State, emit_json, pass_state
+from syncer.cli.context import State, complete_accounts, emit_json, pass_state
 from syncer.errors import ConfigError, SyncerError
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
     from datetime import datetime
 
     from syncer.archive.store import ArchiveStore
-    from syncer.sync.folders import Progress
+    from syncer.config.schema import AccountConfig
     from syncer.sync.normalize import NormalizeCounts
 
 
 @click.command()
-@click.argument("accounts", nargs=-1)
+@click.argument("accounts", nargs=-1, shell_complete=complete_accounts)
 @click.option("--folder", "folders", multiple=True, help="Only folders matching this glob.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary per account.")
 @click.option("--wait", is_flag=True, help="Wait for another run holding the account to finish.")
@@ -28,6 +27,11 @@ if TYPE_CHECKING:
     "--no-normalize",
     is_flag=True,
     help="Archive raw mail only; leave normalization to `syncer normalize`.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Sign in and show folders, counts, sizes and what the sync would do; change nothing.",
 )
 @pass_state
 def sync(
@@ -37,6 +41,7 @@ def sync(
     as_json: bool,
     wait: bool,
     no_normalize: bool,
+    dry_run: bool,
 ) -> None:
     """Pull new mail, flag changes and expunges from the accounts into the archive.
 
@@ -45,8 +50,15 @@ def sync(
     (addresses, text, attachments ...), unless --no-normalize.
 
     \b
+    With --dry-run: sign in to each account, list its folders with message
+    counts and sizes, say which are archived (or why not) and what the sync
+    would download (POP3: what it would delete, and when); nothing changes, not
+    even a missing archive is created. Exit 0 when every account answered.
+
+    \b
     Example:
       syncer sync
+      syncer sync --dry-run
       syncer sync work --folder 'Archive/*' --json
     """
     from syncer.sync.runner import sync_accounts
@@ -55,29 +67,27 @@ def sync(
     selected = [cfg.account(n) for n in accounts] if accounts else list(cfg.accounts)
     if not selected:
         raise ConfigError(f"{cfg.path}: no [[accounts]] configured; nothing to sync.")
+    if dry_run:
+        preview(state, selected, folders, as_json)
+        return
     normalize_error: str | None = None
     normalized = 0
-    from contextlib import nullcontext
-
-    from syncer.cli.render import SyncProgress
-
-    display: AbstractContextManager[Progress | None] = (
-        nullcontext(None) if as_json else SyncProgress()
-    )
-    with state.open_store() as store, display as progress:
+    with state.open_store(first_use=True) as store:
         if no_normalize:
-            summaries = sync_accounts(
-                store, selected, folder_globs=folders, wait=wait, progress=progress
-            )
+            with state.progress("Syncing", json_output=as_json) as progress:
+                summaries = sync_accounts(
+                    store, selected, folder_globs=folders, wait=wait, progress=progress
+                )
         else:
             from syncer.sync.normalize import Follower
 
             # Normalization overlaps the download: each committed batch is normalized
             # while the next downloads (the normalizer is imported only if one arrives).
             with Follower(store, verify_dkim=cfg.archive.verify_dkim) as follower:
-                summaries = sync_accounts(
-                    store, selected, folder_globs=folders, wait=wait, progress=progress
-                )
+                with state.progress("Syncing", json_output=as_json) as progress:
+                    summaries = sync_accounts(
+                        store, selected, folder_globs=folders, wait=wait, progress=progress
+                    )
                 try:
                     normalized = follower.finish().processed
                 except SyncerError as exc:
@@ -97,22 +107,55 @@ def sync(
         sys.exit(1)
 
 
+def preview(
+    state: State, accounts: list[AccountConfig], folders: tuple[str, ...], as_json: bool
+) -> None:
+    """Print what a sync of ``accounts`` would do (``sync --dry-run``, ``config check
+    --connect``); exit 1 unless every account answered. Never creates the archive."""
+    from contextlib import nullcontext
+
+    from syncer.archive.engine import sqlite_file
+    from syncer.sync.preview import preview_account
+
+    path = sqlite_file(state.config.archive_url)
+    missing = path is not None and not path.exists()
+    with nullcontext(None) if missing else state.open_store() as store:
+        previews = [preview_account(a, store, folder_globs=folders) for a in accounts]
+    if as_json:
+        from dataclasses import asdict
+
+        emit_json(
+            [
+                {
+                    **asdict(p),
+                    "ok": p.ok,
+                    "first_sync": p.first_sync,
+                    "new_messages": p.new_messages,
+                    "new_bytes": p.new_bytes,
+                }
+                for p in previews
+            ]
+        )
+    else:
+        from syncer.cli.render import render_preview
+
+        render_preview(previews)
+    if not all(p.ok for p in previews):
+        sys.exit(1)
+
+
 def _normalize(
     state: State,
     store: ArchiveStore,
     *,
-    show_progress: bool,
+    as_json: bool,
     rebuild: bool = False,
     since: datetime | None = None,
     workers: int | None = None,
 ) -> NormalizeCounts:
-    from contextlib import nullcontext
-
-    from syncer.cli.render_mail import NormalizeProgress
     from syncer.sync.normalize import normalize_pending
 
-    bar = NormalizeProgress() if show_progress else nullcontext(None)
-    with bar as progress:
+    with state.progress("Normalizing", json_output=as_json) as progress:
         return normalize_pending(
             store,
             rebuild=rebuild,
@@ -132,8 +175,13 @@ def _normalize(
     envvar="SYNCER_WORKER",
     help="This worker's name in leases and run records (default: the host name; $SYNCER_WORKER).",
 )
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False),
+    help="With --once: write the metrics there afterwards (node_exporter textfile format).",
+)
 @pass_state
-def run(state: State, once: bool, worker: str | None) -> None:
+def run(state: State, once: bool, worker: str | None, metrics_file: str | None) -> None:
     """Run the scheduled jobs: a daemon until SIGTERM/SIGINT, or each job once with --once.
 
     Each account is synced on its `schedule` (cron) or `every` (interval); several
@@ -146,15 +194,24 @@ def run(state: State, once: bool, worker: str | None) -> None:
     Example:
       syncer run
       syncer run --once
+      syncer run --once --metrics-file /var/lib/node_exporter/syncer.prom
       SYNCER_WORKER=node-2 syncer run
     """
     from syncer.daemon.service import run_daemon
 
-    sys.exit(run_daemon(state.config, state.open_store(), once=once, worker=worker))
+    if metrics_file is not None and not once:
+        raise click.UsageError(
+            "--metrics-file goes with --once; the daemon serves [metrics] listen."
+        )
+    if not once:
+        state.default_level = "info"  # a service: its journal is the record of every run
+        state.configure_logs()
+    store = state.open_store(first_use=True)
+    sys.exit(run_daemon(state.config, store, once=once, worker=worker, metrics_file=metrics_file))
 
 
 @click.command()
-@click.argument("accounts", nargs=-1)
+@click.argument("accounts", nargs=-1, shell_complete=complete_accounts)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_state
 def check(state: State, accounts: tuple[str, ...], as_json: bool) -> None:
@@ -170,8 +227,11 @@ def check(state: State, accounts: tuple[str, ...], as_json: bool) -> None:
 
     cfg = state.config
     selected = [cfg.account(n) for n in accounts] if accounts else list(cfg.accounts)
-    with state.open_store() as store:
-        reports = check_accounts(cfg, store, selected)
+    with (
+        state.open_store() as store,
+        state.progress("Checking", json_output=as_json, unit="folders") as progress,
+    ):
+        reports = check_accounts(cfg, store, selected, progress)
     if as_json:
         emit_json(reports)
     else:
@@ -221,7 +281,7 @@ def normalize_command(
         counts = _normalize(
             state,
             store,
-            show_progress=not as_json,
+            as_json=as_json,
             rebuild=rebuild,
             since=since.replace(tzinfo=UTC) if since is not None else None,
             workers=workers,

@@ -4,71 +4,21 @@ backup, restore-archive.
 Thin, like every command: parse the options, build the objects, call one
 library function (:mod:`syncer.transfer.export`, :mod:`syncer.transfer.importer`,
 :mod:`syncer.transfer.push`, :mod:`syncer.transfer.backup`), print the summary. Heavy modules
-are imported inside the commands. A progress bar (rich, on stderr) shows on a
-terminal unless ``--json``.
+are imported inside the commands. Progress: :mod:`syncer.progress`.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from syncer.cli.context import State, emit_json, pass_state
+from syncer.cli.context import State, complete_accounts, emit_json, pass_state
 
 if TYPE_CHECKING:
     from syncer.transfer.push import PushSummary
-
-
-class _Bar:
-    """A rich progress bar on stderr, or nothing (not a terminal, or --json)."""
-
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.label = label
-        self.enabled = enabled and sys.stderr.isatty()
-        self._progress: Any = None
-        self._task: Any = None
-
-    def total(self, count: int | None) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, total=count)
-
-    def advance(self, count: int) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, count)
-
-    @contextmanager
-    def shown(self) -> Iterator[_Bar]:
-        if not self.enabled:
-            yield self
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        ) as progress:
-            self._progress = progress
-            self._task = progress.add_task(self.label, total=None)
-            try:
-                yield self
-            finally:
-                self._progress = None
 
 
 def _query(words: tuple[str, ...]) -> str:
@@ -129,9 +79,8 @@ def export_command(
         split=split,  # type: ignore[arg-type]
         since_last=since_last,
     )
-    bar = _Bar("Exporting", not as_json)
-    with state.open_store() as store, bar.shown():
-        summary = export_archive(store, options, progress=bar.advance)
+    with state.open_store() as store, state.progress("Exporting", json_output=as_json) as bar:
+        summary = export_archive(store, options, progress=bar.advanced)
     if as_json:
         emit_json(
             {
@@ -171,15 +120,17 @@ def import_command(
     """
     from syncer.transfer.importer import import_path
 
-    bar = _Bar("Importing", not as_json)
-    with state.open_store() as store, bar.shown():
+    with (
+        state.open_store(first_use=True) as store,
+        state.progress("Importing", json_output=as_json) as bar,
+    ):
         summary = import_path(
             store,
             kind,  # type: ignore[arg-type]  # click.Choice
             path,
             account,
             folder,
-            progress=bar.advance,
+            progress=bar.advanced,
         )
     if as_json:
         emit_json({"added": summary.added, "present": summary.present})
@@ -216,18 +167,17 @@ def _push(
         include_gone=include_gone,
     )
     account = state.config.account(target)
-    bar = _Bar(f"Pushing to {target}", not as_json and not dry_run)
     with state.open_store() as store:
         check_source(store, source)
         imap = open_target(account)
         try:
-            with bar.shown():
+            with state.progress(f"Pushing to {target}", json_output=as_json) as bar:
                 summary = push_archive(
                     store,
                     imap,
                     options,
-                    progress=bar.advance,
-                    on_plan=bar.total,
+                    progress=bar.advanced,
+                    on_plan=bar.set_total,
                     connect=lambda: open_target(account),
                     connections=connections,
                 )
@@ -282,8 +232,20 @@ def _print_push(summary: PushSummary, as_json: bool) -> None:
 
 @click.command("push")
 @click.argument("query", nargs=-1)
-@click.option("--from", "source", required=True, help="Archive account whose mail to copy.")
-@click.option("--to", "target", required=True, help="Configured IMAP account to copy it into.")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    shell_complete=complete_accounts,
+    help="Archive account whose mail to copy.",
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    shell_complete=complete_accounts,
+    help="Configured IMAP account to copy it into.",
+)
 @click.option(
     "--map",
     "maps",
@@ -327,7 +289,7 @@ def push_command(
 
 
 @click.command("restore")
-@click.argument("account")
+@click.argument("account", shell_complete=complete_accounts)
 @click.argument("query", nargs=-1)
 @click.option("--dry-run", is_flag=True, help="Show what would be copied; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
@@ -364,8 +326,11 @@ def backup_command(state: State, path: Path, as_json: bool) -> None:
     """
     from syncer.transfer.backup import backup_archive
 
-    with state.open_store() as store:
-        summary = backup_archive(store, path)
+    with (
+        state.open_store() as store,
+        state.progress("Backing up", json_output=as_json, unit="files") as progress,
+    ):
+        summary = backup_archive(store, path, progress=progress)
     if as_json:
         emit_json(
             {"path": summary.path, "database": summary.database, "blob_files": summary.blob_files}
@@ -391,7 +356,10 @@ def restore_archive_command(state: State, path: Path, force: bool) -> None:
     from syncer.transfer.backup import restore_archive
 
     cfg = state.config
-    summary = restore_archive(cfg.archive_url, cfg.blob_store, path, force=force)
+    with state.progress("Restoring", unit="files") as progress:
+        summary = restore_archive(
+            cfg.archive_url, cfg.blob_store, path, force=force, progress=progress
+        )
     click.echo(
         f"Restored the archive from {summary.path} ({summary.blob_files} blob file(s) copied). "
         "Run `syncer verify` to check it."

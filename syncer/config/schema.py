@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    BaseModel,
     Field,
     ValidationError,
     field_validator,
@@ -270,9 +271,12 @@ class SMTPConfig(SecretSource):
 
 
 class LoggingConfig(Strict):
-    # None: info for JSON logs, warning on a terminal (where the command prints its summary).
+    # None: warning on stderr (each command prints its summary; cron mails nothing when all
+    # went well); info for `syncer run`, the daemon, whose journal is the record.
     level: Literal["debug", "info", "warning", "error"] | None = None
     format: Literal["auto", "json", "console"] = "auto"
+    # Off a terminal, long commands log a `progress` event this often (syncer.progress).
+    progress_every: Duration = Field(default=10.0, gt=0)
 
 
 class SchedulerConfig(Strict):
@@ -331,6 +335,24 @@ class MetricsConfig(Strict):
         return host.strip("[]"), int(port)
 
 
+class MonitoringConfig(Strict):
+    """Alerting on an archive that silently stopped (syncer.daemon.health)."""
+
+    # An account whose last successful sync is older than this is stale: /healthz 503,
+    # `status --check` critical. Default: three of the account's intervals.
+    stale_after: Duration | None = Field(default=None, gt=0)
+    # Called (GET) after each successful `syncer run --once` / daemon sync round,
+    # healthchecks-style; "<ping_url>/fail" when a job failed.
+    ping_url: str | None = None
+
+    @field_validator("ping_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL (got {value!r})")
+        return value
+
+
 class Config(Strict):
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     accounts: Annotated[list[AccountConfig], NAMED] = Field(default_factory=list)
@@ -338,6 +360,7 @@ class Config(Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     retention: RetentionPolicies = Field(default_factory=list)
     retention_settings: RetentionSettings = Field(default_factory=RetentionSettings)
     digests: Digests = Field(default_factory=list)
@@ -409,7 +432,7 @@ def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
     raise ConfigError(
         "No configuration file found (looked at --config, $SYNCER_CONFIG, ./syncer.toml and "
         f"{candidate}).",
-        hint="Copy config/syncer.example.toml to ./syncer.toml and edit it.",
+        hint="Write a starter with `syncer config init` (or see `syncer config example`).",
     )
 
 
@@ -477,6 +500,9 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[str]:
         leaf = str(loc[-1]) if loc else ""
         if kind == "extra_forbidden":
             msg = f"unknown key {leaf!r}"
+            nearest = _nearest_key(leaf)
+            if nearest:
+                msg += f" (did you mean {nearest!r}?)"
             if "oauth2" in loc and re.search(r"secret", leaf, re.I):
                 msg += (
                     "; secrets are never written in the file: use client_secret_env, "
@@ -504,6 +530,24 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[str]:
             message += f" (got {err['input']!r})"
         problems.append(f"{key}: {message}" if key else message)
     return problems
+
+
+def _nearest_key(key: str) -> str | None:
+    """The valid key closest to a misspelt one (``usrname`` -> ``username``), if any is close.
+
+    Compared with every key of every section: the misspelling rarely lands in a
+    different section's key, and a suggestion from the right one is what helps.
+    """
+    import difflib
+
+    known: set[str] = set()
+    pending: list[type[BaseModel]] = [Strict]
+    while pending:
+        model = pending.pop()
+        known.update(model.model_fields)
+        pending.extend(model.__subclasses__())
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def _key_path(loc: Sequence[Any], data: Mapping[str, Any]) -> str:

@@ -104,6 +104,21 @@ class JobObserver:
         """Any job ended, skipped ones included."""
 
 
+class Observers(JobObserver):
+    """Several observers as one (the metrics and the monitoring ping)."""
+
+    def __init__(self, *observers: JobObserver) -> None:
+        self.observers = observers
+
+    def sync_finished(self, summary: RunSummary, outcome: Outcome) -> None:
+        for observer in self.observers:
+            observer.sync_finished(summary, outcome)
+
+    def job_finished(self, job_id: str, outcome: Outcome) -> None:
+        for observer in self.observers:
+            observer.job_finished(job_id, outcome)
+
+
 @dataclass
 class Runtime:
     """What job targets see. ``config`` is replaced on SIGHUP; the rest lives as long

@@ -12,8 +12,16 @@ Metrics (each worker reports what it did itself; sum them across workers):
 - ``syncer_sync_failures_total{account}``
 - ``syncer_last_run_timestamp{job}`` (Unix time the job last ended, skipped runs included)
 - read from the archive at each scrape, the same on every worker:
-  ``syncer_outbox_depth`` (messages waiting in the outbox) and
-  ``syncer_lease_holder{lease,holder}`` (1 per lease held and not expired).
+  ``syncer_outbox_depth`` (messages waiting in the outbox),
+  ``syncer_lease_holder{lease,holder}`` (1 per lease held and not expired),
+  ``syncer_last_success_timestamp{account}`` (Unix time its last successful sync ended,
+  by any worker: alert when it grows old), ``syncer_archive_messages``,
+  ``syncer_archive_raw_bytes``, ``syncer_archive_stored_bytes``,
+  ``syncer_normalization_backlog`` (messages awaiting normalization) and
+  ``syncer_oauth2_token_expiry_timestamp{account}`` (when the stored access token expires).
+
+``syncer run --once --metrics-file PATH`` writes the same text for node_exporter's
+textfile collector (:func:`write_textfile`).
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from syncer.errors import SyncerError
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
+    from syncer.config.schema import Config
     from syncer.model import RunSummary
 
 log = structlog.get_logger(__name__)
@@ -52,18 +61,22 @@ _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600
 
 
 class _ArchiveCollector(Collector):
-    """Outbox depth and lease holders, read from the archive when scraped."""
+    """Outbox depth, lease holders and the alerting gauges, read from the archive when
+    scraped."""
 
-    def __init__(self, store: ArchiveStore) -> None:
+    def __init__(self, store: ArchiveStore, config: Callable[[], Config | None]) -> None:
         self._store = store
+        self._config = config
 
     def collect(self) -> Iterator[Metric]:
         try:
             depth = self._store.outbox_depth()
             leases = self._store.leases()
+            alerting = list(self._alerting())
         except SyncerError as exc:
             log.warning("metrics.archive_unreadable", error=exc.message)
             return
+        yield from alerting
         yield GaugeMetricFamily(
             "syncer_outbox_depth", "Messages in the outbox not sent yet.", value=depth
         )
@@ -77,11 +90,64 @@ class _ArchiveCollector(Collector):
                 holders.add_metric([lease["name"], lease["holder"]], 1)
         yield holders
 
+    def _alerting(self) -> Iterator[Metric]:
+        last = GaugeMetricFamily(
+            "syncer_last_success_timestamp",
+            "Unix time at which the account's last successful sync ended (any worker).",
+            labels=["account"],
+        )
+        for account, when in sorted(self._store.last_successes().items()):
+            last.add_metric([account], when.timestamp())
+        yield last
+        totals = self._store.status()["totals"]
+        for name, key, text in (
+            ("syncer_archive_messages", "messages", "Messages in the archive."),
+            ("syncer_archive_raw_bytes", "raw_bytes", "Raw bytes of the archived messages."),
+            ("syncer_archive_stored_bytes", "stored_bytes", "Bytes stored (compressed)."),
+        ):
+            yield GaugeMetricFamily(name, text, value=totals.get(key) or 0)
+        yield GaugeMetricFamily(
+            "syncer_normalization_backlog",
+            "Messages awaiting normalization.",
+            value=self._store.normalization_backlog(),
+        )
+        config = self._config()
+        if config is not None:
+            yield _token_expiry(config)
+
+
+def _token_expiry(config: Config) -> Metric:
+    """When each OAuth2 account's stored access token expires (a refresh renews it; a
+    refresh token that stopped working shows as an expiry in the past)."""
+    from syncer.config.tokens import stored_tokens
+
+    family = GaugeMetricFamily(
+        "syncer_oauth2_token_expiry_timestamp",
+        "Unix time at which the account's stored OAuth2 access token expires.",
+        labels=["account"],
+    )
+    for account in config.accounts:
+        oauth2 = account.oauth2
+        if oauth2 is None or oauth2.token_command is not None:
+            continue
+        try:
+            provider = stored_tokens(
+                oauth2, kind="account", name=account.name, protocol=account.protocol
+            )
+            expires = provider.status().expires_at
+        except SyncerError as exc:
+            log.warning("metrics.token_unreadable", account=account.name, error=exc.message)
+            continue
+        if expires is not None:
+            family.add_metric([account.name], expires)
+    return family
+
 
 class Metrics(JobObserver):
     """The metrics of one ``syncer run`` process, in their own registry."""
 
-    def __init__(self, store: ArchiveStore) -> None:
+    def __init__(self, store: ArchiveStore, config: Config | None = None) -> None:
+        self.config = config
         # The *_created series double the output and say only when this process started.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
@@ -114,7 +180,7 @@ class Metrics(JobObserver):
             ["job"],
             registry=self.registry,
         )
-        self.registry.register(_ArchiveCollector(store))
+        self.registry.register(_ArchiveCollector(store, lambda: self.config))
 
     def watch(self, accounts: list[str]) -> None:
         """Create the per-account series at 0, so they exist before the first run."""
@@ -136,13 +202,23 @@ class Metrics(JobObserver):
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+    def write_textfile(self, path: str) -> None:
+        """The metrics in node_exporter's textfile format, replaced atomically (the
+        collector must never read half a file)."""
+        import os
+
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "wb") as out:
+            out.write(self.render())
+        os.replace(temporary, path)
+
 
 class _IPv6Server(ThreadingHTTPServer):
     address_family = socket.AF_INET6
 
 
 def serve(
-    address: tuple[str, int], metrics: Metrics, healthy: Callable[[], bool]
+    address: tuple[str, int], metrics: Metrics, healthy: Callable[[], tuple[bool, str]]
 ) -> ThreadingHTTPServer:
     """Serve ``/metrics`` and ``/healthz`` on ``address`` from a daemon thread.
 
@@ -157,8 +233,8 @@ def serve(
             if path == "/metrics":
                 self._reply(200, metrics.render(), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
-                ok = healthy()
-                self._reply(200 if ok else 503, b"ok\n" if ok else b"stopping\n")
+                ok, reason = healthy()
+                self._reply(200 if ok else 503, reason.encode() + b"\n")
             else:
                 self._reply(404, b"not found: try /metrics or /healthz\n")
 

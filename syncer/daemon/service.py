@@ -49,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from syncer.config.schema import load_config
-from syncer.daemon.jobs import JobObserver, JobSpec, Outcome, Runtime
+from syncer.daemon.health import Pinger
+from syncer.daemon.jobs import JobObserver, JobSpec, Observers, Outcome, Runtime
 from syncer.daemon.kinds import JOB_KINDS
 from syncer.daemon.scheduler import build_jobs, first_run
 from syncer.errors import ConfigError, SyncerError
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 
     from syncer.archive.store import ArchiveStore
     from syncer.config.schema import Config
+    from syncer.model import RunSummary
 
 log = structlog.get_logger(__name__)
 
@@ -73,21 +75,35 @@ _POLL = 0.2
 class Daemon:
     """One ``syncer run`` process over one archive store (closed by :meth:`run`)."""
 
-    def __init__(self, config: Config, store: ArchiveStore, *, worker: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: ArchiveStore,
+        *,
+        worker: str | None = None,
+        metrics_file: str | None = None,
+    ) -> None:
         from tzlocal import get_localzone
 
         from syncer.archive.leases import holder_id
 
-        observer: JobObserver = JobObserver()
+        observers: list[JobObserver] = []
         self._metrics = None
-        if config.metrics.address is not None:
+        self._metrics_file = metrics_file
+        if config.metrics.address is not None or metrics_file is not None:
             from syncer.daemon.metrics import Metrics
 
-            self._metrics = Metrics(store)
+            self._metrics = Metrics(store, config)
             self._metrics.watch([a.name for a in config.accounts])
-            observer = self._metrics
+            observers.append(self._metrics)
+        self._pinger: Pinger | None = None
+        self._ping_each: _PingEachSync | None = None
+        if config.monitoring.ping_url is not None:
+            self._pinger = Pinger(config.monitoring.ping_url)
+            self._ping_each = _PingEachSync(self._pinger)
+            observers.append(self._ping_each)
         self.runtime = Runtime(
-            config=config, store=store, holder=holder_id(worker), observer=observer
+            config=config, store=store, holder=holder_id(worker), observer=Observers(*observers)
         )
         self._timezone = get_localzone()
         self._scheduler: BlockingScheduler | None = None
@@ -143,6 +159,8 @@ class Daemon:
         """Run every job once (syncs first) and return 0, or 1 if any failed."""
         config = self.runtime.config
         specs = [spec for spec, _trigger in build_jobs(config, self._timezone)]
+        if self._ping_each is not None:
+            self._ping_each.once = True  # one ping for the whole run, below
         self._install_signals(reload=False)
         outcomes: dict[str, Outcome] = {}
         pool = ThreadPoolExecutor(config.scheduler.threads, thread_name_prefix="job")
@@ -166,6 +184,10 @@ class Daemon:
             stopped=sorted(job for job, o in outcomes.items() if o == "stopped"),
             failed=failed,
         )
+        if self._pinger is not None:
+            self._pinger.ping(not failed)
+        if self._metrics is not None and self._metrics_file is not None:
+            self._metrics.write_textfile(self._metrics_file)
         return 1 if failed else 0
 
     def reload(self) -> bool:
@@ -191,6 +213,7 @@ class Daemon:
             self.runtime.config = new
             if self._metrics is not None:
                 self._metrics.watch([a.name for a in new.accounts])
+                self._metrics.config = new
             self._apply(jobs)
             log.info("config.reloaded", path=str(new.path), jobs=sorted(self._applied))
             return True
@@ -361,9 +384,20 @@ class Daemon:
             ) from None
         log.info("metrics.listening", address=self.runtime.config.metrics.listen)
 
-    def _healthy(self) -> bool:
+    def _healthy(self) -> tuple[bool, str]:
+        """(healthy, the reason): stopping, or an account whose last successful sync is
+        older than ``[monitoring] stale_after`` (:mod:`syncer.daemon.health`)."""
         scheduler = self._scheduler
-        return bool(scheduler is not None and scheduler.running and not self.runtime.stop.is_set())
+        if scheduler is None or not scheduler.running or self.runtime.stop.is_set():
+            return False, "stopping"
+        from syncer.daemon.health import account_health
+
+        try:
+            healths = account_health(self.runtime.config, self.runtime.store)
+        except SyncerError as exc:
+            return False, f"archive unreadable: {exc.message}"
+        stale = [h.reason for h in healths if h.state == "critical"]
+        return (False, "stale: " + "; ".join(stale)) if stale else (True, "ok")
 
     def _stop_metrics(self) -> None:
         server, self._server = self._server, None
@@ -372,8 +406,30 @@ class Daemon:
             server.server_close()
 
 
-def run_daemon(config: Config, store: ArchiveStore, *, once: bool, worker: str | None) -> int:
-    """``syncer run [--once]``: the exit status. The store is closed on return."""
+class _PingEachSync(JobObserver):
+    """The daemon pings after each sync job (``--once`` pings once, at the end)."""
+
+    def __init__(self, pinger: Pinger) -> None:
+        self.pinger = pinger
+        self.once = False
+
+    def sync_finished(self, summary: RunSummary, outcome: Outcome) -> None:
+        if not self.once and outcome in ("ok", "failed"):
+            self.pinger.ping(outcome == "ok")
+
+
+def run_daemon(
+    config: Config,
+    store: ArchiveStore,
+    *,
+    once: bool,
+    worker: str | None,
+    metrics_file: str | None = None,
+) -> int:
+    """``syncer run [--once]``: the exit status. The store is closed on return.
+
+    :param metrics_file: after ``--once``, write the metrics there (node_exporter textfile).
+    """
     from syncer.archive.leases import holder_id
     from syncer.retention.policy import record_policies
 
@@ -383,7 +439,7 @@ def run_daemon(config: Config, store: ArchiveStore, *, once: bool, worker: str |
     except BaseException:
         store.close()
         raise
-    daemon = Daemon(config, store, worker=worker)
+    daemon = Daemon(config, store, worker=worker, metrics_file=metrics_file)
     try:
         return daemon.run_once() if once else daemon.run()
     finally:

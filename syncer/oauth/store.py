@@ -11,7 +11,7 @@ re-read the file under the lock, so no update is lost.
 
 The keyring store (``token_store = "keyring"``) keeps each entry under the
 service ``syncer-oauth2``; it needs the optional ``keyring`` package
-(``pip install 'syncer[keyring]'``).
+(``pip install 'syncer-mail[keyring]'``).
 
 Public API: :class:`TokenStore`, :class:`FileTokenStore`, :class:`KeyringTokenStore`.
 """
@@ -156,7 +156,7 @@ class KeyringTokenStore:
         except ImportError:
             raise ConfigError(
                 'token_store = "keyring" needs the keyring package.',
-                hint="Install it with: pip install 'syncer[keyring]' (or use token_store = "
+                hint="Install it with: pip install 'syncer-mail[keyring]' (or use token_store = "
                 '"file").',
             ) from None
         self._keyring: Any = keyring

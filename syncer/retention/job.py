@@ -11,6 +11,7 @@ after every batch. The daemon's job (:mod:`syncer.daemon.kinds`) calls
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -38,6 +39,7 @@ def run_retention(
     actor: str,
     force: bool = False,
     stop: threading.Event | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[RetentionPlan, ApplyResult]:
     """Record policy changes, then plan and apply under the lease ``retention``.
 
@@ -56,5 +58,6 @@ def run_retention(
             actor=actor,
             expunger=ServerExpunger(config, holder=holder),
             heartbeat=lease.heartbeat(stop),
+            progress=progress,
         )
     return plan, result

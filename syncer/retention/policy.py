@@ -371,6 +371,7 @@ def apply_plan(
     select: Selector | None = None,
     expunger: Expunger | None = None,
     heartbeat: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ApplyResult:
     """Carry out ``plan``: server expunges first, then archive deletions in batches.
 
@@ -382,6 +383,7 @@ def apply_plan(
         account's server, :class:`syncer.retention.expunge.ServerExpunger`).
     :param heartbeat: called after every batch (renews a lease; may raise to stop,
         which is audited as an interrupted run).
+    :param progress: called as ``progress(done, total)`` after every deletion batch.
     :raises RetentionRefused: when the plan deletes too large a share, unforced.
     """
     from syncer.config.retention import RetentionSettings
@@ -396,7 +398,7 @@ def apply_plan(
     select = select or store_selector(store, plan.now)
     try:
         _expunge(store, plan, result, config=config, actor=actor, expunger=expunger, select=select)
-        _delete(store, plan, result, settings.batch_size, actor, select, heartbeat)
+        _delete(store, plan, result, settings.batch_size, actor, select, heartbeat, progress)
     except BaseException as exc:
         # Every batch done is audited already; record that the run did not finish.
         error = f"{type(exc).__name__}: {exc}"
@@ -453,10 +455,13 @@ def _delete(
     actor: str | None,
     select: Selector,
     heartbeat: Callable[[], None] | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Delete the plan's messages in batches, skipping any a hold placed since covers."""
     holds_seen = set(plan.holds)
     held_now: set[int] = set()
+    total = sum(len(p.delete) for p in plan.policies)
+    handled = 0
     for policy_plan in plan.policies:
         for start in range(0, len(policy_plan.delete), batch_size):
             batch = policy_plan.delete[start : start + batch_size]
@@ -480,6 +485,9 @@ def _delete(
             result.files_removed += done.files_removed
             result.deleted_sha256.extend(done.sha256s)
             log.info("retention.batch_deleted", policy=policy_plan.name, messages=done.messages)
+            handled += len(batch)
+            if progress is not None:
+                progress(handled, total)
             if heartbeat is not None:
                 heartbeat()
 

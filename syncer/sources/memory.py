@@ -154,6 +154,7 @@ class MemorySource:
                     uidvalidity=f.uidvalidity if with_status else None,
                     uidnext=f.uidnext if with_status else None,
                     messages=len(f.messages) if with_status else None,
+                    size=sum(len(m.raw) for m in f.messages.values()) if with_status else None,
                     highestmodseq=(
                         f.highestmodseq if with_status and "CONDSTORE" in self._caps else None
                     ),

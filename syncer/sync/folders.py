@@ -51,7 +51,15 @@ def utcnow() -> datetime:
 
 
 class Progress(Protocol):
-    """What a progress display needs to know; the CLI passes a rich bar."""
+    """What a progress display needs to know (the CLI passes a
+    :class:`syncer.progress.ProgressReporter`).
+
+    ``planned`` comes first, once per folder that will download, from the listing (LIST-STATUS
+    or STATUS, with STATUS=SIZE where offered; POP3 LIST), so the display has the whole
+    run's total before the first byte; ``size`` is None where the server does not say.
+    """
+
+    def planned(self, messages: int, size: int | None) -> None: ...
 
     def folder_started(self, folder: str, messages: int, size: int) -> None: ...
 
@@ -59,6 +67,9 @@ class Progress(Protocol):
 
 
 class _NoProgress:
+    def planned(self, messages: int, size: int | None) -> None:
+        pass
+
     def folder_started(self, folder: str, messages: int, size: int) -> None:
         pass
 
@@ -79,11 +90,18 @@ class SyncOptions:
 
     def in_scope(self, display_name: str) -> bool:
         """Include/exclude from the config, narrowed by ``--folder`` globs."""
+        return self.exclusion(display_name) is None
+
+    def exclusion(self, display_name: str) -> str | None:
+        """Why a folder is not archived (for the dry run), or None when it is."""
         if not any(fnmatch.fnmatchcase(display_name, p) for p in self.include):
-            return False
-        if any(fnmatch.fnmatchcase(display_name, p) for p in self.exclude):
-            return False
-        return not self.only or any(fnmatch.fnmatchcase(display_name, p) for p in self.only)
+            return f"not in include {list(self.include)}"
+        for pattern in self.exclude:
+            if fnmatch.fnmatchcase(display_name, pattern):
+                return f"exclude {pattern!r}"
+        if self.only and not any(fnmatch.fnmatchcase(display_name, p) for p in self.only):
+            return f"not in --folder {list(self.only)}"
+        return None
 
 
 class Heartbeat(Protocol):
@@ -123,6 +141,11 @@ def sync_folders(
         account, [f for f in remote if f.name not in known or not known[f.name].is_current(f)]
     )
     renamed_from = _record_vanished_folders(store, account, options, known, remote)
+    for status in remote:
+        record = known.get(status.name)
+        share = planned_download(status, record.cursor if record and not record.deleted else None)
+        if share is not None:
+            progress.planned(*share)
     events = _folder_events(store, account, known, remote)
 
     summaries: list[FolderSummary] = []
@@ -284,6 +307,26 @@ def _reuse_candidates(
         return {}
     matched = set(renames.values())
     return {f.name: leftover for f in appeared if f.name not in matched}
+
+
+def planned_download(
+    status: FolderStatus, cursor: FolderCursor | None
+) -> tuple[int, int | None] | None:
+    """What the listing says a folder will download: (messages, bytes or None), or None when
+    the listing cannot say (no STATUS) or there is nothing new.
+
+    A new folder (or a new UIDVALIDITY) downloads all its messages, STATUS=SIZE giving the
+    bytes; otherwise at most the UIDs between the stored UIDNEXT and the server's (an
+    upper bound: some may have been expunged since), bytes unknown. The dry run
+    (:mod:`syncer.sync.preview`) reports the same numbers.
+    """
+    if not status.selectable or status.messages is None:
+        return None
+    if cursor is None or status.uidvalidity != cursor.uidvalidity:
+        return (status.messages, status.size) if status.messages else None
+    if status.uidnext is None or status.uidnext <= cursor.uidnext:
+        return None
+    return min(status.uidnext - cursor.uidnext, status.messages), None
 
 
 # A cursor whose MESSAGES is this marks a download that has not finished: a

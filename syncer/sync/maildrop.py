@@ -69,6 +69,9 @@ _FINGERPRINT_PREFIX = "top0 "
 
 
 class _NoProgress:
+    def planned(self, messages: int, size: int | None) -> None:
+        pass
+
     def folder_started(self, folder: str, messages: int, size: int) -> None:
         pass
 
@@ -264,6 +267,8 @@ def _download(
             heartbeat()
         batch, pending = [], 0
 
+    # POP3 LIST gave every size: the whole download is known before the first RETR.
+    progress.planned(len(wanted), sum(e.size for e in wanted))
     progress.folder_started(FOLDER, len(wanted), sum(e.size for e in wanted))
     for entry in wanted:
         try:

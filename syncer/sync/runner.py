@@ -50,8 +50,6 @@ R = TypeVar("R")
 log = structlog.get_logger(__name__)
 
 
-
-
 def pop3_options(account: AccountConfig) -> POP3Options:
     return POP3Options(
         delete_after_archive=account.delete_after_archive and not account.leave_on_server,
@@ -311,7 +309,10 @@ def sync_accounts(
 
 
 def check_accounts(
-    config: Config, store: ArchiveStore, accounts: Sequence[AccountConfig]
+    config: Config,
+    store: ArchiveStore,
+    accounts: Sequence[AccountConfig],
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """Compare each folder's UID set on the server with the archive's live entries.
 
@@ -322,6 +323,7 @@ def check_accounts(
     only: a message deleted from the server by another client (``stale``) is
     still in the archive, so nothing is lost.
 
+    :param progress: told of each folder compared (counted in folders, not messages).
     :returns: one report per account: ``complete`` and, per folder, the UIDs
         missing from the archive and those the archive holds but the server
         no longer has (``stale``), at most 50 of each listed.
@@ -340,9 +342,16 @@ def check_accounts(
             continue
         try:
             options = sync_options(account)
-            for status in source.list_folders(with_status=False):
-                if not status.selectable or not options.in_scope(status.display_name):
-                    continue
+            listed = [
+                s
+                for s in source.list_folders(with_status=False)
+                if s.selectable and options.in_scope(s.display_name)
+            ]
+            if progress is not None:
+                progress.planned(len(listed), None)
+            for status in listed:
+                if progress is not None:
+                    progress.folder_started(f"{account.name}: {status.display_name}", 1, 0)
                 sel = source.select(status.name)
                 server = set(source.uids())
                 archived = store.live_uids(account.name, status.name, sel.uidvalidity)
@@ -360,6 +369,8 @@ def check_accounts(
                         "stale_uids": stale[:50],
                     }
                 )
+                if progress is not None:
+                    progress.advanced(1, 0)
         except SyncerError as exc:
             report["error"] = str(exc)
         finally:

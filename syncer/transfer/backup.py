@@ -33,7 +33,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,12 +97,18 @@ def _copy_file(source: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
+#: ``progress(done, total)``: blob files handled of those to copy (backup and restore).
+Progress = Callable[[int, int], None]
+
+
 def _copy_blobs(
-    shas: Iterable[str], src_root: Path | None, dest_root: Path
+    shas: Sequence[str], src_root: Path | None, dest_root: Path, progress: Progress | None = None
 ) -> tuple[int, list[str]]:
     """Copy blob files ``src_root -> dest_root``; return (copied, missing SHA-256s)."""
     copied, missing = 0, []
-    for sha in shas:
+    for done, sha in enumerate(shas, 1):
+        if progress is not None:
+            progress(done, len(shas))
         source = _blob_file(src_root, sha) if src_root is not None else None
         dest = _blob_file(dest_root, sha)
         if source is None or not source.exists():
@@ -132,8 +138,12 @@ def _make_private(root: Path) -> None:
             os.chmod(Path(current, name), 0o600, follow_symlinks=False)
 
 
-def backup_archive(store: ArchiveStore, path: Path) -> BackupSummary:
+def backup_archive(
+    store: ArchiveStore, path: Path, *, progress: Progress | None = None
+) -> BackupSummary:
     """Write a consistent snapshot of the archive behind ``store`` into directory ``path``.
+
+    :param progress: told how the blob-file copy advances (the database is one step before).
 
     :raises UsageError: when ``path`` is not a new or empty directory.
     :raises ArchiveError: when pg_dump is missing or fails, or blob files are missing.
@@ -151,7 +161,7 @@ def backup_archive(store: ArchiveStore, path: Path) -> BackupSummary:
     else:
         database = PG_FILE
         shas = _pg_dump(store, root / database)
-    copied, missing = _copy_blobs(shas, fs_root, root / BLOBS_DIR) if shas else (0, [])
+    copied, missing = _copy_blobs(shas, fs_root, root / BLOBS_DIR, progress) if shas else (0, [])
     summary = BackupSummary(str(root), store.dialect, database, copied, missing)
     if missing:
         raise ArchiveError(
@@ -203,7 +213,12 @@ def _pg_dump(store: ArchiveStore, dest: Path) -> list[str]:
 
 
 def restore_archive(
-    store_url: str, blob_store: str, path: Path, *, force: bool = False
+    store_url: str,
+    blob_store: str,
+    path: Path,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
 ) -> BackupSummary:
     """Restore the backup in ``path`` into the archive at ``store_url`` / ``blob_store``.
 
@@ -249,7 +264,7 @@ def restore_archive(
     copied = 0
     if shas:
         dest_root = Path(blob_store[3:]).expanduser()
-        copied, _missing = _copy_blobs(shas, root / BLOBS_DIR, dest_root)
+        copied, _missing = _copy_blobs(shas, root / BLOBS_DIR, dest_root, progress)
     log.info("backup.restored", path=str(root), dialect=dialect, blob_files=len(shas))
     return BackupSummary(str(root), dialect, manifest["database"], copied)
 

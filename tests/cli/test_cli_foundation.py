@@ -62,10 +62,39 @@ def test_init_twice_is_harmless_and_db_current_reports_head(syncer_cli: Syncer) 
     assert current["up_to_date"] is True
 
 
-def test_commands_refuse_an_archive_that_was_never_initialised(syncer_cli: Syncer) -> None:
+def test_read_commands_on_a_missing_archive_say_so_and_create_nothing(syncer_cli: Syncer) -> None:
+    syncer_cli.write_config('[archive]\nurl = "sqlite:///data/archive.db"\n' + ACCOUNT)
+    for command in (("status",), ("search", "x"), ("verify",), ("show", "1")):
+        result = syncer_cli(*command)
+        assert result.exit_code == 1, command
+        assert result.stderr.startswith("Error: no archive yet: run `syncer sync`"), command
+    assert not (syncer_cli.tmp_path / "data").exists()
+
+
+def test_an_empty_database_asks_for_db_upgrade(syncer_cli: Syncer) -> None:
+    (syncer_cli.tmp_path / "archive.db").touch()
     result = syncer_cli("status")
     assert result.exit_code == 1
-    assert "Run `syncer db upgrade`" in result.stderr or "syncer init" in result.stderr
+    assert "Run `syncer db upgrade`" in result.stderr
+
+
+def test_config_init_writes_a_starter_that_loads_and_config_example_prints_the_example(
+    syncer_cli: Syncer,
+) -> None:
+    from syncer.config.schema import load_config
+
+    for provider in ("generic", "gmail", "microsoft"):
+        target = syncer_cli.tmp_path / provider / "syncer.toml"
+        result = syncer_cli("config", "init", "--provider", provider, str(target))
+        assert result.exit_code == 0, result.output
+        assert load_config(target).accounts[0].name == "mail"
+    assert "imap.gmail.com" in (syncer_cli.tmp_path / "gmail" / "syncer.toml").read_text()
+    again = syncer_cli("config", "init", str(syncer_cli.tmp_path / "generic" / "syncer.toml"))
+    assert again.exit_code == 2
+    assert "exists already" in again.stderr
+    example = syncer_cli("config", "example")
+    shipped = Path(__file__).resolve().parents[2] / "syncer/config/examples/syncer.example.toml"
+    assert example.stdout == shipped.read_text()
 
 
 def test_status_counts_what_was_archived(syncer_cli: Syncer) -> None:

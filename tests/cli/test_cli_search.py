@@ -134,3 +134,17 @@ def test_long_queries_and_huge_pages_are_usage_errors(syncer_cli: Syncer) -> Non
     for option in ("--limit", "--offset"):
         huge = syncer_cli("search", "x", option, str(10**20))
         assert huge.exit_code == 2 and "Invalid value" in huge.output
+
+
+def test_unquoted_words_and_the_pipe_formats(search_cli: Syncer) -> None:
+    wanted = sorted(_sha(n) for n in ("01-plain-ascii", "08-rfc2231-filename", "70-thread-root"))
+    quoted = search_cli("search", "from:alice@example.com", "--output", "sha256")
+    words = search_cli("search", "from:alice@example.com", "-folder:Nowhere", "--output", "sha256")
+    assert sorted(quoted.stdout.split()) == sorted(words.stdout.split()) == wanted
+    text0 = search_cli("search", "from:alice@example.com", "--output", "ids", "--format", "text0")
+    ids = text0.stdout.split("\0")
+    assert ids[-1] == "" and len(ids) == 4 and all(i.isdigit() for i in ids[:-1])
+    jsonl = search_cli("search", "from:alice@example.com", "--format", "jsonl")
+    import json
+
+    assert sorted(json.loads(line)["sha256"] for line in jsonl.stdout.splitlines()) == wanted

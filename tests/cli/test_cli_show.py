@@ -205,3 +205,32 @@ def test_normalize_json_counts(syncer_cli: Syncer) -> None:
         "workers": 1,
     }
     assert json.dumps(counts)
+
+
+def test_show_thread_lists_the_whole_thread_oldest_first(corpus_cli: Syncer) -> None:
+    thread = corpus_cli.json("show", _id("72-thread-reply-to-reply"), "--thread")
+    shas = [view["sha256"] for view in thread]
+    expected = {hashlib.sha256(mail(n)).hexdigest() for n in ("70-thread-root", "71-thread-reply")}
+    assert expected | {hashlib.sha256(mail("72-thread-reply-to-reply")).hexdigest()} <= set(shas)
+    assert len({view["thread_key"] for view in thread}) == 1
+    dates = [view["headers"]["date"] for view in thread if view["headers"]["date"]]
+    assert dates == sorted(dates)
+    human = corpus_cli("show", _id("70-thread-root"), "--thread")
+    assert f"── 1 of {len(thread)} " in human.stdout
+
+
+def test_show_attachments_dir_writes_every_attachment_under_safe_names(
+    corpus_cli: Syncer, tmp_path: Path
+) -> None:
+    target = tmp_path / "out"
+    before = _files(tmp_path)
+    result = corpus_cli("show", _id("10-unsafe-filenames"), "--attachments-dir", str(target))
+    assert result.exit_code == 0, result.output
+    view = corpus_cli.json("show", _id("10-unsafe-filenames"))
+    written = sorted(p.name for p in _files(target))
+    assert len(written) == len(view["attachments"]) > 0
+    assert all(name.startswith(f"{view['id']}-") for name in written)
+    for number, item in enumerate(view["attachments"], 1):
+        (path,) = target.glob(f"{view['id']}-{number}.*")
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == item["sha256"]
+    assert _files(tmp_path) - before == _files(target), "nothing written outside DIR"

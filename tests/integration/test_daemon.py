@@ -189,6 +189,9 @@ def test_run_once_syncs_and_exits_and_stops_cleanly_on_sigterm(
     config, env = _setup(
         tmp_path, dovecot, dovecot_user, batch_messages=50, max_bytes_per_second=600_000
     )
+    # `run --once` logs only warnings by default (cron mails nothing); this test reads
+    # its info events.
+    config.write_text(config.read_text() + '\n[logging]\nlevel = "info"\n')
     once = Daemon(config, env).start("--once")
     daemons.append(once)
     wait_until("a first committed batch", lambda: _entries(tmp_path) > 0, 30, every=0.05)

@@ -26,9 +26,9 @@ from click.testing import CliRunner, Result
 from syncer.cli.app import main
 from syncer.config.schema import AccountConfig, parse_config
 from syncer.config.tokens import entry_key
+from syncer.connect import open_maildrop, open_source
 from syncer.oauth.endpoint import Tokens
 from syncer.oauth.store import FileTokenStore
-from syncer.sync.runner import open_maildrop, open_source
 from tests.fixtures_dovecot import _shutdown, _start
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.oauth import OAuthServer

@@ -27,10 +27,10 @@ def _problems(data: dict[str, object]) -> list[str]:
 
 
 def test_the_example_file_loads_and_documents_every_key() -> None:
-    cfg = load_config(REPO / "config" / "syncer.example.toml")
+    cfg = load_config(REPO / "syncer" / "config" / "examples" / "syncer.example.toml")
     assert cfg.accounts[0].name == "work"
     assert cfg.smtp[0].effective_port == 587
-    text = (REPO / "config" / "syncer.example.toml").read_text()
+    text = (REPO / "syncer" / "config" / "examples" / "syncer.example.toml").read_text()
     from syncer.config.oauth import OAuth2Config
     from syncer.config.relay import DigestConfig, ForwardConfig, OutboxConfig
     from syncer.config.retention import RetentionPolicy, RetentionSettings

@@ -195,6 +195,9 @@ class _StopAfterFirstBatch:
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
 
+    def planned(self, messages: int, size: int | None) -> None:
+        pass
+
     def folder_started(self, folder: str, messages: int, size: int) -> None:
         pass
 

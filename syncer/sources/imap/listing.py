@@ -242,6 +242,9 @@ def status_items(capabilities: frozenset[str]) -> bytes:
     items = [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"]
     if "CONDSTORE" in capabilities or "QRESYNC" in capabilities:
         items.append(b"HIGHESTMODSEQ")
+    if "STATUS=SIZE" in capabilities:
+        # RFC 8438: the folder's size in bytes, for the progress total before any download.
+        items.append(b"SIZE")
     return b" ".join(items)
 
 
@@ -367,5 +370,6 @@ def folder_status(
         uidnext=number("UIDNEXT"),
         highestmodseq=modseq if modseq else None,  # 0: no usable mod-sequence
         messages=number("MESSAGES"),
-        mailbox_id=mailbox_id,
+        mailbox_id=mailbox_id if isinstance(mailbox_id, str) else None,
+        size=number("SIZE"),
     )
