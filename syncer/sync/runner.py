@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from syncer.config.schema import AccountConfig, Config
     from syncer.oauth.sasl import TokenProvider
     from syncer.sources.base import FolderSource, MailDropSource
+    from syncer.sources.imap.watch import IMAPWatcher
 
 
 class _Closable(Protocol):
@@ -78,6 +79,35 @@ def open_source(account: AccountConfig) -> FolderSource:
         oauth2=tokens,
         sasl_mechanism=mechanism,
     )
+
+
+def open_watcher(
+    account: AccountConfig, *, folder: str = "INBOX", notify: bool = True
+) -> IMAPWatcher:
+    """A watching connection to the account's IMAP server (push mode): NOTIFY where
+    offered and ``notify`` is true, else IDLE on ``folder`` (a display name).
+
+    :raises ConfigError: when the password cannot be read.
+    :raises SourceError: when the server cannot be reached or refuses us.
+    """
+    password, tokens, mechanism = _sign_in_with(account)
+    from syncer.sources.imap.watch import IMAPWatcher
+
+    return IMAPWatcher(
+        account.host,
+        account.effective_port,
+        account.security,
+        account.username,
+        password,
+        tls_verify=account.tls_verify,
+        ca_file=str(account.ca_file) if account.ca_file else None,
+        timeout=account.timeout,
+        account=account.name,
+        oauth2=tokens,
+        sasl_mechanism=mechanism,
+        folder=folder,
+        notify=notify,
+    ).connect()
 
 
 def open_maildrop(account: AccountConfig) -> MailDropSource:
