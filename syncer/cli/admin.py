@@ -135,23 +135,28 @@ def status(state: State, as_json: bool) -> None:
 
     Each job (e.g. sync:work) shows its last run, outcome and next run, computed
     from the configuration and the archive, whether or not `syncer run` is running.
+    Push shows, per IMAP account, whether `syncer run` holds a push connection
+    (NOTIFY or IDLE) and since when.
 
     \b
     Example:
       syncer status --json
     """
+    from syncer.daemon.push import push_status
     from syncer.daemon.scheduler import jobs_status
 
     with state.open_store() as store:
         data = store.status()
         data["jobs"] = jobs_status(state.config, store)
+        data["push"] = push_status(state.config, store)
     if as_json:
         emit_json(data)
         return
-    from syncer.cli.render import render_jobs, render_status
+    from syncer.cli.render import render_jobs, render_push, render_status
 
     render_status(data)
     render_jobs(data["jobs"])
+    render_push(data["push"])
 
 
 @click.command()

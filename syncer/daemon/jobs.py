@@ -103,6 +103,16 @@ class JobObserver:
     def job_finished(self, job_id: str, outcome: Outcome) -> None:
         """Any job ended, skipped ones included."""
 
+    def push_connected(self, account: str, connected: bool) -> None:
+        """An account's push connection came up or went down (:mod:`syncer.daemon.push`)."""
+
+    def push_delays(self, account: str, seconds: list[float]) -> None:
+        """Push-triggered syncs archived messages this long after their INTERNALDATE."""
+
+
+def _always_poll(account: str) -> bool:
+    return True
+
 
 @dataclass
 class Runtime:
@@ -118,6 +128,8 @@ class Runtime:
     holder: str
     stop: threading.Event = field(default_factory=threading.Event)
     observer: JobObserver = field(default_factory=JobObserver)
+    #: Whether the scheduled poll of an account should run now (push mode thins it out).
+    should_poll: Callable[[str], bool] = _always_poll
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _running: dict[str, int] = field(default_factory=dict)
     _leases: set[str] = field(default_factory=set)

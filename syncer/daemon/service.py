@@ -25,6 +25,11 @@ Lifecycle of ``syncer run``:
   gone. ``[archive]``, ``[metrics]``, ``[logging]`` and ``threads`` take effect
   at the next start (``config.restart_needed``).
 
+Push mode (:mod:`syncer.daemon.push`): started with the scheduler for every IMAP
+account that wants it, reconfigured on SIGHUP, halted first on SIGTERM (its
+connections log out within the grace period); it thins out the scheduled polls
+of accounts whose NOTIFY connection is up. ``--once`` never pushes.
+
 ``syncer run --once`` runs every job once -- the syncs first, in parallel up to
 ``threads``, then the other kinds -- and exits 0, or 1 if any failed; a job
 whose account another worker holds is skipped, which is not a failure.
@@ -62,6 +67,7 @@ if TYPE_CHECKING:
 
     from syncer.archive.store import ArchiveStore
     from syncer.config.schema import Config
+    from syncer.daemon.push import PushSupervisor
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +104,7 @@ class Daemon:
         self._force = threading.Event()
         self._reload_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._push: PushSupervisor | None = None
         self._old_handlers: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ the daemon
@@ -133,6 +140,7 @@ class Daemon:
             )
             if not jobs:
                 log.warning("daemon.no_jobs", hint="Add [[accounts]] to the configuration.")
+            self._start_push()
             if not self.runtime.stop.is_set():
                 self._scheduler.start()  # blocks until _begin_stop shuts it down
             return self._finish()
@@ -192,6 +200,8 @@ class Daemon:
             if self._metrics is not None:
                 self._metrics.watch([a.name for a in new.accounts])
             self._apply(jobs)
+            if self._push is not None:
+                self._push.apply(new)
             log.info("config.reloaded", path=str(new.path), jobs=sorted(self._applied))
             return True
 
@@ -298,7 +308,16 @@ class Daemon:
             if self.runtime.stop.is_set() and self._grace_over():
                 self._abandon()
 
+    def _start_push(self) -> None:
+        from syncer.daemon.push import PushSupervisor
+
+        self._push = PushSupervisor(self.runtime)
+        self.runtime.should_poll = self._push.should_poll
+        self._push.apply(self.runtime.config)
+
     def _finish(self) -> int:
+        if self._push is not None:
+            self._push.stop(self.runtime.config.scheduler.grace_period)
         while not self.runtime.wait_idle(_POLL):
             if self._grace_over():
                 self._abandon()
@@ -353,7 +372,7 @@ class Daemon:
         from syncer.daemon.metrics import serve
 
         try:
-            self._server = serve(address, self._metrics, self._healthy)
+            self._server = serve(address, self._metrics, self._problem)
         except OSError as exc:
             raise ConfigError(
                 f"{self.runtime.config.path}: metrics.listen: cannot listen on "
@@ -361,9 +380,13 @@ class Daemon:
             ) from None
         log.info("metrics.listening", address=self.runtime.config.metrics.listen)
 
-    def _healthy(self) -> bool:
+    def _problem(self) -> str | None:
+        """What ``/healthz`` reports: None while healthy."""
         scheduler = self._scheduler
-        return bool(scheduler is not None and scheduler.running and not self.runtime.stop.is_set())
+        if scheduler is None or not scheduler.running or self.runtime.stop.is_set():
+            return "stopping"
+        problems = self._push.problems() if self._push is not None else []
+        return "; ".join(problems) or None
 
     def _stop_metrics(self) -> None:
         server, self._server = self._server, None
