@@ -229,3 +229,25 @@ def test_without_notify_idle_gets_inbox_at_once_and_the_poll_the_other_folders(
     assert entry["folder"] == "Other"
     assert ["Other"] not in [e["folders"] for e in daemon.events("push.synced")]
     assert len(daemon.events("run.completed")) > before
+
+
+def test_healthz_fails_while_push_is_down_for_longer_than_the_poll_interval(
+    tmp_path: Path, dovecot: DovecotServer, dovecot_user: MailUser, daemons: list[Daemon]
+) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    # Nothing listens on this port: neither push nor the poll can connect.
+    config, env = _setup(
+        tmp_path, dovecot, dovecot_user, metrics=listen, every="2s", port=free_port()
+    )
+    daemon = Daemon(config, env).start()
+    daemons.append(daemon)
+    daemon.wait_event("push.disconnected", timeout=20)
+    _status_code, body = wait_until(
+        "/healthz to fail",
+        lambda: (got := _get(f"http://{listen}/healthz"))[0] == 503 and got,
+        20,
+        every=0.2,
+    )
+    assert body.startswith("push for account 'mail' down for ")
+    assert _status(config, env)["state"] == "down"
+    assert 'syncer_push_connected{account="mail"} 0.0' in _get(f"http://{listen}/metrics")[1]
