@@ -48,7 +48,7 @@ def _setup(
 ) -> tuple[Path, dict[str, str]]:
     config = write_config(
         tmp_path / "syncer.toml",
-        [account_toml(server, user, "mail", **{"every": "1h", **account})],
+        [account_toml(server, user, "mail", **{"every": "1h", "push": None, **account})],
         metrics=metrics,
         scheduler={"grace_period": "10s", **(scheduler or {})},
     )
