@@ -181,7 +181,7 @@ class AccountPush:
                     job_lease(runtime.store, runtime.config, name, holder=runtime.holder) as lease,
                     runtime.holding(name),
                 ):
-                    if self._connect_loop(lease) == "unsupported":
+                    if self._connect_loop(lease) in ("unsupported", "removed"):
                         return
             except LeaseHeld as exc:
                 if self.state != "elsewhere":
