@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from syncer.smtp.client import SMTPRelay, SMTPSettings
     from syncer.sources.base import FolderSource, MailDropSource
     from syncer.sources.imap.target import IMAPTarget
+    from syncer.sources.imap.watch import IMAPWatcher
 
 __all__ = [
     "ADAPTERS",
@@ -44,6 +45,7 @@ __all__ = [
     "open_maildrop",
     "open_source",
     "open_target",
+    "open_watcher",
     "smtp_relay",
     "smtp_settings",
     "smtp_values",
@@ -219,6 +221,39 @@ def open_target(account: AccountConfig) -> IMAPTarget:
         ),
     )
     return cast("IMAPTarget", target.connect())
+
+
+def open_watcher(
+    account: AccountConfig, *, folder: str = "INBOX", notify: bool = True
+) -> IMAPWatcher:
+    """A watching connection to the account's IMAP server (push mode): NOTIFY where
+    offered and ``notify`` is true, else IDLE on ``folder`` (a display name).
+
+    :raises ConfigError: when the password cannot be read.
+    :raises SourceError: when the server cannot be reached or refuses us.
+    """
+    if account.protocol != "imap":
+        raise UsageError(
+            f"Account {account.name!r} is a {account.protocol} account; push mode needs IMAP."
+        )
+    values = account_values(account)
+    from syncer.sources.imap.watch import IMAPWatcher
+
+    return IMAPWatcher(
+        values["host"],
+        values["port"],
+        values["security"],
+        values["username"],
+        values.get("password", ""),
+        tls_verify=values["tls_verify"],
+        ca_file=values["ca_file"],
+        timeout=values["timeout"],
+        account=values["account"],
+        oauth2=values.get("oauth2"),
+        sasl_mechanism=values.get("sasl_mechanism", "auto"),
+        folder=folder,
+        notify=notify,
+    ).connect()
 
 
 # -- SMTP servers ----------------------------------------------------------------------------

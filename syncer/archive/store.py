@@ -52,6 +52,7 @@ from syncer.archive.store_admin import StoreAdmin
 from syncer.archive.store_base import chunks, flags_text, map_errors
 from syncer.archive.store_normalize import StoreNormalize
 from syncer.archive.store_pop3 import StorePOP3
+from syncer.archive.store_push import StorePush
 from syncer.archive.store_relay import StoreRelay
 from syncer.archive.store_retention import StoreRetention
 from syncer.archive.store_transfer import StoreTransfer
@@ -114,6 +115,7 @@ class ArchiveStore(
     StoreSearch,
     StoreRelay,
     StoreSearchIndex,
+    StorePush,
 ):
     """The archive: messages, their folders and sync state, runs and leases.
 

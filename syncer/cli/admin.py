@@ -230,6 +230,8 @@ def status(state: State, as_json: bool, check: bool) -> None:
     Each job (e.g. sync:work) shows its last run, outcome and next run, computed
     from the configuration and the archive, whether or not `syncer run` is running.
     With --check: is every account current? (for cron, timers and Nagios/Icinga).
+    Push shows, per IMAP account, whether `syncer run` holds a push connection
+    (NOTIFY or IDLE) and since when.
 
     \b
     Example:
@@ -238,18 +240,21 @@ def status(state: State, as_json: bool, check: bool) -> None:
     """
     if check:
         _check(state, as_json)
+    from syncer.daemon.push import push_status
     from syncer.daemon.scheduler import jobs_status
 
     with state.open_store() as store:
         data = store.status()
         data["jobs"] = jobs_status(state.config, store)
+        data["push"] = push_status(state.config, store)
     if as_json:
         emit_json(data)
         return
-    from syncer.cli.render import render_jobs, render_status
+    from syncer.cli.render import render_jobs, render_push, render_status
 
     render_status(data)
     render_jobs(data["jobs"])
+    render_push(data["push"])
 
 
 @click.command()

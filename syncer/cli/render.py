@@ -183,6 +183,29 @@ def render_jobs(jobs: Sequence[dict[str, Any]]) -> None:
         _out.print(line, soft_wrap=True, markup=False, emoji=False)
 
 
+def render_push(accounts: Sequence[dict[str, Any]]) -> None:
+    """Push mode per IMAP account in `syncer status`: state, mode and since when."""
+    if not accounts:
+        return
+    table = Table(title="Push (syncer run)", title_justify="left")
+    for column in ("account", "push", "state", "mode", "since (UTC)"):
+        table.add_column(column, no_wrap=True)
+    errors: list[str] = []
+    for row in accounts:
+        if row.get("error"):
+            errors.append(f"push {row['account']}: {row['error']}")
+        table.add_row(
+            row["account"],
+            row["push"],
+            row["state"],
+            row.get("mode") or "—",
+            _when(row.get("since")),
+        )
+    _out.print(table)
+    for line in errors:
+        _out.print(line, soft_wrap=True, markup=False, emoji=False)
+
+
 def _when(iso: str | None) -> str:
     """An ISO 8601 UTC time as ``MM-DD HH:MM:SS`` (the zone is UTC; the year is implied)."""
     return iso[5:19].replace("T", " ") if iso else "—"

@@ -67,6 +67,8 @@ _IMAP_KEYS = (
     "subscribed_only",
     "full_scan_days",
     "max_bytes_per_second",
+    "push",
+    "idle_folders",
 )
 
 
@@ -124,6 +126,12 @@ class AccountConfig(SecretSource):
     batch_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
     max_bytes_per_second: int | None = Field(default=None, ge=1024)
     retries: int = Field(default=3, ge=0, le=20)
+    # `syncer run` keeps a connection open and syncs a folder seconds after it changes
+    # (syncer/daemon/push.py); None: on where the server offers NOTIFY or IDLE.
+    push: bool | None = None
+    # Without NOTIFY: folders (display names) IDLEd on besides INBOX, one connection each.
+    # Nine at most: Dovecot allows 10 connections per user and address by default.
+    idle_folders: list[str] = Field(default_factory=list, max_length=9)
     # POP3 only (see _pop3_rules): deleting from the server needs leave_on_server = false
     # *and* one of delete_after_archive / delete_after_days, so it is never a slip.
     leave_on_server: bool = True
@@ -296,6 +304,9 @@ class SchedulerConfig(Strict):
     threads: int = Field(default=4, ge=1, le=64)
     # How often the normalize job catches up with messages synced but not yet normalized.
     normalize_every: Duration = Field(default=5 * 60.0, gt=0)
+    # While an account's push connection (NOTIFY) is up, its scheduled poll runs only
+    # every Nth time: a safety net for a lost notification, not the way mail arrives.
+    push_poll_factor: int = Field(default=4, ge=1, le=1000)
 
     @property
     def heartbeat_seconds(self) -> float:

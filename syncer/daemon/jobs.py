@@ -103,6 +103,16 @@ class JobObserver:
     def job_finished(self, job_id: str, outcome: Outcome) -> None:
         """Any job ended, skipped ones included."""
 
+    def push_connected(self, account: str, connected: bool) -> None:
+        """An account's push connection came up or went down (:mod:`syncer.daemon.push`)."""
+
+    def push_delays(self, account: str, seconds: list[float]) -> None:
+        """Push-triggered syncs archived messages this long after their INTERNALDATE."""
+
+
+def _always_poll(account: str) -> bool:
+    return True
+
 
 class Observers(JobObserver):
     """Several observers as one (the metrics and the monitoring ping)."""
@@ -117,6 +127,14 @@ class Observers(JobObserver):
     def job_finished(self, job_id: str, outcome: Outcome) -> None:
         for observer in self.observers:
             observer.job_finished(job_id, outcome)
+
+    def push_connected(self, account: str, connected: bool) -> None:
+        for observer in self.observers:
+            observer.push_connected(account, connected)
+
+    def push_delays(self, account: str, seconds: list[float]) -> None:
+        for observer in self.observers:
+            observer.push_delays(account, seconds)
 
 
 @dataclass
@@ -133,6 +151,8 @@ class Runtime:
     holder: str
     stop: threading.Event = field(default_factory=threading.Event)
     observer: JobObserver = field(default_factory=JobObserver)
+    #: Whether the scheduled poll of an account should run now (push mode thins it out).
+    should_poll: Callable[[str], bool] = _always_poll
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _running: dict[str, int] = field(default_factory=dict)
     _leases: set[str] = field(default_factory=set)

@@ -105,6 +105,9 @@ def _sync(runtime: Runtime, account_name: str) -> Outcome:
     except ConfigError:
         log.info("job.skipped", reason="the account is no longer configured")
         return "skipped"
+    if not runtime.should_poll(account.name):
+        log.info("job.skipped", reason="push is connected; this poll is thinned out")
+        return "skipped"
     try:
         with _holding(runtime, f"account:{account.name}") as lease:
             summary = sync_account(account, runtime.store, lease=lease, stop=runtime.stop)

@@ -3,7 +3,9 @@
 Public API: :class:`Metrics` (a :class:`~syncer.daemon.jobs.JobObserver` that
 counts what the jobs of this process did) and :func:`serve`, a small HTTP
 server in a daemon thread answering ``GET /metrics`` (Prometheus text format)
-and ``GET /healthz`` (200 ``ok`` while the scheduler runs, 503 once stopping).
+and ``GET /healthz`` (200 ``ok`` while the scheduler runs; 503 with the reason once
+stopping, or while an account's push connection has been down longer than its poll
+interval).
 
 Metrics (each worker reports what it did itself; sum them across workers):
 
@@ -11,6 +13,9 @@ Metrics (each worker reports what it did itself; sum them across workers):
 - ``syncer_sync_duration_seconds{account}`` (histogram)
 - ``syncer_sync_failures_total{account}``
 - ``syncer_last_run_timestamp{job}`` (Unix time the job last ended, skipped runs included)
+- ``syncer_push_connected{account}`` (1 while the account's push connection is up)
+- ``syncer_push_delay_seconds{account}`` (histogram: from a message's INTERNALDATE to its
+  commit, for messages archived by push-triggered syncs; INTERNALDATE has whole seconds)
 - read from the archive at each scrape, the same on every worker:
   ``syncer_outbox_depth`` (messages waiting in the outbox),
   ``syncer_lease_holder{lease,holder}`` (1 per lease held and not expired),
@@ -55,6 +60,9 @@ if TYPE_CHECKING:
     from syncer.model import RunSummary
 
 log = structlog.get_logger(__name__)
+
+# Seconds from INTERNALDATE (whole seconds) to commit, for push-triggered syncs.
+_DELAY_BUCKETS = (0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 900, 3600)
 
 # Seconds: from a no-change re-sync (tens of ms) to a first sync of a large mailbox.
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600)
@@ -180,6 +188,19 @@ class Metrics(JobObserver):
             ["job"],
             registry=self.registry,
         )
+        self.push_connected_gauge = Gauge(
+            "syncer_push_connected",
+            "1 while the account's push connection (NOTIFY or IDLE) is up in this worker.",
+            labels,
+            registry=self.registry,
+        )
+        self.push_delay = Histogram(
+            "syncer_push_delay_seconds",
+            "From a message's INTERNALDATE to its commit, for push-triggered syncs.",
+            labels,
+            buckets=_DELAY_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_ArchiveCollector(store, lambda: self.config))
 
     def watch(self, accounts: list[str]) -> None:
@@ -198,6 +219,14 @@ class Metrics(JobObserver):
 
     def job_finished(self, job_id: str, outcome: Outcome) -> None:
         self.last_run.labels(job=job_id).set(time.time())
+
+    def push_connected(self, account: str, connected: bool) -> None:
+        self.push_connected_gauge.labels(account=account).set(1 if connected else 0)
+
+    def push_delays(self, account: str, seconds: list[float]) -> None:
+        histogram = self.push_delay.labels(account=account)
+        for value in seconds:
+            histogram.observe(value)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -221,6 +250,8 @@ def serve(
     address: tuple[str, int], metrics: Metrics, healthy: Callable[[], tuple[bool, str]]
 ) -> ThreadingHTTPServer:
     """Serve ``/metrics`` and ``/healthz`` on ``address`` from a daemon thread.
+
+    ``problem()`` says what is wrong (the body of a 503), or None when healthy.
 
     Stop it with ``server.shutdown(); server.server_close()``.
 

@@ -25,6 +25,11 @@ Lifecycle of ``syncer run``:
   gone. ``[archive]``, ``[metrics]``, ``[logging]`` and ``threads`` take effect
   at the next start (``config.restart_needed``).
 
+Push mode (:mod:`syncer.daemon.push`): started with the scheduler for every IMAP
+account that wants it, reconfigured on SIGHUP, halted first on SIGTERM (its
+connections log out within the grace period); it thins out the scheduled polls
+of accounts whose NOTIFY connection is up. ``--once`` never pushes.
+
 ``syncer run --once`` runs every job once -- the syncs first, in parallel up to
 ``threads``, then the other kinds -- and exits 0, or 1 if any failed; a job
 whose account another worker holds is skipped, which is not a failure.
@@ -63,6 +68,7 @@ if TYPE_CHECKING:
 
     from syncer.archive.store import ArchiveStore
     from syncer.config.schema import Config
+    from syncer.daemon.push import PushSupervisor
     from syncer.model import RunSummary
 
 log = structlog.get_logger(__name__)
@@ -114,6 +120,7 @@ class Daemon:
         self._force = threading.Event()
         self._reload_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._push: PushSupervisor | None = None
         self._old_handlers: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ the daemon
@@ -149,6 +156,7 @@ class Daemon:
             )
             if not jobs:
                 log.warning("daemon.no_jobs", hint="Add [[accounts]] to the configuration.")
+            self._start_push()
             if not self.runtime.stop.is_set():
                 self._scheduler.start()  # blocks until _begin_stop shuts it down
             return self._finish()
@@ -215,6 +223,8 @@ class Daemon:
                 self._metrics.watch([a.name for a in new.accounts])
                 self._metrics.config = new
             self._apply(jobs)
+            if self._push is not None:
+                self._push.apply(new)
             log.info("config.reloaded", path=str(new.path), jobs=sorted(self._applied))
             return True
 
@@ -321,7 +331,16 @@ class Daemon:
             if self.runtime.stop.is_set() and self._grace_over():
                 self._abandon()
 
+    def _start_push(self) -> None:
+        from syncer.daemon.push import PushSupervisor
+
+        self._push = PushSupervisor(self.runtime)
+        self.runtime.should_poll = self._push.should_poll
+        self._push.apply(self.runtime.config)
+
     def _finish(self) -> int:
+        if self._push is not None:
+            self._push.stop(self.runtime.config.scheduler.grace_period)
         while not self.runtime.wait_idle(_POLL):
             if self._grace_over():
                 self._abandon()
@@ -385,19 +404,24 @@ class Daemon:
         log.info("metrics.listening", address=self.runtime.config.metrics.listen)
 
     def _healthy(self) -> tuple[bool, str]:
-        """(healthy, the reason): stopping, or an account whose last successful sync is
-        older than ``[monitoring] stale_after`` (:mod:`syncer.daemon.health`)."""
+        """(healthy, the reason): stopping, a push connection down for longer than its
+        poll interval, or an account whose last successful sync is older than
+        ``[monitoring] stale_after`` (:mod:`syncer.daemon.health`)."""
         scheduler = self._scheduler
         if scheduler is None or not scheduler.running or self.runtime.stop.is_set():
             return False, "stopping"
         from syncer.daemon.health import account_health
 
+        problems = self._push.problems() if self._push is not None else []
         try:
             healths = account_health(self.runtime.config, self.runtime.store)
         except SyncerError as exc:
-            return False, f"archive unreadable: {exc.message}"
-        stale = [h.reason for h in healths if h.state == "critical"]
-        return (False, "stale: " + "; ".join(stale)) if stale else (True, "ok")
+            problems.append(f"archive unreadable: {exc.message}")
+        else:
+            stale = [h.reason for h in healths if h.state == "critical"]
+            if stale:
+                problems.append("stale: " + "; ".join(stale))
+        return (False, "; ".join(problems)) if problems else (True, "ok")
 
     def _stop_metrics(self) -> None:
         server, self._server = self._server, None

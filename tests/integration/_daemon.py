@@ -44,9 +44,14 @@ def account_toml(server: DovecotServer, user: MailUser, name: str, **extra: Any)
         "ca_file": str(server.tls.ca),
         "username": user.name,
         "password_env": f"PW_{name.upper()}",
+        # These tests count scheduled runs; push mode (on by default) is tested in
+        # test_daemon_push.py, which passes push=None for the default.
+        "push": False,
         **extra,
     }
-    return "[[accounts]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in fields.items())
+    return "[[accounts]]\n" + "".join(
+        f"{k} = {json.dumps(v)}\n" for k, v in fields.items() if v is not None
+    )
 
 
 def write_config(

@@ -63,7 +63,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -288,6 +288,25 @@ class DovecotServer(ImapHelpers):
             self._ports = ports
             atexit.register(self.stop)
             return
+
+    def restart(
+        self, *, down_for: float = 0.0, while_down: Callable[[], None] | None = None
+    ) -> None:
+        """Stop and start again on the same ports (clients see a server restart).
+
+        :param while_down: called while the server is stopped (e.g. :meth:`seed`,
+            which needs no running server: doveadm works on the files).
+        """
+        ports = self.ports
+        self.stop()
+        if while_down is not None:
+            while_down()
+        time.sleep(down_for)
+        self._write_config(ports)
+        self._launch()
+        self._wait_ready(ports, 10.0)
+        self._ports = ports
+        atexit.register(self.stop)
 
     def stop(self) -> None:
         """Stop the master and every child process; safe to call twice."""
@@ -555,8 +574,13 @@ class DovecotServer(ImapHelpers):
         self,
         user: str,
         messages: Iterable[tuple[str, bytes, Sequence[Flag], datetime | None]],
+        *,
+        resync: bool = True,
     ) -> dict[str, int]:
         """Put many messages into *user*'s folders fast; return the count per folder.
+
+        With ``resync=False`` the files are only written, as an MDA delivers while the
+        server is down: Dovecot finds them on its next look at the folder.
 
         Each item is ``(folder, raw_bytes, flags, internaldate)``. Messages are written
         as Maildir files (flags in the ``:2,`` info suffix, keywords through
@@ -571,7 +595,7 @@ class DovecotServer(ImapHelpers):
             path = self._folder_path(user, folder)
             make_maildir(path, MAIL_UID, MAIL_GID)
             self._maildir.write(path, items)
-        if by_folder:
+        if by_folder and resync:
             self.doveadm("force-resync", "-u", user, "*")
         return {folder: len(items) for folder, items in by_folder.items()}
 
