@@ -55,6 +55,7 @@ from syncer.archive.store_pop3 import StorePOP3
 from syncer.archive.store_relay import StoreRelay
 from syncer.archive.store_retention import StoreRetention
 from syncer.archive.store_transfer import StoreTransfer
+from syncer.archive.store_users import StoreUsers
 from syncer.errors import ArchiveError
 from syncer.model import FlagState, FolderCursor, FolderStatus, RemoteMessage
 
@@ -114,6 +115,7 @@ class ArchiveStore(
     StoreSearch,
     StoreRelay,
     StoreSearchIndex,
+    StoreUsers,
 ):
     """The archive: messages, their folders and sync state, runs and leases.
 

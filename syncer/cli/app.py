@@ -125,6 +125,7 @@ _FEATURE_COMMANDS = {
     "digest": "syncer.cli.relay:digest_group",
     "forward": "syncer.cli.relay:forward_group",
     "outbox": "syncer.cli.relay:outbox_group",
+    "user": "syncer.cli.users:user_group",
 }
 
 
