@@ -126,6 +126,7 @@ _FEATURE_COMMANDS = {
     "forward": "syncer.cli.relay:forward_group",
     "outbox": "syncer.cli.relay:outbox_group",
     "user": "syncer.cli.users:user_group",
+    "serve": "syncer.cli.web:serve_command",
 }
 
 
