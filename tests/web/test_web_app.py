@@ -49,9 +49,9 @@ def test_reader_cannot_reach_another_accounts_mail(client: Client, web_archive: 
     for name in HOME:
         pk, sha = web_archive.ids[name], web_archive.shas[name]
         for ref in (str(pk), sha, sha[:12]):
-            for path in (f"/messages/{ref}", f"/messages/{ref}/raw", f"/messages/{ref}/frame",
-                         f"/messages/{ref}/attachments/1", f"/messages/{ref}/attachments.zip"):  # fmt: skip
-                assert rita.get(path).status_code == 404, path
+            pages = ("", "/raw", "/frame", "/attachments/1", "/attachments.zip")
+            for tail in pages:
+                assert rita.get(f"/messages/{ref}{tail}").status_code == 404, tail
             for path in (f"/api/messages/{ref}", f"/api/messages/{ref}/raw",
                          f"/api/messages/{ref}/attachments/1"):  # fmt: skip
                 assert rita.get(path, headers=token).status_code == 404, path
@@ -161,8 +161,8 @@ def test_downloads_are_byte_exact_and_named_safely(
         disposition = got.headers["content-disposition"]
         assert disposition.startswith('attachment; filename="')
         assert "/" not in disposition and "\\" not in disposition  # never a path
-        assert got.headers["content-type"] in ("application/octet-stream", "text/plain; charset=utf-8",
-                                               "application/pdf", "image/png")  # fmt: skip
+        served = got.headers["content-type"].split(";")[0]
+        assert served in ("application/octet-stream", "text/plain", "application/pdf", "image/png")
     zipped = client("rita").get(f"/messages/{pk}/attachments.zip")
     members = zipfile.ZipFile(io.BytesIO(zipped.content)).namelist()
     assert len(members) == len(detail.attachments)
