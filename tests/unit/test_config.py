@@ -34,7 +34,6 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
     from syncer.config.oauth import OAuth2Config
     from syncer.config.relay import DigestConfig, ForwardConfig, OutboxConfig
     from syncer.config.retention import RetentionPolicy, RetentionSettings
-    from syncer.config.web import WebConfig
     from syncer.config.schema import (
         AccountConfig,
         ArchiveConfig,
@@ -42,6 +41,7 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         SchedulerConfig,
         SMTPConfig,
     )
+    from syncer.config.web import WebConfig
 
     for model in (
         AccountConfig,
