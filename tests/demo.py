@@ -98,7 +98,8 @@ password_env = "SYNCER_DEMO_PASSWORD"
     )
     print(
         "\nSee it in a browser (the web archive):\n"
-        f"  {sys.executable} -m syncer --config {DEMO / 'syncer.toml'} serve --listen 127.0.0.1:8080\n"
+        f"  {sys.executable} -m syncer --config {DEMO / 'syncer.toml'} serve"
+        " --listen 127.0.0.1:8080\n"
         f"  then open http://127.0.0.1:8080/ and sign in as demo / {DEMO_WEB_PASSWORD}"
     )
     return 0
