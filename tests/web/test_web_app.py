@@ -251,3 +251,35 @@ def test_admin_pages_render(client: Client, path: str) -> None:
     page = client("root").get(path)
     assert page.status_code == 200, page.text
     assert "<script>" not in page.text  # no inline script anywhere
+
+
+def test_single_sign_on_header_is_believed_only_from_a_trusted_proxy(
+    web_archive: WebArchive, web_store: ArchiveStore
+) -> None:
+    from syncer.config.schema import parse_config
+    from syncer.web.app import create_app
+
+    def app(trusted: list[str]) -> TestClient:
+        config = parse_config(
+            {
+                "archive": {"url": web_archive.url},
+                "web": {"trusted_proxies": trusted, "sso_header": "X-Remote-User"},
+            }
+        )
+        return TestClient(create_app(config, web_store, secret="s"), follow_redirects=False)
+
+    # Starlette's TestClient connects from the address "testclient".
+    with app(["testclient"]) as proxied, app(["10.0.0.1"]) as direct:
+        assert proxied.get("/search", headers={"X-Remote-User": "rita"}).status_code == 200
+        assert proxied.get("/search", headers={"X-Remote-User": "nobody"}).status_code == 303
+        assert direct.get("/search", headers={"X-Remote-User": "root"}).status_code == 303
+    events = [e for e in web_store.audit_events() if e["kind"] == "web.searched"]
+    assert events[-1]["details"]["via"] == "sso" and events[-1]["actor"] == "rita"
+
+
+def test_sign_in_attempts_are_rate_limited_per_client() -> None:
+    from syncer.web.security import RateLimit
+
+    limit = RateLimit(limit=3, window=60)
+    assert [limit.allow("a") for _ in range(4)] == [True, True, True, False]
+    assert limit.allow("b")
