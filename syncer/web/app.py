@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -194,6 +195,12 @@ def route(
     return register
 
 
+def highlight(snippet: str) -> Markup:
+    """A search snippet with its ``[[matches]]`` marked, everything else escaped."""
+    escaped = str(escape(snippet))
+    return Markup(escaped.replace("[[", "<mark>").replace("]]", "</mark>"))
+
+
 def create_app(config: Config, store: ArchiveStore, *, secret: str | None = None) -> Starlette:
     """The web archive over ``store``.
 
@@ -203,6 +210,7 @@ def create_app(config: Config, store: ArchiveStore, *, secret: str | None = None
     from syncer.web import api, pages
 
     env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=True)
+    env.filters["highlight"] = highlight
     routes: list[Route] = []
     pages.register(routes)
     api.register(routes)

@@ -134,7 +134,8 @@ def register(routes: list[Route]) -> None:
         folders = [f for f in context.store.folder_names() if viewer.may_see_account(f[0])]
         keep = {k: v for k, v in params.items() if k != "page" and v}
         return context.render(
-            request, "search.html", viewer, params=params, hits=hits, total=total, error=error,
+            request, "search.html", viewer, params=params, query=query, hits=hits, total=total,
+            error=error,
             page=page_no, pages=max(1, -(-total // PAGE_SIZE)), sort=sort, sorts=SORTS,
             accounts=sorted({a for a, _ in folders}), folders=sorted({f for _, f in folders}),
             link=lambda n: "/search?" + urlencode({**keep, "page": n}),

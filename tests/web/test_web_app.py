@@ -283,3 +283,31 @@ def test_sign_in_attempts_are_rate_limited_per_client() -> None:
     limit = RateLimit(limit=3, window=60)
     assert [limit.allow("a") for _ in range(4)] == [True, True, True, False]
     assert limit.allow("b")
+
+
+def test_facets_become_query_terms_and_the_export_link_carries_them(client: Client) -> None:
+    from syncer.web.pages import facet_query
+
+    assert facet_query(
+        {
+            "q": "invoice",
+            "account": "work",
+            "folder": "Sent Items",
+            "since": "2024-01-01",
+            "until": "2024-01-31",
+            "attachments": "1",
+            "from": "alice",
+        }
+    ) == (  # fmt: skip
+        'invoice account:work folder:"Sent Items" from:alice after:2023-12-31 '
+        "before:2024-02-01 has:attachment"
+    )
+    page = client("root").get("/search?q=&account=home").text
+    assert "/api/export?q=account%3Ahome&amp;format=mbox" in page
+    assert "<mark>" not in page or "[[" not in page
+
+
+def test_snippets_are_escaped_and_marked() -> None:
+    from syncer.web.app import highlight
+
+    assert str(highlight("<b>[[x]]</b>")) == "&lt;b&gt;<mark>x</mark>&lt;/b&gt;"
