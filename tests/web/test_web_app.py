@@ -298,7 +298,7 @@ def test_facets_become_query_terms_and_the_export_link_carries_them(client: Clie
             "attachments": "1",
             "from": "alice",
         }
-    ) == (  # fmt: skip
+    ) == (
         'invoice account:work folder:"Sent Items" from:alice after:2023-12-31 '
         "before:2024-02-01 has:attachment"
     )
