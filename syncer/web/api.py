@@ -163,6 +163,8 @@ def register(routes: list[Route]) -> None:
     @api("/api/audit", role="auditor")
     def audit(request: Request, viewer: Viewer | None, _d: dict[str, str]) -> Response:
         store = web(request).store
+        newest = request.query_params.get("newest")
+        limit = _int(newest, 0, "newest") if newest else None
         report = store.audit_verify()
         return JSONResponse(
             {
@@ -172,6 +174,6 @@ def register(routes: list[Route]) -> None:
                     "broken_at": report.broken_at,
                     "problem": report.problem,
                 },
-                "events": store.audit_events(),
+                "events": store.audit_events(newest=limit),
             }
         )

@@ -309,7 +309,7 @@ def _admin_pages(routes: list[Route]) -> None:
     def audit(request: Request, viewer: Viewer | None, _d: dict[str, str]) -> Response:
         context = web(request)
         report = context.store.audit_verify()
-        events = context.store.audit_events()[-500:][::-1]
+        events = context.store.audit_events(newest=500)
         return context.render(request, "audit.html", viewer, report=report, events=events)
 
     @page(routes, "/status")

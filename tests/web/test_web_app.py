@@ -311,3 +311,9 @@ def test_snippets_are_escaped_and_marked() -> None:
     from syncer.web.app import highlight
 
     assert str(highlight("<b>[[x]]</b>")) == "&lt;b&gt;<mark>x</mark>&lt;/b&gt;"
+
+
+def test_api_audit_newest(client: Client, web_archive: WebArchive) -> None:
+    auditor = _bearer(web_archive, "audrey")
+    trail = client().get("/api/audit?newest=3", headers=auditor).json()["events"]
+    assert len(trail) == 3 and trail[0]["id"] > trail[1]["id"] > trail[2]["id"]
