@@ -37,6 +37,8 @@ from syncer.web.mailview import (
 __all__ = ["PAGE_SIZE", "facet_query", "register"]
 
 PAGE_SIZE = 50
+#: The search page counts matches up to this many and then says "more than".
+COUNT_LIMIT = 10_000
 _FACETS = ("account", "folder", "from")
 
 
@@ -127,7 +129,7 @@ def register(routes: list[Route]) -> None:
             error, query, scoped = exc.message, params.get("q", ""), None
         if scoped is not None:
             offset = (page_no - 1) * PAGE_SIZE
-            total = context.store.count_messages(scoped)
+            total = context.store.count_messages(scoped, at_most=COUNT_LIMIT)
             hits = context.store.search(scoped, limit=PAGE_SIZE, offset=offset, sort=sort)
         if error is None:
             record(request, viewer, "web.searched", query, total=total, page=page_no)
@@ -136,7 +138,8 @@ def register(routes: list[Route]) -> None:
         return context.render(
             request, "search.html", viewer, params=params, query=query, hits=hits, total=total,
             error=error,
-            page=page_no, pages=max(1, -(-total // PAGE_SIZE)), sort=sort, sorts=SORTS,
+            page=page_no, pages=max(1, -(-min(total, COUNT_LIMIT) // PAGE_SIZE)), sort=sort,
+            sorts=SORTS, count_limit=COUNT_LIMIT,
             accounts=sorted({a for a, _ in folders}), folders=sorted({f for _, f in folders}),
             link=lambda n: "/search?" + urlencode({**keep, "page": n}),
         )  # fmt: skip

@@ -60,6 +60,8 @@ class _Timed:
 
 
 def _fill(url: str, corpus: Sequence[bytes], workers: int) -> None:
+    """Archive the corpus (unless ``corpus`` is empty: an archive kept from an earlier,
+    perhaps interrupted run), normalize what awaits it, and add the two users."""
     with ArchiveStore.open(url, migrate=True) as store:
         for account in ("work", "home"):
             store.ensure_account(account, "imap")
@@ -73,12 +75,13 @@ def _fill(url: str, corpus: Sequence[bytes], workers: int) -> None:
             store.archive_batch(account, "INBOX", 1, batch, None)
         counts = normalize_pending(store, workers=workers)
         print(
-            f"archived {len(corpus)} messages and normalized them in "
+            f"archived {len(corpus)} messages and normalized {counts.processed} in "
             f"{time.monotonic() - started:.0f} s ({counts.workers} processes)"
         )
         hashed = hash_password(PASSWORD)
-        store.add_user("admin", "admin", hashed, actor="bench")
-        store.add_user("reader", "reader", hashed, ("work",), actor="bench")
+        if store.user("admin") is None:
+            store.add_user("admin", "admin", hashed, actor="bench")
+            store.add_user("reader", "reader", hashed, ("work",), actor="bench")
         if not url.startswith("sqlite"):
             from sqlalchemy import text
 
@@ -117,11 +120,8 @@ def _report(label: str, times: Sequence[float], target: float) -> None:
     )
 
 
-def bench_backend(
-    name: str, url: str, corpus: Sequence[bytes], args: argparse.Namespace, *, fill: bool = True
-) -> None:
-    if fill:
-        _fill(url, corpus, args.workers)
+def bench_backend(name: str, url: str, corpus: Sequence[bytes], args: argparse.Namespace) -> None:
+    _fill(url, corpus, args.workers)
     store = ArchiveStore.open(url)
     try:
         timed = _Timed(create_app(parse_config({"archive": {"url": url}}), store, secret="b"))
@@ -171,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "sqlite" in backends:
             # An archive kept in --workdir by an earlier run is measured again, not rebuilt.
             path = workdir / "web.db"
-            bench_backend("sqlite", f"sqlite:///{path}", corpus, args, fill=not path.exists())
+            kept_corpus: Sequence[bytes] = [] if path.exists() else corpus
+            bench_backend("sqlite", f"sqlite:///{path}", kept_corpus, args)
         if "postgresql" in backends:
             from tests.servers.postgres import PostgresServer
 

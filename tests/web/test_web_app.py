@@ -317,3 +317,9 @@ def test_api_audit_newest(client: Client, web_archive: WebArchive) -> None:
     auditor = _bearer(web_archive, "audrey")
     trail = client().get("/api/audit?newest=3", headers=auditor).json()["events"]
     assert len(trail) == 3 and trail[0]["id"] > trail[1]["id"] > trail[2]["id"]
+
+
+def test_a_bounded_count_stops_past_its_limit(web_store: ArchiveStore) -> None:
+    assert web_store.count_messages("") == len(WORK) + len(HOME) + 1
+    assert web_store.count_messages("", at_most=3) == 4
+    assert web_store.count_messages("account:home", at_most=100) == len(HOME)

@@ -87,16 +87,22 @@ class StoreSearch(StoreCore):
                 return
             last = batch[-1]
 
-    def count_messages(self, query: str) -> int:
+    def count_messages(self, query: str, *, at_most: int | None = None) -> int:
         """How many messages match ``query``.
 
+        :param at_most: stop counting past this many (the answer is then
+            ``at_most + 1``): a page showing "more than 10,000" need not read
+            every match of a broad query.
         :raises QuerySyntaxError: for a malformed query.
         """
         where = self._where(query)
+        if at_most is None:
+            statement = select(func.count()).select_from(messages).where(where)
+        else:
+            matches = select(messages.c.id).where(where).limit(at_most + 1).subquery()
+            statement = select(func.count()).select_from(matches)
         with self._read("counting messages by query") as conn:
-            return int(
-                conn.execute(select(func.count()).select_from(messages).where(where)).scalar_one()
-            )
+            return int(conn.execute(statement).scalar_one())
 
     def search(
         self, query: str, *, limit: int = 50, offset: int = 0, sort: str = "-date"
