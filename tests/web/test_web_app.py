@@ -323,3 +323,18 @@ def test_a_bounded_count_stops_past_its_limit(web_store: ArchiveStore) -> None:
     assert web_store.count_messages("") == len(WORK) + len(HOME) + 1
     assert web_store.count_messages("", at_most=3) == 4
     assert web_store.count_messages("account:home", at_most=100) == len(HOME)
+
+
+def test_an_admin_removes_a_user_from_the_users_page(
+    client: Client, web_store: ArchiveStore
+) -> None:
+    web_store.add_user("temp", "reader", None, ("work",), actor="test")
+    rita = client("rita")
+    assert rita.get("/users").status_code == 403
+    root = client("root")
+    page = root.get("/users").text
+    assert "temp" in page
+    done = root.post("/users/temp/remove", data={"csrf": csrf_of(page)})
+    assert done.status_code == 303 and web_store.user("temp") is None
+    refused = root.post("/users/root/remove", data={"csrf": csrf_of(page)})
+    assert refused.status_code == 400 and web_store.user("root") is not None
