@@ -3,10 +3,10 @@
 Why this module exists: a reader must never reach another account's mail, by
 any path (search, a message by id or SHA-256, its raw bytes, attachments, its
 thread, an export). Every read goes through a :class:`Viewer`: searches and
-exports run the user's query ANDed with ``account:A OR account:B ...`` (the
-query language's own terms, so the archive applies the scope in SQL), and a
-message is shown only when one of its accounts is granted. Anything refused is
-answered exactly like a message that does not exist (404).
+exports pass its :attr:`Viewer.accounts` to the archive's search (which
+confines the query to messages in those accounts, in SQL), and a message is
+shown only when one of its accounts is granted. Anything refused is answered
+exactly like a message that does not exist (404).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from syncer.archive.store_users import User
 from syncer.archive.views import MessageDetail
-from syncer.query import And, Field, Or, Query, format_query, parse
 
 __all__ = ["Viewer"]
 
@@ -44,22 +43,10 @@ class Viewer:
         """Auditors and admins read the audit trail."""
         return self.user.role in ("auditor", "admin")
 
-    def scoped(self, query: str) -> str | None:
-        """``query`` limited to what the user may see, as query text; None when nothing is.
-
-        :raises QuerySyntaxError: for a malformed query.
-        """
-        parsed = parse(query)
-        if self.user.sees_all:
-            return format_query(parsed)
-        if not self.user.accounts:
-            return None
-        scope: Query = (
-            Field("account", self.user.accounts[0])
-            if len(self.user.accounts) == 1
-            else Or(tuple(Field("account", a) for a in self.user.accounts))
-        )
-        return format_query(And((parsed, scope)) if query.strip() else scope)
+    @property
+    def accounts(self) -> tuple[str, ...] | None:
+        """The accounts the user's searches and exports are confined to; None: every one."""
+        return None if self.user.sees_all else self.user.accounts
 
     def may_read(self, detail: MessageDetail) -> bool:
         """Whether the message is in an account the user may see."""

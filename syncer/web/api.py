@@ -68,13 +68,8 @@ def register(routes: list[Route]) -> None:
         sort = params.get("sort") or "-date"
         if sort not in SORTS:
             raise UsageError(f"Unknown sort {sort!r}; use one of {', '.join(SORTS)}.")
-        scoped = viewer.scoped(query)
-        total = store.count_messages(scoped) if scoped is not None else 0
-        hits = (
-            store.search(scoped, limit=limit, offset=offset, sort=sort)
-            if scoped is not None
-            else []
-        )
+        total = store.count_messages(query, accounts=viewer.accounts)
+        hits = store.search(query, limit=limit, offset=offset, sort=sort, accounts=viewer.accounts)
         record(request, viewer, "web.searched", query, total=total, offset=offset)
         return JSONResponse(
             {
@@ -123,12 +118,10 @@ def register(routes: list[Route]) -> None:
         fmt = request.query_params.get("format", "mbox")
         if fmt not in FORMATS:
             raise UsageError(f"Unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
-        scoped = viewer.scoped(query)
-        count = store.count_messages(scoped) if scoped is not None else 0
+        count = store.count_messages(query, accounts=viewer.accounts)
         record(request, viewer, "web.exported", query, format=fmt, messages=count)
-        body = stream_export(store, scoped, fmt) if scoped is not None else iter([b""])
         return StreamingResponse(
-            body,
+            stream_export(store, query, fmt, accounts=viewer.accounts),
             media_type=FORMATS[fmt],
             headers={
                 "Content-Disposition": content_disposition(f"export.{fmt}"),

@@ -11,7 +11,7 @@ the message date, subject and SHA-256 by :func:`syncer.formats.eml.eml_name`.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from syncer.formats.eml import eml_name
@@ -45,9 +45,11 @@ class _Sink:
         return data
 
 
-def _messages(store: ArchiveStore, query: str) -> Iterator[tuple[bytes, MessageFacts]]:
+def _messages(
+    store: ArchiveStore, query: str, accounts: Sequence[str] | None
+) -> Iterator[tuple[bytes, MessageFacts]]:
     """The raw bytes and facts of every message matching ``query``, in id order."""
-    for batch in store.select_message_ids(query, batch_size=_BATCH):
+    for batch in store.select_message_ids(query, batch_size=_BATCH, accounts=accounts):
         facts = store.message_facts(batch)
         raws = store.raw_messages([facts[pk].sha256 for pk in batch if pk in facts])
         for pk in batch:
@@ -56,17 +58,22 @@ def _messages(store: ArchiveStore, query: str) -> Iterator[tuple[bytes, MessageF
                 yield raws[fact.sha256], fact
 
 
-def stream_export(store: ArchiveStore, query: str, fmt: str) -> Iterator[bytes]:
-    """The export file, chunk by chunk (about one chunk per message)."""
+def stream_export(
+    store: ArchiveStore, query: str, fmt: str, *, accounts: Sequence[str] | None = None
+) -> Iterator[bytes]:
+    """The export file, chunk by chunk (about one chunk per message).
+
+    :param accounts: only messages of these accounts (a reader's); None: all.
+    """
     sink = _Sink()
     out = cast(BinaryIO, sink)
     if fmt == "mbox":
-        for raw, fact in _messages(store, query):
+        for raw, fact in _messages(store, query, accounts):
             write_message(out, raw, fact.aged_from)
             yield sink.take()
         return
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for raw, fact in _messages(store, query):
+        for raw, fact in _messages(store, query, accounts):
             archive.writestr(eml_name(fact.aged_from, fact.subject, fact.sha256), raw)
             yield sink.take()
     yield sink.take()

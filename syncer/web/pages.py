@@ -38,7 +38,7 @@ __all__ = ["PAGE_SIZE", "facet_query", "register"]
 
 PAGE_SIZE = 50
 #: The search page counts matches up to this many and then says "more than".
-COUNT_LIMIT = 10_000
+COUNT_LIMIT = 1_000
 _FACETS = ("account", "folder", "from")
 
 
@@ -122,15 +122,16 @@ def register(routes: list[Route]) -> None:
         error = None
         hits: list[Any] = []
         total = 0
+        scope = viewer.accounts
         try:
             query = facet_query(params)
-            scoped = viewer.scoped(query)
-        except QuerySyntaxError as exc:
-            error, query, scoped = exc.message, params.get("q", ""), None
-        if scoped is not None:
             offset = (page_no - 1) * PAGE_SIZE
-            total = context.store.count_messages(scoped, at_most=COUNT_LIMIT)
-            hits = context.store.search(scoped, limit=PAGE_SIZE, offset=offset, sort=sort)
+            total = context.store.count_messages(query, at_most=COUNT_LIMIT, accounts=scope)
+            hits = context.store.search(
+                query, limit=PAGE_SIZE, offset=offset, sort=sort, accounts=scope
+            )
+        except QuerySyntaxError as exc:
+            error, query = exc.message, params.get("q", "")
         if error is None:
             record(request, viewer, "web.searched", query, total=total, page=page_no)
         folders = [f for f in context.store.folder_names() if viewer.may_see_account(f[0])]
@@ -164,9 +165,10 @@ def register(routes: list[Route]) -> None:
         found = bodies(context.store.get_raw(detail.sha256))
         thread: list[Any] = []
         if detail.thread_key:
-            scoped = viewer.scoped(format_query(Field("thread", detail.thread_key)))
-            if scoped is not None:
-                thread = context.store.search(scoped, limit=100, sort="date")
+            same_thread = format_query(Field("thread", detail.thread_key))
+            thread = context.store.search(
+                same_thread, limit=100, sort="date", accounts=viewer.accounts
+            )
         record(request, viewer, "web.message_viewed", detail.sha256, id=detail.id)
         return context.render(
             request, "message.html", viewer, m=detail, text=found.text,

@@ -338,3 +338,14 @@ def test_an_admin_removes_a_user_from_the_users_page(
     assert done.status_code == 303 and web_store.user("temp") is None
     refused = root.post("/users/root/remove", data={"csrf": csrf_of(page)})
     assert refused.status_code == 400 and web_store.user("root") is not None
+
+
+def test_searches_confined_to_accounts(web_store: ArchiveStore, web_archive: WebArchive) -> None:
+    work = {web_archive.ids[n] for n in [*WORK, "hostile"]}
+    assert {h.id for h in web_store.search("", limit=100, accounts=("work",))} == work
+    assert web_store.count_messages("", accounts=()) == 0
+    assert web_store.count_messages("account:work", accounts=("home",)) == 0
+    thread = web_store.search("thread:x OR -thread:x", limit=100, accounts=("home",))
+    assert {h.id for h in thread} == {web_archive.ids[n] for n in HOME}
+    batches = list(web_store.select_message_ids("", accounts=("home", "work")))
+    assert sum(map(len, batches)) == len(WORK) + len(HOME) + 1
