@@ -170,7 +170,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument(
+        "--pg-url", help="measure (and finish normalizing) an archive already in this database"
+    )
     args = parser.parse_args(argv)
+    if args.pg_url:
+        bench_backend("postgresql", args.pg_url, [], args)
+        return
     kept = args.workdir is not None and (args.workdir / "web.db").exists()
     wanted = args.messages if not kept or "postgresql" in args.backends else 0
     corpus = [m.raw for m in generate(wanted, size_profile="small")] if wanted else []
