@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from syncer.archive.search.store import SORTS
 from syncer.errors import UsageError
+from syncer.mime.bodies import bodies
 from syncer.query import And, Field, QuerySyntaxError, format_query, parse
 from syncer.query import Query as QueryTree
 from syncer.web.access import Viewer
@@ -160,8 +161,6 @@ def register(routes: list[Route]) -> None:
         assert viewer is not None
         context = web(request)
         detail = context.message(viewer, request.path_params["ref"])
-        from syncer.mime.bodies import bodies
-
         found = bodies(context.store.get_raw(detail.sha256))
         thread: list[Any] = []
         if detail.thread_key:
@@ -181,8 +180,6 @@ def register(routes: list[Route]) -> None:
         assert viewer is not None
         context = web(request)
         detail = context.message(viewer, request.path_params["ref"])
-        from syncer.mime.bodies import bodies
-
         raw = context.store.get_raw(detail.sha256)
         html = bodies(raw).html
         if html is None:
