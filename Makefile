@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEB_PACKAGES := dovecot-imapd dovecot-pop3d postgresql systemd
+DEB_PACKAGES := dovecot-imapd dovecot-pop3d postgresql systemd chromium
 PYTEST_ARGS ?=
 
 .PHONY: test check demo lint typecheck bench deps test-servers clean help man
@@ -35,6 +35,7 @@ deps: test-servers
 	[ -e /usr/lib/dovecot/pop3 ] || missing="$$missing dovecot-pop3d"; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "Installing Debian packages:$$missing"; \
@@ -82,6 +83,7 @@ bench: deps $(STAMP)
 	$(PY) -m tests.bench.bench_pop3
 	$(PY) -m tests.bench.bench_search --messages 100000
 	$(PY) -m tests.bench.bench_cli_start --messages 100000
+	$(PY) -m tests.bench.bench_web --messages 100000
 
 # One page per command (syncer.1, syncer-sync.1 ...), from the click commands' help.
 man: $(STAMP)

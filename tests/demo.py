@@ -5,8 +5,9 @@ throwaway CA), seeds a generated sample mailbox (a few hundred messages over
 several folders, attachments, non-ASCII headers and folder names, flags),
 writes demo/syncer.toml, runs `syncer sync` twice into demo/archive.db (a full
 sync, then an incremental one that shows almost no work), prints
-`syncer status` and two searches, and stops the server. Nothing outside demo/ and a temporary
-folder is touched.
+`syncer status` and two searches, stops the server, adds a demo web user and
+prints the `syncer serve` command and the sign-in to see the archive in a
+browser. Nothing outside demo/ and a temporary folder is touched.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from tests.servers.dovecot import DovecotServer
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "demo"
 MESSAGES = 300
+#: The demo web user's password, printed at the end (a throwaway archive on loopback).
+DEMO_WEB_PASSWORD = "demo-web-password"
 
 
 def _syncer(config: Path, *args: str, env: dict[str, str]) -> None:
@@ -82,10 +85,22 @@ password_env = "SYNCER_DEMO_PASSWORD"
             _syncer(config, "search", "--limit", "5", "is:live has:attachment", env=env)
             _syncer(config, "search", "--count", "news", env=env)
             _syncer(config, "verify", env=env)
+            print("\n$ syncer user add demo --role admin --password-stdin", flush=True)
+            subprocess.run(
+                [sys.executable, "-m", "syncer", "--config", str(config), "user", "add",
+                 "demo", "--role", "admin", "--password-stdin"],
+                input=f"{DEMO_WEB_PASSWORD}\n", text=True, env=env, check=True,
+            )  # fmt: skip
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(
         f"\nThe archive is in {DEMO / 'archive.db'}; its configuration in {DEMO / 'syncer.toml'}."
+    )
+    print(
+        "\nSee it in a browser (the web archive):\n"
+        f"  {sys.executable} -m syncer --config {DEMO / 'syncer.toml'} serve"
+        " --listen 127.0.0.1:8080\n"
+        f"  then open http://127.0.0.1:8080/ and sign in as demo / {DEMO_WEB_PASSWORD}"
     )
     return 0
 

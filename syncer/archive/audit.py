@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -313,9 +313,15 @@ def _walk(conn: Connection) -> ChainReport:
     return ChainReport(count, head_id=prev.id, head_hash=prev.hash)
 
 
-def read_events(conn: Connection) -> Iterator[dict[str, Any]]:
-    """Every event in id order, as JSON-serialisable dicts (``details`` parsed)."""
-    for row in _rows(conn):
+def read_events(conn: Connection, *, newest: int | None = None) -> Iterator[dict[str, Any]]:
+    """Every event in id order (or only the ``newest`` ones, newest first), as
+    JSON-serialisable dicts (``details`` parsed)."""
+    rows: Iterable[Any] = _rows(conn)
+    if newest is not None:
+        rows = conn.execute(
+            select(audit_events).order_by(audit_events.c.id.desc()).limit(newest)
+        ).all()
+    for row in rows:
         yield {
             "id": row.id,
             "at": _at_text(row.at),

@@ -499,3 +499,50 @@ push_log = Table(
     Column("pushed_at", UTCDateTime, nullable=False, default=utcnow),
     UniqueConstraint("target_account", "target_folder", "message_pk"),
 )
+
+# People who may use the web archive (`syncer serve`, migration 0006). role: admin (all
+# accounts, audit trail, holds, users), auditor (all accounts and the audit trail) or reader
+# (only the accounts granted in user_accounts). password_hash is an argon2id PHC string
+# (NULL: the user signs in only through single sign-on).
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text),
+    _created(),
+    Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    CheckConstraint("role IN ('admin', 'auditor', 'reader')", name="role"),
+)
+
+# The accounts a reader may see, by account name (a grant may precede the account's first
+# sync, so this is not a key of accounts).
+user_accounts = Table(
+    "user_accounts",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("account", String(200), primary_key=True),
+)
+
+# Bearer tokens for the JSON API. Only the SHA-256 of a token is kept: a token is 256
+# random bits, so a fast hash is as safe as a slow one and costs nothing per request.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("token_sha256", SHA256, nullable=False, unique=True),
+    _created(),
+)
+
+# Failed sign-ins per name (existing or not, so a lockout says nothing about whether a
+# user exists); locked_until is set once failures reach the limit.
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("last_failure_at", UTCDateTime),
+    Column("locked_until", UTCDateTime),
+)

@@ -56,6 +56,7 @@ from syncer.archive.store_push import StorePush
 from syncer.archive.store_relay import StoreRelay
 from syncer.archive.store_retention import StoreRetention
 from syncer.archive.store_transfer import StoreTransfer
+from syncer.archive.store_users import StoreUsers
 from syncer.errors import ArchiveError
 from syncer.model import FlagState, FolderCursor, FolderStatus, RemoteMessage
 
@@ -116,6 +117,7 @@ class ArchiveStore(
     StoreRelay,
     StoreSearchIndex,
     StorePush,
+    StoreUsers,
 ):
     """The archive: messages, their folders and sync state, runs and leases.
 

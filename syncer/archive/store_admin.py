@@ -315,6 +315,17 @@ class StoreAdmin(StoreCore):
             },
         }
 
+    def folder_names(self) -> list[tuple[str, str]]:
+        """``(account, folder display name)`` of every folder, sorted: cheap (no counts), for
+        choosing a folder, where :meth:`status` would count every entry."""
+        with self._read("listing folders") as conn:
+            rows = conn.execute(
+                select(accounts.c.name, folders.c.display_name).join(
+                    accounts, accounts.c.id == folders.c.account_id
+                )
+            ).all()
+        return sorted((account, name) for account, name in rows)
+
     def count_entries(self, account: str | None = None) -> int:
         """How many entries (gone and superseded included) the archive holds."""
         query = select(func.count()).select_from(entries)

@@ -40,7 +40,8 @@ from syncer.archive.models import (
 )
 from syncer.archive.search.document import IndexRow
 from syncer.archive.search.document import clean as _clean
-from syncer.archive.store_base import StoreCore, chunks, iso
+from syncer.archive.store_base import StoreCore, chunks
+from syncer.archive.views import AddressView, AttachmentView, MessageDetail, PlacementView
 from syncer.errors import ArchiveError
 from syncer.mime.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thread_key_of
 
@@ -353,18 +354,16 @@ class StoreNormalize(StoreCore):
         return int(rows[0].id)
 
     def message_view(self, message_pk: int) -> dict[str, Any]:
-        """Everything the archive knows of one message, as a JSON-serialisable dict.
+        """Everything the archive knows of one message, as a JSON-serialisable dict
+        (:meth:`MessageDetail.to_dict <syncer.archive.views.MessageDetail.to_dict>`).
 
-        Keys: id, sha256, size, first_seen_at, parse (status, error, defects,
-        normalizer_version, normalized_at), headers (message_id, in_reply_to,
-        references, subject, date, date_raw, date_status, list_id,
-        auto_submitted, precedence), thread_key, addresses (by role: name,
-        address, display), attachments (index from 1, part_path, filename,
-        safe_filename, content_type, disposition, size, sha256, inline,
-        content_id), auth (spf, dkim, dmarc, dkim_verified,
-        authentication_results), security (signed, encrypted, scheme),
-        suspicious, risk_note, folders (account, folder, uidvalidity, uid,
-        flags, internaldate, gone), text_length, text_excerpt.
+        :raises ArchiveError: when there is no such message.
+        """
+        return self.message_detail(message_pk).to_dict()
+
+    def message_detail(self, message_pk: int) -> MessageDetail:
+        """Everything the archive knows of one message: headers, addresses (in role order),
+        attachments, verdicts, where it is, and the first characters of its text.
 
         :raises ArchiveError: when there is no such message.
         """
@@ -405,80 +404,82 @@ class StoreNormalize(StoreCore):
                 .where(entries.c.message_pk == message_pk)
                 .order_by(entries.c.id)
             ).all()
-        by_role: dict[str, list[dict[str, Any]]] = {}
-        for a in address_rows:
+        return MessageDetail(
+            id=row.id,
+            sha256=row.sha256,
+            size=row.size,
+            first_seen_at=row.first_seen_at,
+            parse_status=row.parse_status,
+            parse_error=row.parse_error,
+            parse_defects=tuple((row.parse_defects or "").split()),
+            normalizer_version=row.normalizer_version,
+            normalized_at=row.normalized_at,
+            message_id=row.message_id_header,
+            in_reply_to=row.in_reply_to,
+            references=tuple((row.references_header or "").split()),
+            subject=row.subject,
+            date=row.date,
+            date_raw=row.date_raw,
+            date_status=row.date_status,
+            list_id=row.list_id,
+            auto_submitted=row.auto_submitted,
+            precedence=row.precedence,
+            thread_key=row.thread_key,
+            addresses=_address_views(address_rows),
+            attachments=tuple(
+                AttachmentView(
+                    index,
+                    a.part_path,
+                    a.filename,
+                    a.safe_filename,
+                    a.content_type,
+                    a.disposition,
+                    a.size,
+                    a.sha256,
+                    a.inline,
+                    a.content_id,
+                )
+                for index, a in enumerate(attachment_rows, 1)
+            ),
+            spf=row.spf,
+            dkim=row.dkim,
+            dmarc=row.dmarc,
+            dkim_verified=row.dkim_verified,
+            authentication_results=row.auth_results,
+            signed=row.signed,
+            encrypted=row.encrypted,
+            security=row.security,
+            suspicious=row.suspicious,
+            risk_note=row.risk_note,
+            placements=tuple(
+                PlacementView(
+                    e.account,
+                    e.display_name or e.folder,
+                    e.uidvalidity,
+                    e.uid,
+                    tuple(e.flags.split()),
+                    e.internaldate,
+                    e.gone_at is not None or e.superseded_at is not None,
+                )
+                for e in entry_rows
+            ),
+            text_length=int(text_row[0]) if text_row is not None else 0,
+            text_excerpt=text_row[1] if text_row is not None else "",
+        )
+
+
+def _address_views(rows: Sequence[Any]) -> tuple[AddressView, ...]:
+    """Addresses in :data:`ROLES` order (as stored within a role), the domain as people read it."""
+    views: list[AddressView] = []
+    for role in ROLES:
+        for a in rows:
+            if a.role != role:
+                continue
             display = a.address
             if a.address and a.domain and "@" in a.address:
                 display = f"{a.address.rsplit('@', 1)[0]}@{a.domain}"
-            by_role.setdefault(a.role, []).append(
-                {"name": a.display_name, "address": a.address, "display": display}
-            )
-        return {
-            "id": row.id,
-            "sha256": row.sha256,
-            "size": row.size,
-            "first_seen_at": iso(row.first_seen_at),
-            "parse": {
-                "status": row.parse_status,
-                "error": row.parse_error,
-                "defects": (row.parse_defects or "").split(),
-                "normalizer_version": row.normalizer_version,
-                "normalized_at": iso(row.normalized_at),
-            },
-            "headers": {
-                "message_id": row.message_id_header,
-                "in_reply_to": row.in_reply_to,
-                "references": (row.references_header or "").split(),
-                "subject": row.subject,
-                "date": iso(row.date),
-                "date_raw": row.date_raw,
-                "date_status": row.date_status,
-                "list_id": row.list_id,
-                "auto_submitted": row.auto_submitted,
-                "precedence": row.precedence,
-            },
-            "thread_key": row.thread_key,
-            "addresses": {role: by_role[role] for role in ROLES if role in by_role},
-            "attachments": [
-                {
-                    "index": index,
-                    "part_path": a.part_path,
-                    "filename": a.filename,
-                    "safe_filename": a.safe_filename,
-                    "content_type": a.content_type,
-                    "disposition": a.disposition,
-                    "size": a.size,
-                    "sha256": a.sha256,
-                    "inline": a.inline,
-                    "content_id": a.content_id,
-                }
-                for index, a in enumerate(attachment_rows, 1)
-            ],
-            "auth": {
-                "spf": row.spf,
-                "dkim": row.dkim,
-                "dmarc": row.dmarc,
-                "dkim_verified": row.dkim_verified,
-                "authentication_results": row.auth_results,
-            },
-            "security": {"signed": row.signed, "encrypted": row.encrypted, "scheme": row.security},
-            "suspicious": row.suspicious,
-            "risk_note": row.risk_note,
-            "folders": [
-                {
-                    "account": e.account,
-                    "folder": e.display_name or e.folder,
-                    "uidvalidity": e.uidvalidity,
-                    "uid": e.uid,
-                    "flags": e.flags.split(),
-                    "internaldate": iso(e.internaldate),
-                    "gone": e.gone_at is not None or e.superseded_at is not None,
-                }
-                for e in entry_rows
-            ],
-            "text_length": int(text_row[0]) if text_row is not None else 0,
-            "text_excerpt": text_row[1] if text_row is not None else "",
-        }
+            views.append(AddressView(role, a.display_name, a.address, display))
+    return tuple(views)
 
 
 #: The messages columns save_normalized writes (each bound as ``b_<name>``).

@@ -173,10 +173,11 @@ class StoreRetention(StoreCore):
         with self._read("verifying the audit trail") as conn:
             return audit.verify_chain(conn, anchor)
 
-    def audit_events(self) -> list[dict[str, Any]]:
-        """Every audit event in order, as JSON-serialisable dicts."""
+    def audit_events(self, *, newest: int | None = None) -> list[dict[str, Any]]:
+        """Every audit event in order, or the ``newest`` ones newest first, as
+        JSON-serialisable dicts."""
         with self._read("reading the audit trail") as conn:
-            return list(audit.read_events(conn))
+            return list(audit.read_events(conn, newest=newest))
 
     def swap_job_data(
         self,

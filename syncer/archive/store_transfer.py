@@ -91,6 +91,7 @@ class StoreTransfer(StoreCore):
             after_pk: int | None = None,
             batch_size: int = 1000,
             now: datetime | None = None,
+            accounts: Sequence[str] | None = None,
         ) -> Iterator[list[int]]: ...
         def load_raw(self, items: Sequence[Pending]) -> list[bytes]: ...
         def archive_batch(

@@ -87,6 +87,8 @@ _FEATURE_COMMANDS = {
     "forward": "syncer.cli.relay:forward_group",
     "outbox": "syncer.cli.relay:outbox_group",
     "completion": "syncer.cli.completion:completion",
+    "user": "syncer.cli.users:user_group",
+    "serve": "syncer.cli.web:serve_command",
 }
 
 

@@ -38,6 +38,7 @@ from syncer.config.base import (
 from syncer.config.oauth import OAuth2Config, anchor_token_file
 from syncer.config.relay import Digests, Forwards, OutboxConfig
 from syncer.config.retention import RetentionPolicies, RetentionSettings
+from syncer.config.web import WebConfig
 from syncer.errors import ConfigError
 
 POP3Auth = Literal["password", "apop", "sasl-plain"]
@@ -377,6 +378,7 @@ class Config(Strict):
     digests: Digests = Field(default_factory=list)
     forwards: Forwards = Field(default_factory=list)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
     path: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

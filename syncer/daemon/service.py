@@ -7,7 +7,8 @@ Lifecycle of ``syncer run``:
 
 - Start: build every job of :data:`syncer.daemon.kinds.JOB_KINDS` from the
   configuration (a schedule APScheduler cannot read exits 2), start the
-  ``[metrics]`` endpoint if configured, install the signal handlers and run the
+  ``[metrics]`` endpoint if configured and the web archive if ``[web] enabled``
+  (:mod:`syncer.web.server`), install the signal handlers and run the
   scheduler in the main thread. Jobs run in a thread pool of ``[scheduler]
   threads`` with ``coalesce=True, max_instances=1`` and the configured
   ``misfire_grace_time``. Interval jobs are first due one interval after their
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from syncer.config.schema import Config
     from syncer.daemon.push import PushSupervisor
     from syncer.model import RunSummary
+    from syncer.web.server import WebThread
 
 log = structlog.get_logger(__name__)
 
@@ -121,6 +123,7 @@ class Daemon:
         self._reload_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._push: PushSupervisor | None = None
+        self._web: WebThread | None = None
         self._old_handlers: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ the daemon
@@ -148,6 +151,7 @@ class Daemon:
         self._install_signals(reload=True)
         try:
             self._start_metrics()
+            self._start_web()
             log.info(
                 "daemon.started",
                 worker=self.runtime.holder,
@@ -211,7 +215,7 @@ class Daemon:
                 return False
             later = [
                 key
-                for key in ("archive", "metrics", "logging")
+                for key in ("archive", "metrics", "logging", "web")
                 if getattr(old, key) != getattr(new, key)
             ]
             if old.scheduler.threads != new.scheduler.threads:
@@ -346,6 +350,7 @@ class Daemon:
                 self._abandon()
         self._finished.set()
         self._stop_metrics()
+        self._stop_web()
         log.info("daemon.stopped", worker=self.runtime.holder)
         return 0
 
@@ -370,6 +375,7 @@ class Daemon:
         releaser.start()
         releaser.join(_RELEASE_TIMEOUT)
         self._stop_metrics()
+        self._stop_web()
         log.info("daemon.stopped", worker=self.runtime.holder)
         logging.shutdown()
         sys.stdout.flush()
@@ -402,6 +408,21 @@ class Daemon:
                 f"{self.runtime.config.metrics.listen} ({exc.strerror or exc})."
             ) from None
         log.info("metrics.listening", address=self.runtime.config.metrics.listen)
+
+    def _start_web(self) -> None:
+        """``[web] enabled``: serve the web archive from this process too."""
+        config = self.runtime.config
+        if not config.web.enabled:
+            return
+        from syncer.web.server import WebThread
+
+        self._web = WebThread(config, self.runtime.store)
+        self._web.start()
+
+    def _stop_web(self) -> None:
+        web, self._web = self._web, None
+        if web is not None:
+            web.stop()
 
     def _healthy(self) -> tuple[bool, str]:
         """(healthy, the reason): stopping, a push connection down for longer than its

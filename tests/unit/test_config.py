@@ -41,6 +41,7 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         SchedulerConfig,
         SMTPConfig,
     )
+    from syncer.config.web import WebConfig
 
     for model in (
         AccountConfig,
@@ -54,6 +55,7 @@ def test_the_example_file_loads_and_documents_every_key() -> None:
         ForwardConfig,
         OutboxConfig,
         OAuth2Config,
+        WebConfig,
     ):
         for key, field in model.model_fields.items():
             key = field.alias or key  # e.g. `from`
@@ -161,3 +163,20 @@ def test_failing_password_command_is_a_config_error() -> None:
     cfg = parse_config({"accounts": [acc]})
     with pytest.raises(ConfigError, match="exited with status 1"):
         resolve_secret(cfg.accounts[0], owner="a")
+
+
+def test_the_web_section_is_checked() -> None:
+    from syncer.config.schema import parse_config
+    from syncer.errors import ConfigError
+
+    config = parse_config({"web": {"enabled": True, "listen": "[::1]:8443"}})
+    assert config.web.enabled and config.web.address == ("::1", 8443)
+    for bad, says in (
+        ({"listen": "8080"}, "host:port"),
+        ({"cert": "/c.pem"}, "cert and key go together"),
+        ({"sso_header": "X-Remote-User"}, "needs trusted_proxies"),
+        ({"session_secret_env": "A", "session_secret_file": "/f"}, "two session secret sources"),
+        ({"session_secret": "inline"}, "unknown key"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            parse_config({"web": bad})

@@ -22,8 +22,9 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, and_, exists, false, func, select
 
+from syncer.archive.models import accounts as accounts_table
 from syncer.archive.models import entries, folders, message_texts, messages
 from syncer.archive.store_base import StoreCore
 from syncer.errors import UsageError
@@ -41,12 +42,12 @@ SORTS = ("-date", "date", "size", "-size", "relevance")
 class StoreSearch(StoreCore):
     """Query-language selection over the archive (see the module docstring)."""
 
-    def _where(self, query: str) -> ColumnElement[bool]:
+    def _where(self, query: str, accounts: Sequence[str] | None = None) -> ColumnElement[bool]:
         """:raises QuerySyntaxError: for a malformed query."""
         from syncer.archive.search.compile import compile_query
         from syncer.query import parse
 
-        return compile_query(parse(query), self._caps.dialect)
+        return _within(compile_query(parse(query), self._caps.dialect), accounts)
 
     def select_message_ids(
         self,
@@ -55,6 +56,7 @@ class StoreSearch(StoreCore):
         after_pk: int | None = None,
         batch_size: int = 1000,
         now: datetime | None = None,
+        accounts: Sequence[str] | None = None,
     ) -> Iterator[list[int]]:
         """The ids of the messages matching ``query``, ascending, ``batch_size`` at a time.
 
@@ -62,13 +64,15 @@ class StoreSearch(StoreCore):
         :param after_pk: only ids above it (messages archived since that one).
         :param now: the clock for relative terms; the language has none yet, so
             it is accepted and ignored (callers pass it so they need not change).
+        :param accounts: only messages in (or once in) a folder of these accounts
+            (see :func:`_within`); None: every message.
         :raises QuerySyntaxError: for a malformed query (before the first batch).
         :raises ArchiveError: when the database fails.
         """
         del now
         if batch_size < 1:
             raise UsageError(f"batch_size must be at least 1, not {batch_size}.")
-        where = self._where(query)
+        where = self._where(query, accounts)
         return self._batches(where, after_pk, batch_size)
 
     def _batches(
@@ -87,25 +91,41 @@ class StoreSearch(StoreCore):
                 return
             last = batch[-1]
 
-    def count_messages(self, query: str) -> int:
+    def count_messages(
+        self, query: str, *, at_most: int | None = None, accounts: Sequence[str] | None = None
+    ) -> int:
         """How many messages match ``query``.
 
+        :param at_most: stop counting past this many (the answer is then
+            ``at_most + 1``): a page showing "more than 10,000" need not read
+            every match of a broad query.
+        :param accounts: as for :meth:`select_message_ids`.
         :raises QuerySyntaxError: for a malformed query.
         """
-        where = self._where(query)
+        where = self._where(query, accounts)
+        if at_most is None:
+            statement = select(func.count()).select_from(messages).where(where)
+        else:
+            matches = select(messages.c.id).where(where).limit(at_most + 1).subquery()
+            statement = select(func.count()).select_from(matches)
         with self._read("counting messages by query") as conn:
-            return int(
-                conn.execute(select(func.count()).select_from(messages).where(where)).scalar_one()
-            )
+            return int(conn.execute(statement).scalar_one())
 
     def search(
-        self, query: str, *, limit: int = 50, offset: int = 0, sort: str = "-date"
+        self,
+        query: str,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        sort: str = "-date",
+        accounts: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """The messages matching ``query``, one hit each, sorted and paged.
 
         :param sort: one of :data:`SORTS`. ``date`` is the Date header (messages
             without one come last either way), ``relevance`` ranks by the free
             text and ``subject:``/``body:`` terms (newest first without any).
+        :param accounts: as for :meth:`select_message_ids`.
         :raises QuerySyntaxError: for a malformed query.
         :raises UsageError: for an unknown sort or a negative limit or offset.
         """
@@ -118,7 +138,7 @@ class StoreSearch(StoreCore):
         from syncer.query import parse
 
         parsed = parse(query)
-        where = compile_query(parsed, self._caps.dialect, probe=sort == "-date")
+        where = _within(compile_query(parsed, self._caps.dialect, probe=sort == "-date"), accounts)
         texts = positive_texts(parsed)
         statement = (
             select(
@@ -168,6 +188,32 @@ class StoreSearch(StoreCore):
         if sort == "-size":
             return [messages.c.size.desc(), messages.c.id.desc()]
         return newest
+
+
+def _within(where: ColumnElement[bool], accounts: Sequence[str] | None) -> ColumnElement[bool]:
+    """``where`` limited to messages with an entry (live or gone) in a folder of ``accounts``.
+
+    Why not the query language's ``account:`` terms: those are ``IN`` lists that
+    SQLite materializes whole (every entry of the account) before the first hit;
+    this is a correlated ``EXISTS`` on ``entries.message_pk``, probed only for
+    the candidates the rest of the query yields (the web archive confines a
+    reader with it on every search).
+    """
+    if accounts is None:
+        return where
+    if not accounts:
+        return false()
+    chosen = select(folders.c.id).where(
+        folders.c.account_id.in_(
+            select(accounts_table.c.id).where(accounts_table.c.name.in_(accounts))
+        )
+    )
+    held = exists(
+        select(entries.c.id).where(
+            entries.c.message_pk == messages.c.id, entries.c.folder_id.in_(chosen)
+        )
+    )
+    return and_(where, held)
 
 
 def _folders_of(conn: Connection, pks: Sequence[int]) -> dict[int, tuple[str, ...]]:
