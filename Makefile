@@ -59,10 +59,12 @@ typecheck: $(STAMP)
 
 # The fast loop while changing code: no servers, no slow property runs, under a minute.
 check: $(STAMP) lint typecheck
-	$(VENV)/bin/pytest -q -m "not integration and not slow" tests/unit
+	$(VENV)/bin/pytest -q -n auto -m "not integration and not slow" tests/unit
 
+# Independent tests run on every core (pytest-xdist); each worker starts its own servers
+# once (session fixtures), on free loopback ports.
 test: deps $(STAMP) lint typecheck
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n auto $(PYTEST_ARGS)
 
 demo: deps $(STAMP)
 	$(PY) -m tests.demo

@@ -377,18 +377,19 @@ class TestSeeding:
         assert dovecot.flags(name, "INBOX")[first] == {"$old"}
 
     @pytest.mark.slow
-    def test_ten_thousand_messages_seed_in_seconds(
+    def test_ten_thousand_messages_seed_in_one_call(
         self, dovecot: DovecotServer, dovecot_user: MailUser
     ) -> None:
-        started = time.perf_counter()
+        # How long it takes is the benchmarks' business (no timings in the suite); this
+        # checks that one seed call delivers every message with its flags.
         dovecot.seed(
             dovecot_user.name,
             (("INBOX", _message(n), ("\\Seen",) if n % 2 else (), None) for n in range(10_000)),
         )
-        elapsed = time.perf_counter() - started
-        assert len(dovecot.uids(dovecot_user.name, "INBOX")) == 10_000
-        limit = float(os.environ.get("SYNCER_SEED_LIMIT", "15"))
-        assert elapsed < limit, f"seeding 10,000 messages took {elapsed:.1f} s"
+        uids = dovecot.uids(dovecot_user.name, "INBOX")
+        assert len(uids) == 10_000
+        seen = dovecot.flags(dovecot_user.name, "INBOX")
+        assert sum("\\Seen" in flags for flags in seen.values()) == 5_000
 
 
 @pytest.mark.integration
