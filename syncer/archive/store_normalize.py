@@ -253,7 +253,8 @@ class StoreNormalize(StoreCore):
             else:
                 index_messages(conn, pks)
 
-    def _join_threads(
+    # Allowed (C901): the threading rules (References, In-Reply-To, subject) read best together.
+    def _join_threads(  # noqa: C901
         self, conn: Connection, ordered: Sequence[tuple[int, NormalizedMessage]]
     ) -> None:
         refs = {

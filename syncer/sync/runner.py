@@ -90,7 +90,8 @@ def job_lease(
     )
 
 
-def sync_account(
+# Allowed (PLR0913): sync_account's hooks (connectors, lease, stop) for the daemon and the tests.
+def sync_account(  # noqa: PLR0913
     account: AccountConfig,
     store: ArchiveStore,
     *,

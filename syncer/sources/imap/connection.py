@@ -179,7 +179,8 @@ class _Client(IMAPClient):  # type: ignore[misc]  # imapclient has no type hints
         return _PlainIMAP4(self.host, self.port, timeout)
 
 
-def open_client(
+# Allowed (PLR0913): imaplib/imapclient's connection parameters and the exchange's keyword options.
+def open_client(  # noqa: PLR0913
     host: str,
     port: int,
     security: str,
@@ -278,7 +279,8 @@ def read_capabilities(client: Any) -> frozenset[str]:
     return frozenset(w.decode("ascii", "replace") for w in words)
 
 
-def run_commands(
+# Allowed (PLR0913): imaplib/imapclient's connection parameters and the exchange's keyword options.
+def run_commands(  # noqa: PLR0913
     imap: Any,
     commands: Sequence[Sequence[Arg]],
     on_untagged: Callable[[Response, int], None] | None,

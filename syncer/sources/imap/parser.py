@@ -331,7 +331,8 @@ class FetchItem:
                 self.sections[key] = body
 
 
-def parse_fetch(response: Response) -> FetchItem:
+# Allowed (C901): one branch per FETCH data item (RFC 3501 7.4.2), flat on the hot path.
+def parse_fetch(response: Response) -> FetchItem:  # noqa: C901
     """Parse ``* n FETCH (att value ...)``; items may come in any order.
 
     :raises ResponseError: when the response is malformed.

@@ -324,7 +324,8 @@ class IMAPSource:
 
     # -- select -----------------------------------------------------------------------------
 
-    def select(self, folder: str, *, qresync: tuple[int, int] | None = None) -> SelectedFolder:
+    # Allowed (C901): EXAMINE with QRESYNC, CONDSTORE or neither, and each part of the answer.
+    def select(self, folder: str, *, qresync: tuple[int, int] | None = None) -> SelectedFolder:  # noqa: C901
         """EXAMINE ``folder`` (read-only), with QRESYNC or CONDSTORE where offered.
 
         :param qresync: ``(uidvalidity, modseq)`` from the archive; with QRESYNC the

@@ -172,7 +172,8 @@ class IMAPWatcher:
     :param idle_refresh: seconds between re-issued IDLE commands.
     """
 
-    def __init__(
+    # Allowed (PLR0913): connection parameters as in IMAPSettings; built by syncer.connect only.
+    def __init__(  # noqa: PLR0913
         self,
         host: str,
         port: int,
