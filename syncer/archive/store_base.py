@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -60,6 +61,11 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 class StoreCore:
     """Engine, blob store, thread pool, transactions and id caches of an archive store."""
+
+    #: Seconds a query from a person (search, count, selection) may run before the
+    #: database stops it: a pathological query fails with a clear error instead of
+    #: holding the database (and a web worker) for minutes.
+    query_timeout: float = 30.0
 
     def __init__(
         self, engine: Engine, blob_store: BlobStore, *, threads: int | None = None
@@ -126,6 +132,37 @@ class StoreCore:
         """A read-only transaction; a consistent snapshot on both databases."""
         with map_errors(what), self._engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _query(self, what: str) -> Iterator[Connection]:
+        """:meth:`_read` for a query people wrote, stopped after :attr:`query_timeout`:
+        ``statement_timeout`` on PostgreSQL, a progress handler that interrupts on SQLite.
+
+        :raises ArchiveError: saying the query ran too long (and what to do).
+        """
+        limit = self.query_timeout
+        with self._read(what) as conn:
+            if self._caps.dialect == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(limit * 1000))}")
+                stop = None
+            else:
+                stop = conn.connection.driver_connection
+                assert stop is not None  # a live connection inside the transaction
+                deadline = time.monotonic() + limit
+                stop.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+            try:
+                yield conn
+            except SQLAlchemyError as exc:
+                text = str(getattr(exc, "orig", exc)).lower()
+                if "interrupted" in text or "statement timeout" in text:
+                    raise ArchiveError(
+                        f"The query ran longer than {limit:g} s and was stopped ({what}).",
+                        hint="Narrow it (a folder:, from: or date term) and try again.",
+                    ) from exc
+                raise
+            finally:
+                if stop is not None:
+                    stop.set_progress_handler(None, 0)
 
     # ------------------------------------------------------------------ ids
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from syncer.archive.models import messages
 from syncer.archive.store import ArchiveStore
+from syncer.errors import ArchiveError
 from syncer.model import FolderStatus, RemoteMessage
 from syncer.query import QuerySyntaxError
 from syncer.sync.normalize import normalize_pending
@@ -498,3 +499,21 @@ def test_snippets_mark_the_matched_words(archive: Archive) -> None:
 def test_relevance_ranks_by_the_text_terms(archive: Archive) -> None:
     hits = archive.store.search("invoice OR quarterly", sort="relevance")
     assert {hit.id for hit in hits} == {archive.pks["invoice"], archive.pks["meeting"]}
+
+
+def test_a_query_past_the_timeout_is_stopped_with_a_clear_error(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 16 (Low): every search has a timeout. With none left, SQLite's progress
+    # handler interrupts the query; the error says what happened and what to do, and
+    # the next query runs normally. (PostgreSQL gets `SET LOCAL statement_timeout` on
+    # the same path, but its smallest timeout, 1 ms, outlasts any query on this corpus.)
+    if archive.store.engine.dialect.name == "postgresql":
+        pytest.skip("no query on this small corpus outlasts PostgreSQL's 1 ms minimum")
+    heavy = " OR ".join(f"body:w{n}x" for n in range(200))
+    monkeypatch.setattr(archive.store, "query_timeout", 0.0)
+    with pytest.raises(ArchiveError, match=r"ran longer than .* and was stopped") as caught:
+        archive.store.search(heavy, limit=1000)
+    assert caught.value.hint and "Narrow it" in caught.value.hint
+    monkeypatch.undo()
+    assert archive.ids("subject:nothing-like-this") == []

@@ -83,7 +83,7 @@ class StoreSearch(StoreCore):
             statement = select(messages.c.id).where(where).order_by(messages.c.id).limit(batch_size)
             if last is not None:
                 statement = statement.where(messages.c.id > last)
-            with self._read("selecting messages by query") as conn:
+            with self._query("selecting messages by query") as conn:
                 batch = [int(pk) for pk in conn.execute(statement).scalars()]
             if batch:
                 yield batch
@@ -108,7 +108,7 @@ class StoreSearch(StoreCore):
         else:
             matches = select(messages.c.id).where(where).limit(at_most + 1).subquery()
             statement = select(func.count()).select_from(matches)
-        with self._read("counting messages by query") as conn:
+        with self._query("counting messages by query") as conn:
             return int(conn.execute(statement).scalar_one())
 
     def search(
@@ -154,7 +154,7 @@ class StoreSearch(StoreCore):
             .limit(limit)
             .offset(offset)
         )
-        with self._read("searching the archive") as conn:
+        with self._query("searching the archive") as conn:
             rows = conn.execute(statement).all()
             pks = [int(row.id) for row in rows]
             where_found = _folders_of(conn, pks)
