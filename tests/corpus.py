@@ -34,7 +34,7 @@ import random
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.header import Header
@@ -828,8 +828,8 @@ class _Builder:
             lang = parent.lang
             contact = parent.contact
             base = parent.subject
-            prefix = "AW: " if lang == "de" and rng.random() < 0.5 else "Re: "
-            subject = base if base.startswith(("Re: ", "AW: ")) else prefix + base
+            reply_prefix = "AW: " if lang == "de" and rng.random() < 0.5 else "Re: "
+            subject = base if base.startswith(("Re: ", "AW: ")) else reply_prefix + base
         else:
             lang = self._lang()
             contact = rng.choice(self.pools.contacts[lang])
@@ -1044,7 +1044,7 @@ def generate(
     seed: int = 1,
     folders: FolderProfile = "standard",
     size_profile: SizeProfile = "realistic",
-) -> Iterator[CorpusMessage]:
+) -> Generator[CorpusMessage, None, None]:
     """Yield *count* messages, the same bytes for the same arguments on every run.
 
     :param folders: ``"standard"`` (INBOX, Archive/2024, Sent, Überweisungen) or

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import Pool, QueuePool
 
 from syncer.archive.store import ArchiveStore
 from tests.servers.postgres import PostgresServer, PostgresUnavailable
@@ -110,6 +110,8 @@ def archive_store(archive_url: str) -> Iterator[ArchiveStore]:
     store = ArchiveStore.open(archive_url, migrate=True)
     try:
         yield store
-        assert store.engine.pool.checkedout() == 0, "a Connection of the store was not closed"
+        pool = store.engine.pool
+        assert isinstance(pool, QueuePool)  # SQLite files and PostgreSQL alike
+        assert pool.checkedout() == 0, "a Connection of the store was not closed"
     finally:
         store.close()

@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     backends = set(args.backends.split(","))
     corpus_args = {"count": args.messages, "size_profile": args.size_profile}
-    corpus = [m.raw for m in generate(**corpus_args)]  # type: ignore[arg-type]
+    corpus = [m.raw for m in generate(**corpus_args)]
     print(
         f"corpus: tests.corpus.generate({args.messages}, size_profile={args.size_profile!r}), "
         f"{sum(map(len, corpus)) / MB:.1f} MB; {len(QUERIES)} queries x {args.repeat}"

@@ -147,7 +147,8 @@ def bench_backend(name: str, url: str, corpus: Sequence[bytes], args: argparse.N
             http = _signed_in(timed, user)
 
             def search(q: str, http: TestClient = http) -> int:
-                return http.get("/search", params={"q": q}).status_code
+                status: int = http.get("/search", params={"q": q}).status_code
+                return status
 
             _report(
                 f"{name}: search page ({user})", _measure(timed, search, queries, args.repeat), 150
@@ -156,7 +157,8 @@ def bench_backend(name: str, url: str, corpus: Sequence[bytes], args: argparse.N
         http = _signed_in(timed, "admin")
 
         def message(pk: str) -> int:
-            return http.get(f"/messages/{pk}").status_code
+            status: int = http.get(f"/messages/{pk}").status_code
+            return status
 
         _report(f"{name}: message page (admin)", _measure(timed, message, ids, 1), 100)
     finally:

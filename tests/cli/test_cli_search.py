@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 
+import click
 import pytest
 
 from syncer.archive.search.store import SORTS
 from syncer.archive.store import ArchiveStore
-from syncer.cli.search import _SORTS
+from syncer.cli.search import search as search_command
 from syncer.model import RemoteMessage
 from tests.cli.conftest import Syncer
 from tests.mail_samples import mail
@@ -85,7 +86,9 @@ def test_count_limit_offset_and_sort(search_cli: Syncer) -> None:
 
 
 def test_the_cli_offers_every_sort_the_store_knows() -> None:
-    assert _SORTS == SORTS
+    (sort,) = [p for p in search_command.params if p.name == "sort"]
+    assert isinstance(sort.type, click.Choice)
+    assert tuple(sort.type.choices) == SORTS
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 
@@ -71,8 +71,13 @@ def write_config(
     return path
 
 
-def wait_until(what: str, check: Callable[[], T], timeout: float, every: float = 0.1) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+def wait_until(
+    what: str, check: Callable[[], T | Literal[False] | None], timeout: float, every: float = 0.1
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what``.
+
+    ``check`` may answer ``None`` or ``False`` for "not yet"; neither is ever returned.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = check()

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from syncer.archive.ingest import header_end
-from syncer.archive.store import ArchiveStore
+from syncer.archive.store import ArchiveStore, Link
 from syncer.errors import ArchiveError
-from syncer.model import FlagState, FolderCursor, FolderStatus, RemoteMessage
+from syncer.model import FlagState, FolderCursor, FolderStatus, RemoteMessage, header_end
 
 ACCOUNT = "work"
 WHEN = datetime(2024, 5, 17, 9, 30, tzinfo=UTC)
@@ -227,7 +226,7 @@ def test_uidvalidity_reset_closes_old_entries_and_relinks_bodies(store: ArchiveS
     assert store.close_uidvalidity(ACCOUNT, "INBOX", 100) == 0
     assert store.live_uids(ACCOUNT, "INBOX", 100) == set()
 
-    links = [
+    links: list[Link] = [
         (uid + 10, hashlib.sha256(raw).hexdigest(), ("\\Seen", "\\Answered"), WHEN, 5, f"E{uid}")
         for uid, raw in raws.items()
     ]

@@ -252,9 +252,8 @@ def test_an_access_token_about_to_expire_is_refreshed_before_signing_in(
 
 
 def write_config(tmp_path: Path, *tables: dict[str, Any]) -> Path:
-    data = {"archive": {"url": "sqlite:///archive.db"}, "accounts": list(tables)}
     lines = ['[archive]\nurl = "sqlite:///archive.db"\n']
-    for table in data["accounts"]:
+    for table in tables:
         oauth2 = table["oauth2"]
         lines.append("[[accounts]]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in table.items() if k != "oauth2"]
@@ -420,7 +419,7 @@ def test_no_token_code_or_client_secret_appears_in_any_log_line(
     for account, connect in ((imap, open_source), (pop, open_maildrop)):
         tokens = sign_in(account, auth, user)
         auth.expire(tokens.access_token)  # refused once, refreshed, signed in
-        connect(account).close()  # type: ignore[operator]
+        connect(account).close()
     smtp = smtp_relay_config(tmp_path, smtp_oauth, auth, "me@example.com")
     auth.expire(smtp_sign_in(smtp, auth, "me@example.com").access_token)
     send_one(smtp)

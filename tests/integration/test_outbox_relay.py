@@ -251,8 +251,13 @@ def test_a_crash_after_the_server_took_the_message_duplicates_it_once_with_one_m
 def test_a_sent_messages_body_goes_after_keep_sent_and_it_is_never_queued_again(
     archive_store: ArchiveStore, smtp_server: SMTPTestServer
 ) -> None:
-    rule = {"name": "all", "query": "", "smtp": "out", "from": "syncer@example.com"}
-    rule["to"] = ["me@new.example.net"]
+    rule = {
+        "name": "all",
+        "query": "",
+        "smtp": "out",
+        "from": "syncer@example.com",
+        "to": ["me@new.example.net"],
+    }
     config = relay_config(smtp_server, forwards=[rule], outbox={**OUTBOX, "keep_sent": "30d"})
     archive_mail(archive_store, [make_mail("invoice 8")])
     apply_forwards(archive_store, select_rules(config), backfill=True)

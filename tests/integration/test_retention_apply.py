@@ -8,7 +8,7 @@ files), the audit trail, and ``verify``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,9 +25,11 @@ from syncer.archive.models import (
     pop3_seen,
 )
 from syncer.archive.store import ArchiveStore
+from syncer.archive.store_retention import ServerCopy
 from syncer.config.retention import RetentionPolicy
 from syncer.errors import UsageError
 from syncer.model import RemoteMessage
+from syncer.retention.expunge import ExpungeOutcome
 from syncer.retention.policy import RetentionRefused, apply_plan, build_plan
 from syncer.sync.normalize import normalize_pending
 
@@ -254,9 +256,15 @@ def test_a_run_deleting_too_large_a_share_stops_and_asks_for_force(
 class _NoServers:
     """Expunger for tests whose archive has no reachable server: expunges nothing."""
 
-    def expunge(self, store: object, copies: object, **_: object) -> object:
-        from syncer.retention.expunge import ExpungeOutcome
-
+    def expunge(
+        self,
+        store: ArchiveStore,
+        copies: Sequence[ServerCopy],
+        *,
+        owner: dict[int, str],
+        actor: str | None,
+        run_id: str,
+    ) -> ExpungeOutcome:
         return ExpungeOutcome()
 
 

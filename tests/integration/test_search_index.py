@@ -13,6 +13,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import cast
 
 import pytest
 from sqlalchemy import Connection, select, text
@@ -317,7 +318,7 @@ def test_remove_messages_leaves_nothing_behind(archive_store: ArchiveStore) -> N
         ).all()
         assert left == []
         assert (
-            all(row[0] // 256 != ids["pdf"] for row in _index_rows(conn))
+            all(cast(int, row[0]) // 256 != ids["pdf"] for row in _index_rows(conn))
             if (conn.dialect.name == "sqlite")
             else all(row[0] != ids["pdf"] for row in _index_rows(conn))
         )

@@ -182,12 +182,13 @@ def test_every_smtplib_error_is_mapped_to_a_relay_error() -> None:
         smtplib.SMTPRecipientsRefused: smtplib.SMTPRecipientsRefused({"a@x": (550, b"no")}),
         smtplib.SMTPSenderRefused: smtplib.SMTPSenderRefused(451, b"later", "s@x"),
     }
-    classes = [
+    classes: list[type[BaseException]] = [
         cls
         for _name, cls in inspect.getmembers(smtplib, inspect.isclass)
         if issubclass(cls, smtplib.SMTPException)
     ]
-    for cls in [*classes, ssl.SSLError, ssl.SSLCertVerificationError, TimeoutError, OSError]:
+    classes += [ssl.SSLError, ssl.SSLCertVerificationError, TimeoutError, OSError]
+    for cls in classes:
         if cls in samples:
             exc = samples[cls]
         elif issubclass(cls, smtplib.SMTPResponseException):

@@ -15,6 +15,7 @@ from syncer.archive.store import ArchiveStore
 from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
 from syncer.sync.folders import SyncOptions, sync_folders
+from tests.fixtures_servers import AnyServer
 from tests.servers.dovecot import DovecotServer, MailUser
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,7 @@ def _message(n: int, extra: bytes = b"") -> bytes:
 class World:
     """One test user on one Dovecot, one archive, and a way to sync between them."""
 
-    def __init__(self, server: DovecotServer, user: MailUser, store: ArchiveStore) -> None:
+    def __init__(self, server: AnyServer, user: MailUser, store: ArchiveStore) -> None:
         self.server, self.user, self.store = server, user, store
         store.ensure_account(ACCOUNT, "imap")
 
@@ -76,7 +77,7 @@ class World:
         spy = Spy(source)
         try:
             opts = SyncOptions(batch_messages=7, batch_bytes=256 * 1024, **options)
-            summaries = sync_folders(spy, self.store, ACCOUNT, opts)  # type: ignore[arg-type]
+            summaries = sync_folders(spy, self.store, ACCOUNT, opts)
         finally:
             source.close()
         return spy, summaries
@@ -179,6 +180,7 @@ def test_uidvalidity_reset_fetches_no_body_twice(world: World) -> None:
     world.sync()
     old_validity = world.server.uidvalidity(user, "INBOX")
 
+    assert isinstance(world.server, DovecotServer)  # renumbering is Dovecot's
     world.server.reset_uidvalidity(user, "INBOX", renumber=True)
     world.server.append(user, "INBOX", _message(99))
     assert world.server.uidvalidity(user, "INBOX") != old_validity

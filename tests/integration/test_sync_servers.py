@@ -35,7 +35,7 @@ def store(tmp_path: Path) -> Iterator[ArchiveStore]:
 
 @pytest.fixture
 def world(any_server: AnyServer, any_user: MailUser, store: ArchiveStore) -> World:
-    return World(any_server, any_user, store)  # type: ignore[arg-type]
+    return World(any_server, any_user, store)
 
 
 def _by_folder(world: World, summaries: list[Any]) -> dict[str, Any]:
@@ -92,6 +92,7 @@ def test_changes_by_another_client_have_exact_counts(world: World) -> None:
         for s in summaries
         if s.change
     }
+    renamed: dict[str, tuple[str, str | None]]
     if isinstance(world.server, CourierServer):
         renamed = {"Old": ("deleted", None), "Renamed": ("created", None)}
     else:
@@ -132,7 +133,7 @@ def test_cyrus_mailbox_ids_are_asked_alone_and_valid(
     try:
         for n in range(12):
             cyrus_upstream.append(user.name, f"Folder {n}", _message(n))
-        world = World(cyrus_upstream, user, store)  # type: ignore[arg-type]
+        world = World(cyrus_upstream, user, store)
         for _run in range(4):
             world.sync()
         with cyrus_upstream.session(user.name) as client:
@@ -140,6 +141,7 @@ def test_cyrus_mailbox_ids_are_asked_alone_and_valid(
                 status = client.folder_status(record.name, [b"MAILBOXID"])
                 (expected,) = status[b"MAILBOXID"]
                 assert record.mailbox_id == expected.decode(), record.name
+                assert record.mailbox_id is not None
                 assert OBJECT_ID.fullmatch(record.mailbox_id)
     finally:
         cyrus_upstream.remove_user(user.name)
@@ -173,7 +175,7 @@ def test_a_deleted_folder_is_not_taken_for_a_new_one_with_its_uidvalidity(
     folder was recorded as renamed into a new, unrelated folder with the same value."""
     user = courier.add_user()
     try:
-        world = World(courier, user, store)  # type: ignore[arg-type]
+        world = World(courier, user, store)
         for n in range(3):
             courier.append(user.name, "Gone", _message(n))
         world.sync()
@@ -200,7 +202,7 @@ def test_a_folder_pattern_that_matches_nothing_is_a_warning(
     user = courier.add_user()
     try:
         courier.append(user.name, "Archive/2024", _message(1))
-        world = World(courier, user, store)  # type: ignore[arg-type]
+        world = World(courier, user, store)
         with structlog.testing.capture_logs() as logs:
             world.sync(only=("Archive/*",), include=("*",))
         unmatched = [e for e in logs if e["event"] == "sync.folder_pattern.unmatched"]

@@ -329,7 +329,8 @@ class CourierServer(ImapHelpers):
         root = self.home(user) / "Maildir"
         if wire.upper() == "INBOX":
             return root
-        return root / ("." + imap_utf7.encode(wire[len("INBOX.") :]).decode("ascii"))
+        encoded: bytes = imap_utf7.encode(wire[len("INBOX.") :])
+        return root / ("." + encoded.decode("ascii"))
 
     def reset_uidvalidity(
         self, user: str, folder: str, *, renumber: bool = False, new: int | None = None

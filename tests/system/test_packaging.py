@@ -24,8 +24,8 @@ def test_the_wheel_is_syncer_mail_and_ships_the_example_configuration(wheel: Pat
     assert example == example_text()
     assert metadata["Name"] == "syncer-mail"
     assert any(
-        c.startswith("Topic :: Communications :: Email") for c in metadata.get_all("Classifier")
+        c.startswith("Topic :: Communications :: Email") for c in metadata.get_all("Classifier", [])
     )
-    assert {u.split(",")[0] for u in metadata.get_all("Project-URL")} >= {"Homepage", "Issues"}
+    assert {u.split(",")[0] for u in metadata.get_all("Project-URL", [])} >= {"Homepage", "Issues"}
     assert b"syncer = syncer.cli.app:main" in entry_points
     assert "syncer/archive/migrations/script.py.mako" in names

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncer.archive.ingest import fingerprint, fingerprints, header_end
+from syncer.archive.ingest import fingerprint, fingerprints
 from syncer.archive.workers import Workers
+from syncer.model import header_end
 
 
 @pytest.mark.parametrize(

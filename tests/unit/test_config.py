@@ -12,7 +12,7 @@ from syncer.secrets import resolve_secret
 
 REPO = Path(__file__).resolve().parents[2]
 
-GOOD_ACCOUNT = {
+GOOD_ACCOUNT: dict[str, object] = {
     "name": "work",
     "host": "imap.example.com",
     "username": "me",

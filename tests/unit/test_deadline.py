@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 
 import pytest
 
@@ -101,7 +102,8 @@ def test_uid_ranges_behave_as_a_set_without_expanding() -> None:
     ranges = UIDRanges([(5, 9), (1, 2), (3, 3), (4_000_000_000, 4_000_000_001)])
     assert len(ranges) == 10 and 3 in ranges and 10 not in ranges
     assert {1, 10, 4_000_000_001} & ranges == frozenset({1, 4_000_000_001})
-    assert UIDRanges([(1, 3)]) == frozenset({1, 2, 3})
+    as_set: AbstractSet[int] = UIDRanges([(1, 3)])  # compared as the Set it is
+    assert as_set == frozenset({1, 2, 3})
 
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])

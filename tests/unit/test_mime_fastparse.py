@@ -17,12 +17,17 @@ from tests.golden import corpus
 _B64 = base64.encodebytes(random.Random(5).randbytes(9000))
 
 
+def _stored_payload(part: Message) -> object:
+    """The payload as the parser stored it: get_payload() would already re-decode it."""
+    return vars(part)["_payload"]
+
+
 def _shape(msg: Message) -> list[Any]:
     return [
         (
             part.get_unixfrom(),
             list(part.raw_items()),
-            part._payload if isinstance(part._payload, str) else None,
+            payload if isinstance(payload := _stored_payload(part), str) else None,
             part.preamble,
             part.epilogue,
             [type(d).__name__ for d in part.defects],

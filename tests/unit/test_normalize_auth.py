@@ -49,7 +49,7 @@ def _signed(private: bytes) -> bytes:
         b"Subject: Signed in the test\r\nDate: Mon, 02 Dec 2024 10:15:00 +0100\r\n"
         b"Message-ID: <dkim@example.com>\r\n\r\nThe body that is signed.\r\n"
     )
-    signature = dkim.sign(
+    signature: bytes = dkim.sign(
         message, SELECTOR, DOMAIN, private, include_headers=[b"from", b"to", b"subject", b"date"]
     )
     return signature + message

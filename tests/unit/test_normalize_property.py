@@ -24,7 +24,7 @@ _names = st.text(
 _types = st.sampled_from(
     [("application", "pdf"), ("image", "png"), ("application", "octet-stream"), ("audio", "mpeg")]
 )
-_bodies = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=200)
+_bodies = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=200)
 
 
 @st.composite

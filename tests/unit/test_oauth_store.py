@@ -81,14 +81,17 @@ def test_tokens_never_show_in_a_repr() -> None:
 # machine: there is no desktop session. This backend keeps the entries in a JSON file
 # and implements the same keyring API, so KeyringTokenStore is exercised through the
 # real `keyring` package, only the storage behind it differs.
-keyring = pytest.importorskip("keyring")
+pytest.importorskip("keyring")
+import keyring  # noqa: E402
+import keyring.backend  # noqa: E402
+import keyring.errors  # noqa: E402
 
 
-class _FileKeyring(keyring.backend.KeyringBackend):  # type: ignore[misc]
+class _FileKeyring(keyring.backend.KeyringBackend):
     priority = 1
 
     def __init__(self, path: Path) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # keyring's __init__ is unannotated
         self.path = path
 
     def _all(self) -> dict[str, str]:

@@ -29,7 +29,7 @@ from structlog.testing import capture_logs
 from syncer.errors import ProtocolViolation, SourceAuthError, SourceError, SourceUnavailable
 from syncer.model import MaildropEntry
 from syncer.sources.base import MailDropSource
-from syncer.sources.pop3.settings import POP3Settings
+from syncer.sources.pop3.settings import Auth, POP3Settings
 from syncer.sources.pop3.source import POP3Source
 from syncer.sources.pop3.wire import ConnectionClosed, FramingError, NotOffered, Truncated
 
@@ -227,7 +227,7 @@ def serve(
     script: list[tuple[bytes, bytes]],
     *,
     greeting: bytes = b"+OK ready\r\n",
-    auth: str = "password",
+    auth: Auth = "password",
 ) -> tuple[ScriptedPOP3, POP3Source]:
     server = ScriptedPOP3(script, greeting)
     servers.append(server)
@@ -240,7 +240,7 @@ def serve(
             "pw",
             auth=auth,
             account="home",
-            timeout=5,  # type: ignore[arg-type]
+            timeout=5,
         )
     )
     return server, source

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -135,7 +135,7 @@ def test_batches_are_bounded_by_bytes_too(store: ArchiveStore) -> None:
     committed: list[int] = []
     real = store.archive_pop3
 
-    def counting(account: str, messages: list[RemoteMessage]) -> int:
+    def counting(account: str, messages: Sequence[RemoteMessage]) -> int:
         committed.append(len(messages))
         return real(account, messages)
 

@@ -83,7 +83,12 @@ def test_events_arriving_during_a_sync_are_merged_into_the_next() -> None:
     pending.add(folders=[("&ANw-b", "Üb"), ("INBOX", "INBOX")])
     assert pending.take(0) == (False, {"INBOX": "INBOX", "&ANw-b": "Üb"})
     woke = threading.Event()
-    waiter = threading.Thread(target=lambda: pending.take(5) and woke.set())
+
+    def wake_when_taken() -> None:
+        if pending.take(5):
+            woke.set()
+
+    waiter = threading.Thread(target=wake_when_taken)
     waiter.start()
     pending.add(everything=True)
     waiter.join(5)

@@ -27,7 +27,7 @@ def facts(**ages: int) -> dict[int, MessageFacts]:
 
 
 def p(name: str, **periods: int) -> RetentionPolicy:
-    return RetentionPolicy(name=name, **periods)
+    return RetentionPolicy.model_validate({"name": name, **periods})
 
 
 def test_the_longest_delete_period_of_the_matching_policies_wins() -> None:

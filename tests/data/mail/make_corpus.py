@@ -344,7 +344,7 @@ def _() -> bytes:
 
 @message("10-unsafe-filenames")
 def _() -> bytes:
-    parts = []
+    parts: list[str | bytes] = []
     for i, name in enumerate(
         ["../../etc/passwd", "C:\\Windows\\evil.exe", "CON.txt", ".bashrc", "a" * 300 + ".pdf", ""]
     ):
@@ -614,8 +614,8 @@ def _() -> bytes:
 @message("21-deeply-nested")
 def _() -> bytes:
     depth = 60
-    opening = []
-    closing = []
+    opening: list[str] = []
+    closing: list[str] = []
     for level in range(depth):
         opening += [f'Content-Type: multipart/mixed; boundary="d{level}"', "", f"--d{level}"]
         closing = ["", f"--d{level}--", *closing]
