@@ -1,7 +1,7 @@
 """The normalization stage: derive and index what awaits normalization, in batches.
 
 Why this module exists: ingest archives raw bytes only (the hot path stays
-lean, DESIGN.md principle 5); this stage brings the derived rows and the
+lean, docs/architecture.md, principle 5); this stage brings the derived rows and the
 search index up to date, either after the fact (``syncer normalize``,
 :func:`normalize_pending`) or while a sync downloads (:class:`Follower`: the
 default ``syncer sync`` normalizes each batch as soon as it is committed). It

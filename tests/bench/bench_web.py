@@ -1,6 +1,6 @@
 """Benchmark of the web archive: search page and message page server time at 100,000 messages.
 
-Why this script exists: PERFORMANCE.md sets the web archive's target (search page
+Why this script exists: the web archive has a target (search page
 p95 ≤ 150 ms, message page p95 ≤ 100 ms server time, 100,000 messages, SQLite and
 PostgreSQL); docs/performance.md ("## Web archive") records the figures. Not a
 test: run it by hand::
