@@ -128,4 +128,3 @@ class Stopped(Exception):
 
     def __init__(self, message: str = STOPPED) -> None:
         super().__init__(message)
-

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         def release_lease(self, name: str, holder: str) -> None: ...
         def lease_holder(self, name: str) -> str | None: ...
 
+
 log = structlog.get_logger(__name__)
 
 LEASE_TTL_SECONDS = 300.0

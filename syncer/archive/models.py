@@ -231,6 +231,8 @@ entries = Table(
     Column("internaldate", UTCDateTime),
     Column("modseq", BigInteger),
     Column("emailid", String(255)),
+    # Gmail's X-GM-LABELS, sorted and newline-separated; NULL: the server has no labels.
+    Column("labels", Text),
     _created("first_seen_at"),
     Column("gone_at", UTCDateTime),
     Column("superseded_at", UTCDateTime),
@@ -360,6 +362,8 @@ sync_runs = Table(
     Column("pid", Integer),
     Column("host", String(255)),
     Column("worker", String(255)),
+    # A run stopped by a provider limit or the daily byte budget: not before this.
+    Column("resume_at", UTCDateTime),
     CheckConstraint("status IN ('running', 'ok', 'failed')", name="status"),
     Index("ix_sync_runs_account_id_started_at", "account_id", "started_at"),
 )

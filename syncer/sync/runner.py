@@ -50,8 +50,6 @@ R = TypeVar("R")
 log = structlog.get_logger(__name__)
 
 
-
-
 def pop3_options(account: AccountConfig) -> POP3Options:
     return POP3Options(
         delete_after_archive=account.delete_after_archive and not account.leave_on_server,
