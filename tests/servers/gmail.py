@@ -10,7 +10,8 @@ IMAP that syncer depends on together out of a real Dovecot and a small proxy:
   message appears in All Mail and in one folder per label, each folder with its own
   UIDs, and adding or removing a label changes the folders it appears in.
 * **X-GM-EXT-1** (:class:`GmailProxy`, a loopback proxy in front of that Dovecot):
-  adds ``X-GM-EXT-1`` to every CAPABILITY; answers ``X-GM-MSGID`` and ``X-GM-THRID``
+  adds ``X-GM-EXT-1`` to every CAPABILITY and removes ``QRESYNC`` (Gmail has
+  CONDSTORE only, so label changes arrive through ``CHANGEDSINCE``); answers ``X-GM-MSGID`` and ``X-GM-THRID``
   from Dovecot's ``X-GUID`` (the message's GUID, which a virtual folder passes
   through from All Mail: stable per message across folders); answers
   ``X-GM-LABELS`` from the ``gl_`` keywords (and hides them from ``FLAGS``); turns
@@ -50,7 +51,9 @@ KEYWORD_PREFIX = "gl_"
 
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
 _CAPABILITY = re.compile(rb"(\[CAPABILITY [^\]]*)\]|^(\* CAPABILITY [^\r\n]*)", re.IGNORECASE)
-_FETCH_CMD = re.compile(rb"^(\S+) ((?:UID )?FETCH) (\S+) \((.*)\)(.*)\r\n$", re.IGNORECASE)
+_FETCH_CMD = re.compile(
+    rb"^(\S+) ((?:UID )?FETCH) (\S+) \((.*?)\)((?: \([A-Z-]+ [^()]*\))?)\r\n$", re.IGNORECASE
+)
 _STORE_LABELS = re.compile(
     rb"^(\S+) ((?:UID )?STORE) (\S+) ([+-])X-GM-LABELS(\.SILENT)? \((.*)\)\r\n$", re.IGNORECASE
 )
@@ -301,9 +304,14 @@ def _split_response(buffer: bytes) -> tuple[list[bytes] | None, bytes]:
 
 
 def _add_capability(match: re.Match[bytes]) -> bytes:
+    """X-GM-EXT-1 added; QRESYNC removed, as Gmail offers CONDSTORE but not QRESYNC."""
     if match.group(1) is not None:
-        return match.group(1) + b" X-GM-EXT-1]"
-    return match.group(2) + b" X-GM-EXT-1"
+        return _no_qresync(match.group(1)) + b" X-GM-EXT-1]"
+    return _no_qresync(match.group(2)) + b" X-GM-EXT-1"
+
+
+def _no_qresync(capabilities: bytes) -> bytes:
+    return re.sub(rb" QRESYNC(?=[ \]]|$)", b"", capabilities, flags=re.IGNORECASE)
 
 
 def _gm_ids(guid: bytes, wants: _Wants) -> bytes:

@@ -1,0 +1,152 @@
+"""Gmail done right, against the Gmail-shaped double (tests/servers/gmail.py): labels kept,
+every body downloaded once, provider limits respected.
+
+The double is a real Dovecot (All Mail plus a virtual folder per label) behind a proxy that
+adds X-GM-EXT-1; its module docstring lists what it does not model (top-level label
+folders, system labels, threads, Gmail's own bandwidth accounting and timing, TLS, ...).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from syncer.archive.store import ArchiveStore
+from syncer.sources.imap.settings import IMAPSettings
+from syncer.sources.imap.source import IMAPSource
+from syncer.sync.folders import SyncOptions, sync_folders
+from tests.servers.dovecot import DovecotServer, MailUser
+from tests.servers.gmail import ALL_MAIL, LABEL_PREFIX, GmailProxy, define_label, label_keyword
+
+pytestmark = pytest.mark.integration
+ACCOUNT = "gmail"
+LABELS = ("Work", "Travel", "Family")
+MESSAGES = 1000
+
+
+@dataclass
+class Mailbox:
+    """A Gmail-shaped mailbox: what each message's labels and flags are."""
+
+    server: DovecotServer
+    proxy: GmailProxy
+    user: MailUser
+    labels: dict[str, tuple[str, ...]]  # Message-ID -> labels
+    flags: dict[str, tuple[str, ...]]  # Message-ID -> flags
+
+    def source(self) -> IMAPSource:
+        return IMAPSource(
+            IMAPSettings(
+                host="127.0.0.1",
+                port=self.proxy.port,
+                security="plain",
+                username=self.user.name,
+                password=self.user.password,
+                account=ACCOUNT,
+            )
+        )
+
+    def sync(self, store: ArchiveStore, **options: Any) -> list[Any]:
+        source = self.source()
+        try:
+            return sync_folders(source, store, ACCOUNT, SyncOptions(**options))
+        finally:
+            source.close()
+
+
+def _message(n: int) -> bytes:
+    return (
+        f"From: Sender {n} <s{n}@example.com>\r\nTo: me@gmail.example\r\n"
+        f"Message-ID: <g{n}@example.com>\r\nSubject: gmail {n}\r\n"
+        f"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n"
+    ).encode() + b"Body line of a Gmail message\r\n" * (n % 7 + 1)
+
+
+def make_mailbox(server: DovecotServer, proxy: GmailProxy, count: int) -> Mailbox:
+    """``count`` messages in All Mail, each with 1-3 labels; some \\Seen or \\Flagged."""
+    user = server.add_user()
+    rng = random.Random(21)
+    labels: dict[str, tuple[str, ...]] = {}
+    flags: dict[str, tuple[str, ...]] = {}
+    items = []
+    for n in range(count):
+        chosen = tuple(sorted(rng.sample(LABELS, rng.randint(1, 3))))
+        system = tuple(f for f, p in (("\\Seen", 0.6), ("\\Flagged", 0.1)) if rng.random() < p)
+        labels[f"g{n}@example.com"] = chosen
+        flags[f"g{n}@example.com"] = system
+        items.append((ALL_MAIL, _message(n), [*system, *map(label_keyword, chosen)], None))
+    server.seed(user.name, items)
+    for label in LABELS:
+        define_label(server, user.name, label)
+    proxy.reset_counts()
+    return Mailbox(server, proxy, user, labels, flags)
+
+
+@pytest.fixture
+def mailbox(gmail_dovecot: DovecotServer, gmail_proxy: GmailProxy) -> Iterator[Mailbox]:
+    box = make_mailbox(gmail_dovecot, gmail_proxy, MESSAGES)
+    yield box
+    gmail_dovecot.remove_user(box.user.name)
+
+
+def test_first_sync_downloads_each_body_once_and_keeps_labels(
+    mailbox: Mailbox, archive_store: ArchiveStore
+) -> None:
+    archive_store.ensure_account(ACCOUNT, "imap")
+    summaries = {s.folder: s for s in mailbox.sync(archive_store, batch_messages=200)}
+
+    # Every body exactly once, all from All Mail; the label folders only linked.
+    assert len(mailbox.proxy.bodies) == MESSAGES
+    assert set(mailbox.proxy.bodies.values()) == {1}
+    assert summaries[ALL_MAIL].new == MESSAGES
+    per_label = Counter(label for labels in mailbox.labels.values() for label in labels)
+    for label in LABELS:
+        folder = summaries[LABEL_PREFIX + label]
+        assert (folder.new, folder.bytes, folder.reused) == (0, 0, per_label[label])
+
+    # label: finds exactly the messages with that label, on either database.
+    for label in LABELS:
+        assert archive_store.count_messages(f"label:{label}") == per_label[label]
+        assert archive_store.count_messages(f"label:{label.lower()}") == per_label[label]
+    both = sum(1 for v in mailbox.labels.values() if {"Work", "Travel"} <= set(v))
+    assert archive_store.count_messages("label:Work label:Travel") == both
+    assert archive_store.count_messages("label:Wor") == 0  # a whole name, not a prefix
+    seen = sum(1 for v in mailbox.flags.values() if "\\Seen" in v)
+    assert archive_store.count_messages("flag:seen") == seen
+
+    # A second sync downloads nothing.
+    mailbox.proxy.reset_counts()
+    again = mailbox.sync(archive_store)
+    assert mailbox.proxy.body_bytes == 0 and sum(s.new for s in again) == 0
+
+
+def test_label_changes_follow_condstore_like_flags(
+    gmail_dovecot: DovecotServer, gmail_proxy: GmailProxy, archive_store: ArchiveStore
+) -> None:
+    box = make_mailbox(gmail_dovecot, gmail_proxy, 30)
+    try:
+        archive_store.ensure_account(ACCOUNT, "imap")
+        box.sync(archive_store)
+        without_family = [m for m, v in box.labels.items() if "Family" not in v]
+        # Another client labels three messages "Family" (X-GM-LABELS STORE through the proxy).
+        targets = without_family[:3]
+        with gmail_dovecot.session(box.user.name) as client:
+            client.select_folder(ALL_MAIL)
+            for msgid in targets:
+                found = client.search(["HEADER", "Message-ID", msgid])
+                client.add_flags(found, [label_keyword("Family")])
+        before = archive_store.count_messages("label:Family")
+        gmail_proxy.reset_counts()
+        summaries = {s.folder: s for s in box.sync(archive_store)}
+        assert archive_store.count_messages("label:Family") == before + 3
+        assert summaries[ALL_MAIL].flags_changed == 3
+        # The label folder gained three entries, linked: no body downloaded.
+        assert summaries[LABEL_PREFIX + "Family"].reused == 3
+        assert gmail_proxy.body_bytes == 0
+    finally:
+        gmail_dovecot.remove_user(box.user.name)
