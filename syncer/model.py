@@ -178,6 +178,9 @@ class FolderSummary:
     skipped: bool = False
     error: str | None = None
     reused: int = 0
+    #: Why the folder's download stopped early (``"budget"``: the daily byte budget);
+    #: the next run resumes after its last committed batch.
+    stopped: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

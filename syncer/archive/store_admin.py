@@ -10,6 +10,7 @@ see one class.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
@@ -139,8 +140,12 @@ class StoreAdmin(StoreCore):
         flags_changed: int,
         expunged: int,
         bytes: int,
+        resume_at: datetime | None = None,
     ) -> None:
         """Record how a run ended, with its counters.
+
+        :param resume_at: the run stopped at a provider limit or the daily byte
+            budget; the next run starts no earlier (:meth:`resume_at`).
 
         :raises ArchiveError: when there is no run ``run_id``.
         """
@@ -156,10 +161,46 @@ class StoreAdmin(StoreCore):
                     flags_changed=flags_changed,
                     expunged=expunged,
                     bytes=bytes,
+                    resume_at=resume_at,
                 )
             )
             if result.rowcount == 0:
                 raise ArchiveError(f"No run {run_id!r} in the archive to finish.")
+
+    def resume_at(self, account: str, kind: str = "sync") -> datetime | None:
+        """When the latest finished run of ``account`` said the next may start, or None."""
+        with self._read(f"reading when {account!r} resumes") as conn:
+            query = (
+                select(sync_runs.c.resume_at)
+                .join(accounts, accounts.c.id == sync_runs.c.account_id)
+                .where(
+                    accounts.c.name == account,
+                    sync_runs.c.kind == kind,
+                    sync_runs.c.status != "running",
+                )
+                .order_by(sync_runs.c.started_at.desc(), sync_runs.c.id.desc())
+                .limit(1)
+            )
+            found: datetime | None = conn.execute(query).scalar()
+            return found
+
+    def bytes_since(self, account: str, since: datetime) -> tuple[int, datetime | None]:
+        """Bytes downloaded by runs of ``account`` started at or after ``since``, and
+        when the earliest of those runs started (the daily budget frees up a day later)."""
+        with self._read(f"adding up the downloads of {account!r}") as conn:
+            query = (
+                select(
+                    func.coalesce(func.sum(sync_runs.c.bytes), 0), func.min(sync_runs.c.started_at)
+                )
+                .join(accounts, accounts.c.id == sync_runs.c.account_id)
+                .where(
+                    accounts.c.name == account,
+                    sync_runs.c.started_at >= since,
+                    sync_runs.c.bytes > 0,
+                )
+            )
+            total, earliest = conn.execute(query).one()
+            return int(total), earliest
 
     def abandon_runs(self, account: str, error: str, kind: str = "sync") -> int:
         """Record every run of ``account`` still ``running`` as failed with ``error``.
@@ -209,6 +250,7 @@ class StoreAdmin(StoreCore):
                 "status": row.status,
                 "started_at": iso(row.started_at),
                 "finished_at": iso(row.finished_at),
+                "resume_at": iso(row.resume_at),
                 "seconds": (
                     (row.finished_at - row.started_at).total_seconds()
                     if row.finished_at is not None

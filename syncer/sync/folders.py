@@ -71,10 +71,14 @@ class SyncOptions:
 
     include: Sequence[str] = ("*",)
     exclude: Sequence[str] = ()
+    #: SPECIAL-USE attributes of folders to leave out (``\\Junk``), whatever their names.
+    exclude_special_use: Sequence[str] = ()
     only: Sequence[str] = ()
     full_scan_days: float = 7.0
     batch_messages: int = 500
     batch_bytes: int = 32 * 1024 * 1024
+    #: Bytes this run may download (what is left of the account's daily budget); None: no cap.
+    max_bytes: int | None = None
 
     def in_scope(self, display_name: str) -> bool:
         """Include/exclude from the config, narrowed by ``--folder`` globs."""
@@ -91,6 +95,37 @@ class Heartbeat(Protocol):
 
 def _no_heartbeat() -> None:
     pass
+
+
+class _BudgetSpent(Exception):
+    """The run's byte budget is used up; raised after a batch is committed."""
+
+
+class _Budget:
+    """Counts the bytes of committed batches (through ``Progress.advanced``, called once
+    per committed batch) and stops the run at the next heartbeat once ``limit`` is
+    reached: a run overshoots its budget by at most one batch, and the folder's cursor
+    already records where the next run resumes."""
+
+    def __init__(self, inner: Progress, heartbeat: Heartbeat, limit: int | None) -> None:
+        self.inner, self.beat, self.limit = inner, heartbeat, limit
+        self.used = 0
+        self.folder_messages = self.folder_bytes = 0
+
+    def folder_started(self, folder: str, messages: int, size: int) -> None:
+        self.folder_messages = self.folder_bytes = 0
+        self.inner.folder_started(folder, messages, size)
+
+    def advanced(self, messages: int, size: int) -> None:
+        self.used += size
+        self.folder_messages += messages
+        self.folder_bytes += size
+        self.inner.advanced(messages, size)
+
+    def heartbeat(self) -> None:
+        self.beat()
+        if self.limit is not None and self.used >= self.limit:
+            raise _BudgetSpent
 
 
 def sync_folders(
@@ -111,8 +146,14 @@ def sync_folders(
 
     :raises SourceError: when listing folders fails, or the connection is lost.
     """
-    progress = progress or _NoProgress()
-    remote = [f for f in source.list_folders(with_status=True) if options.in_scope(f.display_name)]
+    budget = _Budget(progress or _NoProgress(), heartbeat, options.max_bytes)
+    if options.max_bytes is not None and options.max_bytes <= 0:
+        return []
+    remote = [
+        f
+        for f in source.list_folders(with_status=True)
+        if options.in_scope(f.display_name) and f.special_use not in options.exclude_special_use
+    ]
     known = store.folders(account)
     # Only folders whose listing differs from the archive's record: usually none, so a
     # no-change re-sync writes nothing here.
@@ -140,11 +181,23 @@ def sync_folders(
                 record.cursor if record and not record.deleted else None,
                 options,
                 clock=clock,
-                progress=progress,
-                heartbeat=heartbeat,
+                progress=budget,
+                heartbeat=budget.heartbeat,
                 reuse_from=renamed_from.get(status.name),
                 flog=flog,
             )
+        except _BudgetSpent:
+            flog.warning("sync.budget_spent", downloaded=budget.used, limit=options.max_bytes)
+            summaries.append(
+                FolderSummary(
+                    folder=status.display_name,
+                    new=budget.folder_messages,
+                    bytes=budget.folder_bytes,
+                    seconds=round(time.monotonic() - started, 3),
+                    stopped="budget",
+                )
+            )
+            break
         except SourceError as exc:
             if exc.transient:
                 raise
@@ -190,7 +243,10 @@ def _record_vanished_folders(
     for name, record in known.items():
         if record.deleted or name in remote_by_name:
             continue
-        if not options.in_scope(record.display_name):
+        if (
+            not options.in_scope(record.display_name)
+            or record.special_use in options.exclude_special_use
+        ):
             continue  # narrowed out by --folder or the config: not evidence of deletion
         validity = record.cursor.uidvalidity if record.cursor else None
         new_name = new_by_validity.get(validity) if validity is not None else None

@@ -12,14 +12,17 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from syncer.archive.store import ArchiveStore
+from syncer.config.schema import AccountConfig
 from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
 from syncer.sync.folders import SyncOptions, sync_folders
+from syncer.sync.runner import sync_account
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.gmail import ALL_MAIL, LABEL_PREFIX, GmailProxy, define_label, label_keyword
 
@@ -150,3 +153,106 @@ def test_label_changes_follow_condstore_like_flags(
         assert gmail_proxy.body_bytes == 0
     finally:
         gmail_dovecot.remove_user(box.user.name)
+
+
+# -- provider limits -----------------------------------------------------------------------
+
+
+def _account(box: Mailbox, monkeypatch: pytest.MonkeyPatch, **keys: Any) -> AccountConfig:
+    monkeypatch.setenv("GMAIL_DOUBLE_PW", box.user.password)
+    return AccountConfig(
+        name=ACCOUNT,
+        provider="gmail",
+        host="127.0.0.1",
+        port=box.proxy.port,
+        security="plain",
+        allow_insecure=True,
+        username=box.user.name,
+        password_env="GMAIL_DOUBLE_PW",
+        retries=2,
+        **keys,
+    )
+
+
+def _assert_complete(box: Mailbox, store: ArchiveStore) -> None:
+    """Every message once in All Mail, each label folder complete, nothing twice."""
+    assert len(store.entries(ACCOUNT, ALL_MAIL)) == len(box.labels)
+    assert store.count_messages("") == len(box.labels)
+    per_label = Counter(label for labels in box.labels.values() for label in labels)
+    for label in LABELS:
+        assert len(store.entries(ACCOUNT, LABEL_PREFIX + label)) == per_label[label]
+        assert store.count_messages(f"label:{label}") == per_label[label]
+
+
+@pytest.fixture
+def small_box(gmail_dovecot: DovecotServer, gmail_proxy: GmailProxy) -> Iterator[Mailbox]:
+    box = make_mailbox(gmail_dovecot, gmail_proxy, 300)
+    yield box
+    gmail_proxy.throttle_next_fetches(0)
+    gmail_proxy.cut_after_body_bytes = None
+    gmail_dovecot.remove_user(box.user.name)
+
+
+def test_throttled_sync_waits_then_resumes_without_loss_or_duplicates(
+    small_box: Mailbox, archive_store: ArchiveStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = _account(small_box, monkeypatch, batch_messages=50)
+    now = datetime.now(UTC)
+    small_box.proxy.throttle_next_fetches(1, after=2)  # the third batch is refused
+
+    first = sync_account(account, archive_store, clock=lambda: now)
+    assert not first.ok and first.error is not None
+    assert "[THROTTLED]" in first.error and "resumes at" in first.error
+    resume = archive_store.resume_at(ACCOUNT)
+    assert resume is not None and timedelta(minutes=9) < resume - now <= timedelta(minutes=10)
+    assert archive_store.runs(ACCOUNT)[0]["resume_at"] is not None
+    assert len(archive_store.entries(ACCOUNT, ALL_MAIL)) == 100  # two committed batches kept
+
+    # Before the wait is over a run does nothing but say when it resumes.
+    small_box.proxy.reset_counts()
+    waiting = sync_account(account, archive_store, clock=lambda: now + timedelta(minutes=5))
+    assert waiting.ok and "resumes at" in waiting.warnings[0]
+    assert small_box.proxy.body_bytes == 0 and len(archive_store.runs(ACCOUNT)) == 1
+
+    later = sync_account(account, archive_store, clock=lambda: now + timedelta(minutes=11))
+    assert later.ok, later.error
+    _assert_complete(small_box, archive_store)
+    # Only the 200 messages not yet archived were downloaded, each once.
+    assert len(small_box.proxy.bodies) == 200 and set(small_box.proxy.bodies.values()) == {1}
+
+
+def test_connection_dropped_mid_body_is_retried_and_resumes(
+    small_box: Mailbox, archive_store: ArchiveStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = _account(small_box, monkeypatch, batch_messages=50)
+    small_box.proxy.cut_after_body_bytes = 40_000  # inside the third or fourth batch
+    summary = sync_account(account, archive_store)
+    assert summary.ok, summary.error
+    assert small_box.proxy.cuts == 1  # the drop happened, mid-body
+    _assert_complete(small_box, archive_store)
+
+
+def test_daily_budget_stops_cleanly_and_the_next_day_continues(
+    small_box: Mailbox, archive_store: ArchiveStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    budget = 30_000
+    account = _account(small_box, monkeypatch, batch_messages=50, max_bytes_per_day=budget)
+    start = datetime.now(UTC)
+    runs = 0
+    while True:
+        clock = start + timedelta(days=runs, minutes=1)
+        small_box.proxy.reset_counts()
+        summary = sync_account(account, archive_store, clock=lambda c=clock: c)  # type: ignore[misc]
+        runs += 1
+        assert summary.ok, summary.error
+        # At most one batch (50 messages, under 15 kB here) past the budget.
+        assert small_box.proxy.body_bytes < budget + 15_000
+        if not summary.warnings:
+            break
+        assert "budget" in summary.warnings[0] and "resumes at" in summary.warnings[0]
+        # The same day, a second run waits instead of downloading.
+        again = sync_account(account, archive_store, clock=lambda c=clock: c + timedelta(hours=1))  # type: ignore[misc]
+        assert again.ok and "resumes at" in again.warnings[0]
+        assert runs < 10
+    assert runs >= 3
+    _assert_complete(small_box, archive_store)

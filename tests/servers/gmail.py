@@ -11,9 +11,10 @@ IMAP that syncer depends on together out of a real Dovecot and a small proxy:
   UIDs, and adding or removing a label changes the folders it appears in.
 * **X-GM-EXT-1** (:class:`GmailProxy`, a loopback proxy in front of that Dovecot):
   adds ``X-GM-EXT-1`` to every CAPABILITY and removes ``QRESYNC`` (Gmail has
-  CONDSTORE only, so label changes arrive through ``CHANGEDSINCE``); answers ``X-GM-MSGID`` and ``X-GM-THRID``
-  from Dovecot's ``X-GUID`` (the message's GUID, which a virtual folder passes
-  through from All Mail: stable per message across folders); answers
+  CONDSTORE only, so label changes arrive through ``CHANGEDSINCE``); answers
+  ``X-GM-MSGID`` and ``X-GM-THRID`` from Dovecot's ``X-GUID`` (the message's GUID,
+  which a virtual folder passes through from All Mail: stable per message across
+  folders); answers
   ``X-GM-LABELS`` from the ``gl_`` keywords (and hides them from ``FLAGS``); turns
   ``STORE +X-GM-LABELS``/``-X-GM-LABELS`` into keyword STOREs.
 * **Limits**: :meth:`GmailProxy.throttle_next_fetches` makes the next body FETCHes
@@ -93,18 +94,20 @@ class GmailProxy(_LoopbackProxy):
         self.body_bytes = 0
         self.bodies: dict[int, int] = {}
         self.throttle_fetches = 0
+        self.throttle_after = 0
         self.throttled = 0
         self.cut_after_body_bytes: int | None = None
         self.cuts = 0
 
-    def throttle_next_fetches(self, count: int = 1) -> None:
-        """Answer the next ``count`` body FETCHes with ``NO [THROTTLED]``."""
-        self.throttle_fetches = count
+    def throttle_next_fetches(self, count: int = 1, *, after: int = 0) -> None:
+        """Let ``after`` body FETCHes through, then answer ``count`` with ``NO [THROTTLED]``."""
+        self.throttle_fetches, self.throttle_after = count, after
 
     def reset_counts(self) -> None:
         with self.lock:
             self.body_bytes = 0
             self.bodies = {}
+            self.cuts = self.throttled = 0
 
     def _start_session(self, client: socket.socket, upstream: socket.socket) -> None:
         session = _GmailSession(self, client, upstream)
@@ -198,6 +201,9 @@ class _GmailSession:
         with self.lock:
             self.pending.append((tag, wants))
         if b"BODY.PEEK[]" in names and self.proxy.throttle_fetches > 0:
+            if self.proxy.throttle_after > 0:
+                self.proxy.throttle_after -= 1
+                return b"%s %s %s (%s)%s\r\n" % (tag, cmd, uids, b" ".join(kept), modifiers)
             self.proxy.throttle_fetches -= 1
             self.throttled_tags.add(tag)
             return tag + b" NOOP\r\n"  # never reaches Dovecot as a FETCH
