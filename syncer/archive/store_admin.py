@@ -274,8 +274,10 @@ class StoreAdmin(StoreCore):
         """What is in the archive, as a JSON-serialisable dict.
 
         ``{"database": url (password masked), "blob_store": ..., "accounts": {name:
-        {"protocol", "messages" (live entries), "last_synced_at", "folders": [{"name",
-        "display_name", "messages", "last_synced_at", "deleted"}]}}, "totals":
+        {"protocol", "messages" (live entries), "last_synced_at", "resume_at" (when a
+        run stopped by a provider limit or the daily budget continues, or None),
+        "folders": [{"name", "display_name", "messages", "last_synced_at", "deleted",
+        "complete" (False while a download is part-way)}]}}, "totals":
         {"messages" (distinct), "entries" (live), "blobs", "stored_bytes", "raw_bytes",
         "awaiting_normalization" (messages not yet normalized by this syncer's normalizer)}}``.
         """
@@ -311,6 +313,7 @@ class StoreAdmin(StoreCore):
                 "messages": 0,
                 "last_synced_at": None,
                 "folders": [],
+                "resume_at": None,
             }
             result_accounts[row.name] = info
             by_id[row.id] = info
@@ -324,12 +327,17 @@ class StoreAdmin(StoreCore):
                     "messages": count,
                     "last_synced_at": iso(row.last_synced_at),
                     "deleted": row.deleted_at is not None,
+                    # -1: a download stopped part-way (budget, limit, crash); the next run
+                    # resumes after its last committed batch.
+                    "complete": row.messages is None or row.messages >= 0,
                 }
             )
             info["messages"] += count
             synced = iso(row.last_synced_at)
             if synced is not None and (info["last_synced_at"] or "") < synced:
                 info["last_synced_at"] = synced
+        for name, info in result_accounts.items():
+            info["resume_at"] = iso(self.resume_at(name))
         return {
             "database": self.url,
             "blob_store": self._blobs.spec,

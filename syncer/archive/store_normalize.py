@@ -38,7 +38,7 @@ from syncer.archive.models import (
     messages,
     utcnow,
 )
-from syncer.archive.store_base import StoreCore, chunks, iso
+from syncer.archive.store_base import StoreCore, chunks, iso, labels_tuple
 from syncer.errors import ArchiveError
 from syncer.mime.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thread_key_of
 
@@ -389,6 +389,7 @@ class StoreNormalize(StoreCore):
                     entries.c.uidvalidity,
                     entries.c.uid,
                     entries.c.flags,
+                    entries.c.labels,
                     entries.c.internaldate,
                     entries.c.gone_at,
                     entries.c.superseded_at,
@@ -464,11 +465,14 @@ class StoreNormalize(StoreCore):
                     "uidvalidity": e.uidvalidity,
                     "uid": e.uid,
                     "flags": e.flags.split(),
+                    "labels": list(labels_tuple(e.labels) or ()),
                     "internaldate": iso(e.internaldate),
                     "gone": e.gone_at is not None or e.superseded_at is not None,
                 }
                 for e in entry_rows
             ],
+            # Gmail labels of the message (any entry's; they are per message at Gmail).
+            "labels": sorted({label for e in entry_rows for label in labels_tuple(e.labels) or ()}),
             "text_length": int(text_row[0]) if text_row is not None else 0,
             "text_excerpt": text_row[1] if text_row is not None else "",
         }

@@ -98,6 +98,13 @@ def _query(words: tuple[str, ...]) -> str:
     help="mbox: one file per folder, or one file for everything.",
 )
 @click.option("--since-last", is_flag=True, help="Only what earlier exports to --out lack.")
+@click.option(
+    "--labels",
+    type=click.Choice(["header", "folders"]),
+    default=None,
+    help="Gmail labels: an X-Gmail-Labels: line in each message, as Google Takeout writes, "
+    "or a folder per label. Default: neither, the bytes stay exactly as archived.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_state
 def export_command(
@@ -107,6 +114,7 @@ def export_command(
     out: Path,
     split: str,
     since_last: bool,
+    labels: str | None,
     as_json: bool,
 ) -> None:
     """Export archived mail (all, or what QUERY selects) as mbox, Maildir or .eml files.
@@ -119,6 +127,7 @@ def export_command(
       syncer export --format mbox --out backup/
       syncer export --format maildir --out ~/Mail/archive --since-last
       syncer export --format eml --out invoices/ 'from:billing@example.com'
+      syncer export --format mbox --labels header --out takeout/ 'account:gmail'
     """
     from syncer.transfer.export import ExportOptions, export_archive
 
@@ -128,6 +137,7 @@ def export_command(
         query=_query(query),
         split=split,  # type: ignore[arg-type]
         since_last=since_last,
+        labels=labels,  # type: ignore[arg-type]
     )
     bar = _Bar("Exporting", not as_json)
     with state.open_store() as store, bar.shown():

@@ -8,11 +8,13 @@ folders, system labels, threads, Gmail's own bandwidth accounting and timing, TL
 
 from __future__ import annotations
 
+import email
 import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +23,11 @@ from syncer.archive.store import ArchiveStore
 from syncer.config.schema import AccountConfig
 from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
+from syncer.sources.imap.target import IMAPTarget
 from syncer.sync.folders import SyncOptions, sync_folders
 from syncer.sync.runner import sync_account
+from syncer.transfer.export import ExportOptions, export_archive
+from syncer.transfer.push import PushOptions, push_archive
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.gmail import ALL_MAIL, LABEL_PREFIX, GmailProxy, define_label, label_keyword
 
@@ -250,9 +255,101 @@ def test_daily_budget_stops_cleanly_and_the_next_day_continues(
         if not summary.warnings:
             break
         assert "budget" in summary.warnings[0] and "resumes at" in summary.warnings[0]
+        # status shows when it resumes and that the download is part-way.
+        shown = archive_store.status()["accounts"][ACCOUNT]
+        assert shown["resume_at"] is not None
+        assert not all(f["complete"] for f in shown["folders"])
         # The same day, a second run waits instead of downloading.
         again = sync_account(account, archive_store, clock=lambda c=clock: c + timedelta(hours=1))  # type: ignore[misc]
         assert again.ok and "resumes at" in again.warnings[0]
         assert runs < 10
     assert runs >= 3
     _assert_complete(small_box, archive_store)
+
+
+# -- export and migration ------------------------------------------------------------------
+
+
+def _push_to(store: ArchiveStore, host: str, port: int, user: MailUser, target: str) -> Any:
+    settings = IMAPSettings(host, port, "plain", user.name, user.password)
+    imap = IMAPTarget.open(settings)
+    try:
+        return push_archive(store, imap, PushOptions(ACCOUNT, target))
+    finally:
+        imap.close()
+
+
+def _message_ids(raws: list[bytes]) -> set[str]:
+    return {
+        email.message_from_bytes(raw)["Message-ID"].strip("<>")  # type: ignore[union-attr]
+        for raw in raws
+    }
+
+
+def test_export_and_migration_keep_every_label_and_flag(
+    mailbox: Mailbox,
+    tmp_path: Path,
+    dovecot: DovecotServer,
+    dovecot_user: MailUser,
+    gmail_dovecot: DovecotServer,
+    gmail_proxy: GmailProxy,
+) -> None:
+    store = ArchiveStore.open(f"sqlite:///{tmp_path / 'a.db'}", migrate=True)
+    try:
+        store.ensure_account(ACCOUNT, "imap")
+        mailbox.sync(store)
+        per_label = Counter(label for labels in mailbox.labels.values() for label in labels)
+
+        # Default export: byte-exact; --labels header: Takeout's X-Gmail-Labels line.
+        plain = export_archive(store, ExportOptions("mbox", tmp_path / "plain", split="none"))
+        assert plain.messages == MESSAGES
+        assert b"X-Gmail-Labels" not in (tmp_path / "plain" / "messages.mbox").read_bytes()
+        header = export_archive(
+            store,
+            ExportOptions("eml", tmp_path / "header", labels="header"),
+        )
+        assert header.messages == MESSAGES + sum(per_label.values())  # All Mail + label folders
+        for path in (tmp_path / "header").rglob("*.eml"):
+            parsed = email.message_from_bytes(path.read_bytes())
+            msgid = parsed["Message-ID"].strip("<>")
+            assert parsed["X-Gmail-Labels"] == ",".join(mailbox.labels[msgid])
+        # --labels folders: one folder per label, each message once per label.
+        folders = export_archive(
+            store, ExportOptions("maildir", tmp_path / "folders", labels="folders")
+        )
+        assert folders.messages == sum(per_label.values())
+        for label in LABELS:
+            assert folders.folders[f"{ACCOUNT}/{label}"] == per_label[label]
+
+        # Gmail -> Dovecot: every label a folder, every flag kept, nothing else copied.
+        summary = _push_to(store, dovecot.host, dovecot.ports.imap, dovecot_user, "dovecot")
+        assert summary.failed == 0 and summary.appended == sum(per_label.values())
+        on_target = set(dovecot.folders(dovecot_user.name))
+        assert set(LABELS) <= on_target and ALL_MAIL not in on_target
+        for label in LABELS:
+            uids = dovecot.uids(dovecot_user.name, label)
+            raws = [dovecot.fetch_raw(dovecot_user.name, label, uid) for uid in uids]
+            expected = {m for m, labels in mailbox.labels.items() if label in labels}
+            assert _message_ids(raws) == expected
+            flags = dovecot.flags(dovecot_user.name, label)
+            for uid, raw in zip(uids, raws, strict=True):
+                (msgid,) = _message_ids([raw])
+                assert {str(f) for f in flags[uid]} - {"\\Recent"} == set(mailbox.flags[msgid])
+
+        # Gmail -> Gmail: each message appended once, its labels set by X-GM-LABELS STORE.
+        other = make_mailbox(gmail_dovecot, gmail_proxy, 0)
+        try:
+            summary = _push_to(store, "127.0.0.1", gmail_proxy.port, other.user, "gmail2")
+            assert summary.failed == 0 and summary.appended == MESSAGES
+            with other.source() as source:
+                source.select(ALL_MAIL)
+                pushed = [m for batch in source.fetch_messages() for m in batch]
+            got = {next(iter(_message_ids([m.raw]))): m for m in pushed}
+            assert len(got) == MESSAGES
+            for msgid, message in got.items():
+                assert message.labels == mailbox.labels[msgid]
+                assert set(message.flags) == set(mailbox.flags[msgid])
+        finally:
+            gmail_dovecot.remove_user(other.user.name)
+    finally:
+        store.close()
