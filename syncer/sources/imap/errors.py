@@ -158,7 +158,11 @@ class IMAPWording:
             limited = provider_limit(str(exc))
             if limited is not None:
                 return SourceThrottled(
-                    message, limit=limited[0], retry_after=limited[1], account=ctx.account
+                    message,
+                    limit=limited[0],
+                    retry_after=limited[1],
+                    account=ctx.account,
+                    folder=folder,
                 )
             if TRANSIENT.search(str(exc)):
                 return SourceUnavailable(message, account=ctx.account, folder=folder)
