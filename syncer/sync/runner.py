@@ -145,6 +145,7 @@ def sync_account(
             )
         log.info("run.started")
         started_run = False
+        counted = _Counted(progress)
         warnings: tuple[str, ...] = ()
         try:
             store.ensure_account(account.name, account.protocol)
@@ -157,7 +158,7 @@ def sync_account(
                 store.start_run(account.name, run_id, worker=current.holder)
                 started_run = True
                 budget, frees_at = _budget(account, store, clock())
-                pipeline = _Pipeline(account, store, progress, heartbeat, budget)
+                pipeline = _Pipeline(account, store, counted, heartbeat, budget)
                 if account.protocol == "pop3":
                     folders, error, warnings = pipeline.maildrop(folder_globs, connect_pop3)
                 else:
@@ -201,7 +202,7 @@ def sync_account(
                 meaning=exc.hint,
             )
             if started_run:
-                _record_failure(store, run_id, error, resume_at=resume_at)
+                _record_failure(store, run_id, error, resume_at=resume_at, bytes=counted.bytes)
         except (SyncerError, Stopped) as exc:
             folders, ok, error = [], False, str(exc)
             if started_run:
@@ -264,7 +265,12 @@ def _budget(
 
 
 def _record_failure(
-    store: ArchiveStore, run_id: str, error: str, *, resume_at: datetime | None = None
+    store: ArchiveStore,
+    run_id: str,
+    error: str,
+    *,
+    resume_at: datetime | None = None,
+    bytes: int = 0,
 ) -> None:
     try:
         store.finish_run(
@@ -274,7 +280,7 @@ def _record_failure(
             new=0,
             flags_changed=0,
             expunged=0,
-            bytes=0,
+            bytes=bytes,
             resume_at=resume_at,
         )
     except SyncerError as exc:  # the archive itself failed; the run stays 'running'
@@ -364,6 +370,21 @@ class _Pipeline:
         except SourceThrottled:
             raise
         except SourceError as exc:
+            if exc.transient and self.account.provider is not None:
+                # Gmail drops connections past its bandwidth limit rather than answering:
+                # after the quick retries, wait like for any other provider limit.
+                raise SourceThrottled(
+                    exc.message,
+                    limit="dropped",
+                    retry_after=_DROP_WAIT,
+                    account=exc.account,
+                    folder=exc.folder,
+                    hint=(
+                        f"That means the connection kept failing; {self.account.provider} drops "
+                        "connections past its limits, so syncer waits "
+                        f"{round(_DROP_WAIT / 60)} min."
+                    ),
+                ) from exc
             if not with_folder:
                 return [], str(exc), ()  # with the hint: what to change (auth, ca_file, ...)
             where = f"folder {exc.folder!r}: " if exc.folder else ""
@@ -377,6 +398,28 @@ class _Pipeline:
             return work(source)
         finally:
             source.close()
+
+
+#: How long a provider account waits after its connection kept dropping (seconds).
+_DROP_WAIT = 10 * 60.0
+
+
+class _Counted:
+    """Passes progress on and counts the bytes of committed batches, so a run that ends
+    at a provider limit still records what it downloaded (the daily budget counts it)."""
+
+    def __init__(self, inner: Progress | None) -> None:
+        self.inner = inner
+        self.bytes = 0
+
+    def folder_started(self, folder: str, messages: int, size: int) -> None:
+        if self.inner is not None:
+            self.inner.folder_started(folder, messages, size)
+
+    def advanced(self, messages: int, size: int) -> None:
+        self.bytes += size
+        if self.inner is not None:
+            self.inner.advanced(messages, size)
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:

@@ -165,16 +165,16 @@ def test_label_changes_follow_condstore_like_flags(
 
 def _account(box: Mailbox, monkeypatch: pytest.MonkeyPatch, **keys: Any) -> AccountConfig:
     monkeypatch.setenv("GMAIL_DOUBLE_PW", box.user.password)
+    keys.setdefault("provider", "gmail")
+    keys.setdefault("retries", 2)
     return AccountConfig(
         name=ACCOUNT,
-        provider="gmail",
         host="127.0.0.1",
         port=box.proxy.port,
         security="plain",
         allow_insecure=True,
         username=box.user.name,
         password_env="GMAIL_DOUBLE_PW",
-        retries=2,
         **keys,
     )
 
@@ -195,6 +195,7 @@ def small_box(gmail_dovecot: DovecotServer, gmail_proxy: GmailProxy) -> Iterator
     yield box
     gmail_proxy.throttle_next_fetches(0)
     gmail_proxy.cut_after_body_bytes = None
+    gmail_proxy.cut_repeatedly = False
     gmail_dovecot.remove_user(box.user.name)
 
 
@@ -212,6 +213,8 @@ def test_throttled_sync_waits_then_resumes_without_loss_or_duplicates(
     assert resume is not None and timedelta(minutes=9) < resume - now <= timedelta(minutes=10)
     assert archive_store.runs(ACCOUNT)[0]["resume_at"] is not None
     assert len(archive_store.entries(ACCOUNT, ALL_MAIL)) == 100  # two committed batches kept
+    # What the throttled run downloaded counts against the daily budget.
+    assert archive_store.runs(ACCOUNT)[0]["bytes"] > 0
 
     # Before the wait is over a run does nothing but say when it resumes.
     small_box.proxy.reset_counts()
@@ -229,11 +232,30 @@ def test_throttled_sync_waits_then_resumes_without_loss_or_duplicates(
 def test_connection_dropped_mid_body_is_retried_and_resumes(
     small_box: Mailbox, archive_store: ArchiveStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    account = _account(small_box, monkeypatch, batch_messages=50)
+    account = _account(small_box, monkeypatch, batch_messages=50, provider=None)
     small_box.proxy.cut_after_body_bytes = 40_000  # inside the third or fourth batch
     summary = sync_account(account, archive_store)
     assert summary.ok, summary.error
     assert small_box.proxy.cuts == 1  # the drop happened, mid-body
+    _assert_complete(small_box, archive_store)
+
+
+def test_a_connection_that_keeps_dropping_is_waited_out_like_a_limit(
+    small_box: Mailbox, archive_store: ArchiveStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = _account(small_box, monkeypatch, batch_messages=50, retries=1)
+    small_box.proxy.cut_after_body_bytes = 5_000  # inside the first batch, every time
+    small_box.proxy.cut_repeatedly = True
+    now = datetime.now(UTC)
+    first = sync_account(account, archive_store, clock=lambda: now)
+    assert not first.ok and first.error is not None and "resumes at" in first.error
+    assert small_box.proxy.cuts == 2  # the first attempt and one quick retry
+    resume = archive_store.resume_at(ACCOUNT)
+    assert resume is not None and resume - now == timedelta(minutes=10)
+
+    small_box.proxy.cut_after_body_bytes = None
+    later = sync_account(account, archive_store, clock=lambda: now + timedelta(minutes=11))
+    assert later.ok, later.error
     _assert_complete(small_box, archive_store)
 
 

@@ -97,6 +97,8 @@ class GmailProxy(_LoopbackProxy):
         self.throttle_after = 0
         self.throttled = 0
         self.cut_after_body_bytes: int | None = None
+        #: Cut every connection (not only the next) after ``cut_after_body_bytes``.
+        self.cut_repeatedly = False
         self.cuts = 0
 
     def throttle_next_fetches(self, count: int = 1, *, after: int = 0) -> None:
@@ -280,7 +282,8 @@ class _GmailSession:
         if limit is not None and self.served + len(data) > limit and len(parts) > 1:
             self.client.sendall(data[: max(limit - self.served, 0)])
             self.proxy.cuts += 1
-            self.proxy.cut_after_body_bytes = None
+            if not self.proxy.cut_repeatedly:
+                self.proxy.cut_after_body_bytes = None
             raise OSError("cut by the Gmail double")
         if len(parts) > 1:
             self.served += len(data)
