@@ -76,6 +76,33 @@ class SourceUnavailable(SourceError):
     transient: ClassVar[bool] = True
 
 
+class SourceThrottled(SourceUnavailable):
+    """A provider limit: Gmail's ``[THROTTLED]``/``[OVERQUOTA]``, RFC 5530 ``[UNAVAILABLE]``,
+    Microsoft 365's "Request is throttled"; or a daily byte budget spent.
+
+    Transient, but not for the seconds-long retries of a dropped connection: the
+    run stops after its last committed batch and the next one starts no earlier
+    than ``retry_after`` seconds later (recorded as the run's ``resume_at``).
+
+    :ivar limit: which limit (``THROTTLED``, ``OVERQUOTA``, ``UNAVAILABLE``, ``microsoft``).
+    :ivar retry_after: seconds to wait, from the server's hint or a provider default.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str,
+        retry_after: float,
+        account: str | None = None,
+        folder: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, account=account, folder=folder, hint=hint)
+        self.limit = limit
+        self.retry_after = retry_after
+
+
 class ProtocolViolation(SourceError):
     """The server answered something the protocol does not allow."""
 

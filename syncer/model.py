@@ -88,6 +88,8 @@ class FlagState:
     uid: int
     flags: tuple[str, ...]
     modseq: int | None = None
+    #: Gmail labels (``X-GM-LABELS``), sorted; None where the server has no labels.
+    labels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,8 @@ class RemoteMessage:
     :ivar raw: the exact bytes of ``BODY.PEEK[]`` (IMAP) or RETR (POP3).
     :ivar uid: the IMAP UID; 0 for POP3 (the key is ``uidl`` then).
     :ivar emailid: RFC 8474 EMAILID or Gmail X-GM-MSGID where offered.
+    :ivar labels: Gmail labels (``X-GM-LABELS``, decoded, sorted), or None where the
+        server has none (every server but Gmail); ``()`` is a Gmail message without labels.
     """
 
     folder: str
@@ -108,6 +112,7 @@ class RemoteMessage:
     modseq: int | None = None
     emailid: str | None = None
     uidl: str | None = None
+    labels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +147,24 @@ class HeaderFingerprint:
     flags: tuple[str, ...] = ()
     modseq: int | None = None
     emailid: str | None = None
+    labels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageIdentity:
+    """A message's server-wide id and its metadata, listed without its body.
+
+    ``emailid`` is RFC 8474 EMAILID or Gmail's X-GM-MSGID: the same message in
+    two folders (a Gmail label folder and All Mail) has the same one, so a body
+    archived from one folder is linked into the other instead of downloaded.
+    """
+
+    uid: int
+    emailid: str
+    flags: tuple[str, ...] = ()
+    internaldate: datetime | None = None
+    modseq: int | None = None
+    labels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +184,9 @@ class FolderSummary:
     #: "deleted" or "renamed" (then ``renamed_from`` is its old name); None otherwise.
     change: str | None = None
     renamed_from: str | None = None
+    #: Why the folder's download stopped early (``"budget"``: the daily byte budget);
+    #: the next run resumes after its last committed batch.
+    stopped: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from tests.servers.dovecot import (
     MailUser,
     find_binaries,
 )
+from tests.servers.gmail import GmailProxy
 from tests.servers.tls import TLSFiles, make_tls_files
 
 SKIP_ENV = "SYNCER_SKIP_SERVER_TESTS"
@@ -104,6 +105,22 @@ def dovecot_fallback(tls_files: TLSFiles) -> Iterator[DovecotServer]:
     server = _start(tls_files, "dovecot-fallback", capabilities=FALLBACK_CAPABILITIES)
     yield server
     _shutdown(server)
+
+
+@pytest.fixture(scope="session")
+def gmail_dovecot(tls_files: TLSFiles) -> Iterator[DovecotServer]:
+    """Dovecot with the ``virtual`` plugin: the storage of the Gmail double
+    (tests/servers/gmail.py)."""
+    server = _start(tls_files, "gmail", virtual=True)
+    yield server
+    _shutdown(server)
+
+
+@pytest.fixture(scope="session")
+def gmail_proxy(gmail_dovecot: DovecotServer) -> Iterator[GmailProxy]:
+    """The X-GM-EXT-1 proxy in front of ``gmail_dovecot``: the Gmail double."""
+    with GmailProxy(gmail_dovecot.host, gmail_dovecot.ports.imap) as proxy:
+        yield proxy
 
 
 @pytest.fixture(scope="session", params=["full", "fallback"])

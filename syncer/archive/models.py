@@ -275,6 +275,8 @@ entries = Table(
     Column("internaldate", UTCDateTime),
     Column("modseq", BigInteger),
     Column("emailid", StorableString(255)),
+    # Gmail's X-GM-LABELS, sorted and newline-separated; NULL: the server has no labels.
+    Column("labels", StorableText()),
     _created("first_seen_at"),
     Column("gone_at", UTCDateTime),
     Column("superseded_at", UTCDateTime),
@@ -404,6 +406,8 @@ sync_runs = Table(
     Column("pid", Integer),
     Column("host", StorableString(255)),
     Column("worker", StorableString(255)),
+    # A run stopped by a provider limit or the daily byte budget: not before this.
+    Column("resume_at", UTCDateTime),
     CheckConstraint("status IN ('running', 'ok', 'failed')", name="status"),
     Index("ix_sync_runs_account_id_started_at", "account_id", "started_at"),
 )

@@ -49,7 +49,7 @@ from syncer.archive.models import messages as messages_table
 from syncer.archive.search.index_store import StoreSearchIndex
 from syncer.archive.search.store import StoreSearch
 from syncer.archive.store_admin import StoreAdmin
-from syncer.archive.store_base import chunks, flags_text, map_errors
+from syncer.archive.store_base import chunks, flags_text, labels_text, map_errors
 from syncer.archive.store_normalize import StoreNormalize
 from syncer.archive.store_pop3 import StorePOP3
 from syncer.archive.store_push import StorePush
@@ -407,6 +407,7 @@ class ArchiveStore(
                         "internaldate": msg.internaldate,
                         "modseq": msg.modseq,
                         "emailid": msg.emailid,
+                        "labels": labels_text(msg.labels),
                         "first_seen_at": now,
                     }
                     for msg, fp in zip(messages, prints, strict=True)
@@ -440,13 +441,24 @@ class ArchiveStore(
 
     # ------------------------------------------------------------------ UIDVALIDITY resets
 
-    def link_existing(self, account: str, folder: str, uidvalidity: int, links: list[Link]) -> int:
+    def link_existing(
+        self,
+        account: str,
+        folder: str,
+        uidvalidity: int,
+        links: list[Link],
+        *,
+        labels: dict[int, tuple[str, ...]] | None = None,
+    ) -> int:
         """Add entries for bodies the archive already has (no blob is written).
 
         Used after a UIDVALIDITY reset, when a message is recognised by its
-        header fingerprint (see :meth:`header_index`) instead of downloaded.
+        header fingerprint (see :meth:`header_index`) instead of downloaded, and
+        for a message already archived from another folder, recognised by its
+        EMAILID / X-GM-MSGID (Gmail's label folders repeat All Mail).
 
         :param links: ``(uid, message sha256, flags, internaldate, modseq, emailid)`` each.
+        :param labels: ``uid -> Gmail labels`` where the server reported them.
         :returns: the number of entries newly inserted.
         :raises ArchiveError: when a sha256 is not an archived message (nothing is written).
         """
@@ -475,6 +487,7 @@ class ArchiveStore(
                         "internaldate": internaldate,
                         "modseq": modseq,
                         "emailid": emailid,
+                        "labels": labels_text((labels or {}).get(uid)),
                         "first_seen_at": now,
                     }
                     for uid, sha, flags, internaldate, modseq, emailid in links
@@ -580,7 +593,9 @@ class ArchiveStore(
     ) -> int:
         """Apply flag states from the server to live entries; write the cursor too.
 
-        Only entries whose flags really differ are rewritten and counted; a
+        Gmail labels (``FlagState.labels``) are applied the same way: they change
+        MODSEQ like flags, so CONDSTORE keeps them current.
+        Only entries whose flags or labels really differ are rewritten and counted; a
         newer MODSEQ alone is recorded without counting. UIDs the archive does
         not have are ignored.
 
@@ -598,20 +613,33 @@ class ArchiveStore(
                 known = current.get(change.uid)
                 if known is None:
                     continue
-                entry_id, flags, modseq = known
+                entry_id, flags, modseq, labels = known
                 wanted = flags_text(change.flags)
+                # Labels only where the server listed them (Gmail): None leaves them be.
+                new_labels = labels if change.labels is None else labels_text(change.labels)
                 new_modseq = change.modseq if change.modseq is not None else modseq
-                if wanted != flags:
-                    flag_rows.append({"b_id": entry_id, "b_flags": wanted, "b_modseq": new_modseq})
+                if wanted != flags or new_labels != labels:
+                    flag_rows.append(
+                        {
+                            "b_id": entry_id,
+                            "b_flags": wanted,
+                            "b_modseq": new_modseq,
+                            "b_labels": new_labels,
+                        }
+                    )
                 elif new_modseq != modseq:
                     modseq_rows.append({"b_id": entry_id, "b_modseq": new_modseq})
-                current[change.uid] = (entry_id, wanted, new_modseq)
+                current[change.uid] = (entry_id, wanted, new_modseq, new_labels)
             by_id = entries.c.id == bindparam("b_id")
             if flag_rows:
                 conn.execute(
                     update(entries)
                     .where(by_id)
-                    .values(flags=bindparam("b_flags"), modseq=bindparam("b_modseq")),
+                    .values(
+                        flags=bindparam("b_flags"),
+                        modseq=bindparam("b_modseq"),
+                        labels=bindparam("b_labels"),
+                    ),
                     flag_rows,
                 )
             if modseq_rows:
@@ -623,19 +651,21 @@ class ArchiveStore(
 
     def _current_flags(
         self, conn: Connection, folder_id: int, uidvalidity: int, changes: list[FlagState]
-    ) -> dict[int, tuple[int, str, int | None]]:
-        query = select(entries.c.uid, entries.c.id, entries.c.flags, entries.c.modseq).where(
-            entries.c.folder_id == folder_id, entries.c.uidvalidity == uidvalidity, _live
-        )
+    ) -> dict[int, tuple[int, str, int | None, str | None]]:
+        query = select(
+            entries.c.uid, entries.c.id, entries.c.flags, entries.c.modseq, entries.c.labels
+        ).where(entries.c.folder_id == folder_id, entries.c.uidvalidity == uidvalidity, _live)
         uids = sorted({change.uid for change in changes})
         if len(uids) > self._caps.max_params:
             # A full listing (no CONDSTORE): read the whole folder once.
             rows = conn.execute(query)
-            return {uid: (entry_id, flags, modseq) for uid, entry_id, flags, modseq in rows}
-        if not uids:
+        elif not uids:
             return {}
-        rows = conn.execute(query.where(entries.c.uid.in_(uids)))
-        return {uid: (entry_id, flags, modseq) for uid, entry_id, flags, modseq in rows}
+        else:
+            rows = conn.execute(query.where(entries.c.uid.in_(uids)))
+        return {
+            uid: (entry_id, flags, modseq, labels) for uid, entry_id, flags, modseq, labels in rows
+        }
 
     def mark_gone(
         self,

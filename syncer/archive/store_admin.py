@@ -140,8 +140,12 @@ class StoreAdmin(StoreCore):
         flags_changed: int,
         expunged: int,
         bytes: int,
+        resume_at: datetime | None = None,
     ) -> None:
         """Record how a run ended, with its counters.
+
+        :param resume_at: the run stopped at a provider limit or the daily byte
+            budget; the next run starts no earlier (:meth:`resume_at`).
 
         :raises ArchiveError: when there is no run ``run_id``.
         """
@@ -157,10 +161,46 @@ class StoreAdmin(StoreCore):
                     flags_changed=flags_changed,
                     expunged=expunged,
                     bytes=bytes,
+                    resume_at=resume_at,
                 )
             )
             if result.rowcount == 0:
                 raise ArchiveError(f"No run {run_id!r} in the archive to finish.")
+
+    def resume_at(self, account: str, kind: str = "sync") -> datetime | None:
+        """When the latest finished run of ``account`` said the next may start, or None."""
+        with self._read(f"reading when {account!r} resumes") as conn:
+            query = (
+                select(sync_runs.c.resume_at)
+                .join(accounts, accounts.c.id == sync_runs.c.account_id)
+                .where(
+                    accounts.c.name == account,
+                    sync_runs.c.kind == kind,
+                    sync_runs.c.status != "running",
+                )
+                .order_by(sync_runs.c.started_at.desc(), sync_runs.c.id.desc())
+                .limit(1)
+            )
+            found: datetime | None = conn.execute(query).scalar()
+            return found
+
+    def bytes_since(self, account: str, since: datetime) -> tuple[int, datetime | None]:
+        """Bytes downloaded by runs of ``account`` started at or after ``since``, and
+        when the earliest of those runs started (the daily budget frees up a day later)."""
+        with self._read(f"adding up the downloads of {account!r}") as conn:
+            query = (
+                select(
+                    func.coalesce(func.sum(sync_runs.c.bytes), 0), func.min(sync_runs.c.started_at)
+                )
+                .join(accounts, accounts.c.id == sync_runs.c.account_id)
+                .where(
+                    accounts.c.name == account,
+                    sync_runs.c.started_at >= since,
+                    sync_runs.c.bytes > 0,
+                )
+            )
+            total, earliest = conn.execute(query).one()
+            return int(total), earliest
 
     def abandon_runs(self, account: str, error: str, kind: str = "sync") -> int:
         """Record every run of ``account`` still ``running`` as failed with ``error``.
@@ -222,6 +262,7 @@ class StoreAdmin(StoreCore):
                 "status": row.status,
                 "started_at": iso(row.started_at),
                 "finished_at": iso(row.finished_at),
+                "resume_at": iso(row.resume_at),
                 "seconds": (
                     (row.finished_at - row.started_at).total_seconds()
                     if row.finished_at is not None
@@ -245,8 +286,10 @@ class StoreAdmin(StoreCore):
         """What is in the archive, as a JSON-serialisable dict.
 
         ``{"database": url (password masked), "blob_store": ..., "accounts": {name:
-        {"protocol", "messages" (live entries), "last_synced_at", "folders": [{"name",
-        "display_name", "messages", "last_synced_at", "deleted"}]}}, "totals":
+        {"protocol", "messages" (live entries), "last_synced_at", "resume_at" (when a
+        run stopped by a provider limit or the daily budget continues, or None),
+        "folders": [{"name", "display_name", "messages", "last_synced_at", "deleted",
+        "complete" (False while a download is part-way)}]}}, "totals":
         {"messages" (distinct), "entries" (live), "blobs", "stored_bytes", "raw_bytes",
         "awaiting_normalization" (messages not yet normalized by this syncer's normalizer)}}``.
         """
@@ -282,6 +325,7 @@ class StoreAdmin(StoreCore):
                 "messages": 0,
                 "last_synced_at": None,
                 "folders": [],
+                "resume_at": None,
             }
             result_accounts[row.name] = info
             by_id[row.id] = info
@@ -295,12 +339,17 @@ class StoreAdmin(StoreCore):
                     "messages": count,
                     "last_synced_at": iso(row.last_synced_at),
                     "deleted": row.deleted_at is not None,
+                    # -1: a download stopped part-way (budget, limit, crash); the next run
+                    # resumes after its last committed batch.
+                    "complete": row.messages is None or row.messages >= 0,
                 }
             )
             info["messages"] += count
             synced = iso(row.last_synced_at)
             if synced is not None and (info["last_synced_at"] or "") < synced:
                 info["last_synced_at"] = synced
+        for name, info in result_accounts.items():
+            info["resume_at"] = iso(self.resume_at(name))
         return {
             "database": self.url,
             "blob_store": self._blobs.spec,

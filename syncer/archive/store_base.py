@@ -50,6 +50,24 @@ def flags_text(flags: Iterable[str]) -> str:
     return " ".join(sorted(set(flags)))
 
 
+def labels_text(labels: Iterable[str] | None) -> str | None:
+    """The stored form of Gmail labels: sorted, deduplicated, one per line; None stays None.
+
+    Label names may contain spaces but never a line break (one would be a server bug;
+    it becomes a space here so a name stays one line).
+    """
+    if labels is None:
+        return None
+    return "\n".join(sorted({" ".join(label.splitlines()) for label in labels}))
+
+
+def labels_tuple(text: str | None) -> tuple[str, ...] | None:
+    """The inverse of :func:`labels_text`."""
+    if text is None:
+        return None
+    return tuple(text.split("\n")) if text else ()
+
+
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 

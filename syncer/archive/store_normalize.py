@@ -40,7 +40,7 @@ from syncer.archive.models import (
 )
 from syncer.archive.search.document import IndexRow
 from syncer.archive.search.document import clean as _clean
-from syncer.archive.store_base import StoreCore, chunks
+from syncer.archive.store_base import StoreCore, chunks, labels_tuple
 from syncer.archive.views import AddressView, AttachmentView, MessageDetail, PlacementView
 from syncer.errors import ArchiveError
 from syncer.mime.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thread_key_of
@@ -396,6 +396,7 @@ class StoreNormalize(StoreCore):
                     entries.c.uidvalidity,
                     entries.c.uid,
                     entries.c.flags,
+                    entries.c.labels,
                     entries.c.internaldate,
                     entries.c.gone_at,
                     entries.c.superseded_at,
@@ -461,6 +462,7 @@ class StoreNormalize(StoreCore):
                     tuple(e.flags.split()),
                     e.internaldate,
                     e.gone_at is not None or e.superseded_at is not None,
+                    labels_tuple(e.labels) or (),
                 )
                 for e in entry_rows
             ),

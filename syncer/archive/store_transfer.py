@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 
 from syncer.archive.ingest import fingerprints
 from syncer.archive.models import accounts, blobs, entries, folders, messages, push_log, utcnow
-from syncer.archive.store_base import StoreCore, chunks
+from syncer.archive.store_base import StoreCore, chunks, labels_tuple
 from syncer.archive.store_normalize import Pending
 from syncer.model import RemoteMessage
 
@@ -77,6 +77,9 @@ class Placement:
     flags: tuple[str, ...]
     internaldate: datetime | None
     gone: bool
+    #: Gmail labels of the entry (X-GM-LABELS, a Takeout's X-Gmail-Labels); None: no labels
+    #: were reported (not Gmail).
+    labels: tuple[str, ...] | None = None
 
 
 class StoreTransfer(StoreCore):
@@ -151,6 +154,7 @@ class StoreTransfer(StoreCore):
                         entries.c.message_pk,
                         entries.c.folder_id,
                         entries.c.flags,
+                        entries.c.labels,
                         entries.c.internaldate,
                         (entries.c.gone_at.is_(None) & entries.c.superseded_at.is_(None)).label(
                             "live"
@@ -209,6 +213,7 @@ class StoreTransfer(StoreCore):
                         flags=tuple(row.flags.split()),
                         internaldate=row.internaldate,
                         gone=not any_live,
+                        labels=labels_tuple(row.labels),
                     )
                 )
             start = end

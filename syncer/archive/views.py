@@ -57,6 +57,8 @@ class PlacementView:
     flags: tuple[str, ...]
     internaldate: datetime | None
     gone: bool
+    #: Gmail's labels of the message there (empty where the server has none).
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,11 @@ class MessageDetail:
     placements: tuple[PlacementView, ...]
     text_length: int
     text_excerpt: str
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The message's Gmail labels (any placement's: they are per message at Gmail)."""
+        return tuple(sorted({label for p in self.placements for label in p.labels}))
 
     @property
     def accounts(self) -> frozenset[str]:
@@ -176,11 +183,13 @@ class MessageDetail:
                     "uidvalidity": p.uidvalidity,
                     "uid": p.uid,
                     "flags": list(p.flags),
+                    "labels": list(p.labels),
                     "internaldate": _iso(p.internaldate),
                     "gone": p.gone,
                 }
                 for p in self.placements
             ],
+            "labels": list(self.labels),
             "text_length": self.text_length,
             "text_excerpt": self.text_excerpt,
         }

@@ -58,6 +58,15 @@ def render_status(data: dict[str, Any]) -> None:
                 name, str(folder.get("messages", 0)), str(folder.get("last_synced_at") or "never")
             )
         _out.print(table)
+        folders = [f for f in account.get("folders", []) if not f.get("deleted")]
+        partial = [f for f in folders if not f.get("complete", True)]
+        if partial:
+            _out.print(
+                f"download in progress: {len(folders) - len(partial)} of {len(folders)} "
+                f"folders complete, {count} messages archived so far"
+            )
+        if account.get("resume_at"):
+            _out.print(f"next run resumes at {account['resume_at']} (provider limit or budget)")
         last = account.get("last_run")
         if last:
             _out.print(

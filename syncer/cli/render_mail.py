@@ -95,6 +95,8 @@ def render_show(view: dict[str, Any]) -> None:  # noqa: C901
         _line("Risk", f"SUSPICIOUS: {view['risk_note']}")
     elif view["risk_note"]:
         _line("Risk", view["risk_note"])
+    if view.get("labels"):
+        _line("Labels", ", ".join(view["labels"]))
     for entry in view["folders"]:
         flags = " ".join(entry["flags"])
         state = "  (gone from the server)" if entry["gone"] else ""

@@ -48,6 +48,13 @@ def _query(words: tuple[str, ...]) -> str:
     help="mbox: one file per folder, or one file for everything.",
 )
 @click.option("--since-last", is_flag=True, help="Only what earlier exports to --out lack.")
+@click.option(
+    "--labels",
+    type=click.Choice(["header", "folders"]),
+    default=None,
+    help="Gmail labels: an X-Gmail-Labels: line in each message, as Google Takeout writes, "
+    "or a folder per label. Default: neither, the bytes stay exactly as archived.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @pass_state
 def export_command(
@@ -57,6 +64,7 @@ def export_command(
     out: Path,
     split: str,
     since_last: bool,
+    labels: str | None,
     as_json: bool,
 ) -> None:
     """Export archived mail (all, or what QUERY selects) as mbox, Maildir or .eml files.
@@ -69,6 +77,7 @@ def export_command(
       syncer export --format mbox --out backup/
       syncer export --format maildir --out ~/Mail/archive --since-last
       syncer export --format eml --out invoices/ 'from:billing@example.com'
+      syncer export --format mbox --labels header --out takeout/ 'account:gmail'
     """
     from syncer.transfer.export import ExportOptions, export_archive
 
@@ -78,6 +87,7 @@ def export_command(
         query=_query(query),
         split=split,  # type: ignore[arg-type]
         since_last=since_last,
+        labels=labels,  # type: ignore[arg-type]
     )
     with state.open_store() as store, state.progress("Exporting", json_output=as_json) as bar:
         summary = export_archive(store, options, progress=bar.advanced)

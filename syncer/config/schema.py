@@ -36,6 +36,7 @@ from syncer.config.base import (
     check_cron,
 )
 from syncer.config.oauth import OAuth2Config, anchor_token_file
+from syncer.config.providers import Provider, apply_preset
 from syncer.config.relay import Digests, Forwards, OutboxConfig
 from syncer.config.retention import RetentionPolicies, RetentionSettings
 from syncer.config.web import WebConfig
@@ -70,6 +71,7 @@ _IMAP_KEYS = (
     "max_bytes_per_second",
     "push",
     "idle_folders",
+    "max_bytes_per_day",
 )
 
 
@@ -102,10 +104,15 @@ class FolderFilter(Strict):
 
     include: list[str] = Field(default_factory=lambda: ["*"])
     exclude: list[str] = Field(default_factory=list)
+    # RFC 6154 attributes (\\Junk, \\Trash, ...) of folders to leave out whatever their
+    # (localized) names; the provider presets set these (syncer/config/providers.py).
+    exclude_special_use: list[str] = Field(default_factory=list)
 
 
 class AccountConfig(SecretSource):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@-]+$")
+    # Defaults for Gmail or Microsoft 365 (syncer/config/providers.py, docs/servers.md).
+    provider: Provider | None = None
     protocol: Literal["imap", "pop3"] = "imap"
     host: str = Field(min_length=1)
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -126,6 +133,9 @@ class AccountConfig(SecretSource):
     batch_messages: int = Field(default=500, ge=1, le=100_000)
     batch_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024)
     max_bytes_per_second: int | None = Field(default=None, ge=1024)
+    # Bytes a day this account may download (Gmail: about 2.5 GB); a run that reaches it
+    # stops after its batch and the next run continues once a day has passed.
+    max_bytes_per_day: int | None = Field(default=None, ge=1024)
     retries: int = Field(default=3, ge=0, le=20)
     # `syncer run` keeps a connection open and syncs a folder seconds after it changes
     # (syncer/daemon/push.py); None: on where the server offers NOTIFY or IDLE.
@@ -141,6 +151,11 @@ class AccountConfig(SecretSource):
     auth: AccountAuth = "password"
     # auth = "oauth2": where the access tokens come from (syncer/config_oauth.py).
     oauth2: OAuth2Config | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_preset(cls, data: Any) -> Any:
+        return apply_preset(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _account_rules(self) -> AccountConfig:

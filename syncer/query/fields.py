@@ -12,7 +12,8 @@ Kinds of field:
 * contains (``from:``, ``to:``, ``cc:``, ``filename:``): a case-insensitive
   substring of an address, display name or file name; ``*`` at either end is
   dropped (a contains match needs no wildcard).
-* exact (``folder:``, ``account:``, ``thread:``, ``message-id:``, ``sha256:``)
+* exact (``folder:``, ``account:``, ``label:`` (a Gmail label, whole name, ASCII
+  case folded), ``thread:``, ``message-id:``, ``sha256:``)
   and the checked ones (``flag:``, ``is:``, ``has:``, sizes and dates).
 """
 
@@ -47,6 +48,7 @@ FIELDS: tuple[str, ...] = (
     "folder",
     "account",
     "flag",
+    "label",
     "is",
     "has",
     "larger",

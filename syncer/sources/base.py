@@ -17,6 +17,7 @@ from syncer.model import (
     FolderStatus,
     HeaderFingerprint,
     MaildropEntry,
+    MessageIdentity,
     RemoteMessage,
     SelectedFolder,
 )
@@ -84,6 +85,16 @@ class FolderSource(Protocol):
 
     def uids(self) -> list[int]:
         """``UID SEARCH ALL`` on the selected folder."""
+        ...
+
+    def identities(self) -> list[MessageIdentity]:
+        """The stable id (RFC 8474 EMAILID, Gmail X-GM-MSGID), flags, INTERNALDATE,
+        MODSEQ and labels of every message in the selected folder, without bodies;
+        empty when the server offers no stable id.
+
+        Lets the pipeline link a message it already archived from another folder
+        instead of downloading its body again.
+        """
         ...
 
     def fingerprints(self, uids: Iterable[int] | None = None) -> list[HeaderFingerprint]:

@@ -26,6 +26,7 @@ from syncer.model import (
     FolderStatus,
     HeaderFingerprint,
     MaildropEntry,
+    MessageIdentity,
     RemoteMessage,
     SelectedFolder,
     header_end,
@@ -251,6 +252,15 @@ class MemorySource:
     def uids(self) -> list[int]:
         _, f = self._current()
         return sorted(f.messages)
+
+    def identities(self) -> list[MessageIdentity]:
+        _, f = self._current()
+        if "OBJECTID" not in self._caps:
+            return []
+        return [
+            MessageIdentity(uid, m.emailid, m.flags, m.internaldate, m.modseq)
+            for uid, m in sorted(f.messages.items())
+        ]
 
     def fingerprints(self, uids: Iterable[int] | None = None) -> list[HeaderFingerprint]:
         _, f = self._current()

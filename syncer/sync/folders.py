@@ -38,7 +38,7 @@ from syncer.model import FolderCursor, FolderStatus, FolderSummary, SelectedFold
 from syncer.sync.renames import match_renames
 
 if TYPE_CHECKING:
-    from syncer.archive.store import ArchiveStore, FolderRecord
+    from syncer.archive.store import ArchiveStore, FolderRecord, Link
     from syncer.sources.base import FolderSource
 
 log = structlog.get_logger(__name__)
@@ -83,10 +83,14 @@ class SyncOptions:
 
     include: Sequence[str] = ("*",)
     exclude: Sequence[str] = ()
+    #: SPECIAL-USE attributes of folders to leave out (``\\Junk``), whatever their names.
+    exclude_special_use: Sequence[str] = ()
     only: Sequence[str] = ()
     full_scan_days: float = 7.0
     batch_messages: int = 500
     batch_bytes: int = 32 * 1024 * 1024
+    #: Bytes this run may download (what is left of the account's daily budget); None: no cap.
+    max_bytes: int | None = None
 
     def in_scope(self, display_name: str) -> bool:
         """Include/exclude from the config, narrowed by ``--folder`` globs."""
@@ -112,6 +116,40 @@ def _no_heartbeat() -> None:
     pass
 
 
+class _BudgetSpent(Exception):
+    """The run's byte budget is used up; raised after a batch is committed."""
+
+
+class _Budget:
+    """Counts the bytes of committed batches (through ``Progress.advanced``, called once
+    per committed batch) and stops the run at the next heartbeat once ``limit`` is
+    reached: a run overshoots its budget by at most one batch, and the folder's cursor
+    already records where the next run resumes."""
+
+    def __init__(self, inner: Progress, heartbeat: Heartbeat, limit: int | None) -> None:
+        self.inner, self.beat, self.limit = inner, heartbeat, limit
+        self.used = 0
+        self.folder_messages = self.folder_bytes = 0
+
+    def folder_started(self, folder: str, messages: int, size: int) -> None:
+        self.folder_messages = self.folder_bytes = 0
+        self.inner.folder_started(folder, messages, size)
+
+    def planned(self, messages: int, size: int | None) -> None:
+        self.inner.planned(messages, size)
+
+    def advanced(self, messages: int, size: int) -> None:
+        self.used += size
+        self.folder_messages += messages
+        self.folder_bytes += size
+        self.inner.advanced(messages, size)
+
+    def heartbeat(self) -> None:
+        self.beat()
+        if self.limit is not None and self.used >= self.limit:
+            raise _BudgetSpent
+
+
 def sync_folders(
     source: FolderSource,
     store: ArchiveStore,
@@ -130,10 +168,16 @@ def sync_folders(
 
     :raises SourceError: when listing folders fails, or the connection is lost.
     """
-    progress = progress or _NoProgress()
+    budget = _Budget(progress or _NoProgress(), heartbeat, options.max_bytes)
+    if options.max_bytes is not None and options.max_bytes <= 0:
+        return []
     listed = source.list_folders(with_status=True)
     _warn_unmatched_patterns(options, [f.display_name for f in listed])
-    remote = [f for f in listed if options.in_scope(f.display_name)]
+    remote = [
+        f
+        for f in listed
+        if options.in_scope(f.display_name) and f.special_use not in options.exclude_special_use
+    ]
     known = store.folders(account)
     # Only folders whose listing differs from the archive's record: usually none, so a
     # no-change re-sync writes nothing here.
@@ -145,8 +189,11 @@ def sync_folders(
         record = known.get(status.name)
         share = planned_download(status, record.cursor if record and not record.deleted else None)
         if share is not None:
-            progress.planned(*share)
+            budget.planned(*share)
     events = _folder_events(store, account, known, remote)
+    # Gmail: All Mail (SPECIAL-USE \All) first, so every body is archived from there once
+    # and each label folder after it only links what All Mail brought (by X-GM-MSGID).
+    remote.sort(key=lambda f: f.special_use != "\\All")
 
     summaries: list[FolderSummary] = []
     for status in remote:
@@ -164,11 +211,23 @@ def sync_folders(
                 record.cursor if record and not record.deleted else None,
                 options,
                 clock=clock,
-                progress=progress,
-                heartbeat=heartbeat,
+                progress=budget,
+                heartbeat=budget.heartbeat,
                 reuse_from=renamed_from.get(status.name, ()),
                 flog=flog,
             )
+        except _BudgetSpent:
+            flog.warning("sync.budget_spent", downloaded=budget.used, limit=options.max_bytes)
+            summaries.append(
+                FolderSummary(
+                    folder=status.display_name,
+                    new=budget.folder_messages,
+                    bytes=budget.folder_bytes,
+                    seconds=round(time.monotonic() - started, 3),
+                    stopped="budget",
+                )
+            )
+            break
         except SourceError as exc:
             if exc.transient:
                 raise
@@ -274,6 +333,7 @@ def _record_vanished_folders(
         if not record.deleted
         and name not in remote_by_name
         and options.in_scope(record.display_name)
+        and record.special_use not in options.exclude_special_use
     }
     renames = match_renames(vanished, appeared)
     renamed: dict[str, tuple[str, ...]] = {}
@@ -406,6 +466,9 @@ def _sync_folder(  # noqa: PLR0913
         have = store.live_uids(account, status.name, sel.uidvalidity)
         pending = [u for u in source.uids() if u not in have]
         start = min(pending, default=cursor.uidnext)
+    reused = 0
+    if sel.uidnext > start and sel.exists:
+        reused, pending = _link_known(source, store, account, status.name, sel, start, pending)
     new, size, reached = _fetch_new(
         source,
         store,
@@ -427,7 +490,62 @@ def _sync_folder(  # noqa: PLR0913
         bytes=size,
         flags_changed=flags_changed,
         expunged=expunged,
+        reused=reused,
     )
+
+
+def _link_known(
+    source: FolderSource,
+    store: ArchiveStore,
+    account: str,
+    folder: str,
+    sel: SelectedFolder,
+    start_uid: int,
+    pending: list[int] | None,
+) -> tuple[int, list[int] | None]:
+    """Link messages from ``start_uid`` that the archive has by EMAILID / X-GM-MSGID.
+
+    One ``UID FETCH 1:* (X-GM-MSGID ...)`` (no bodies) per folder: a Gmail label
+    folder repeats messages of All Mail, which is synced first, so its bodies are
+    never downloaded twice (Gmail caps downloads at about 2.5 GB a day).
+
+    :returns: (entries linked, the UIDs still to download, or ``pending`` unchanged
+        when the server has no stable ids).
+    """
+    if not {"X-GM-EXT-1", "OBJECTID"} & source.capabilities:
+        return 0, pending
+    wanted = None if pending is None else set(pending)
+    idents = [
+        i for i in source.identities() if i.uid >= start_uid and (wanted is None or i.uid in wanted)
+    ]
+    if not idents:
+        return 0, pending
+    have = store.live_uids(account, folder, sel.uidvalidity)
+    idents = [i for i in idents if i.uid not in have]
+    known = store.emailid_index(account)
+    links: list[Link] = [
+        (i.uid, known[i.emailid], i.flags, i.internaldate, i.modseq, i.emailid)
+        for i in idents
+        if i.emailid in known
+    ]
+    linked = 0
+    if links:
+        # Linked entries may sit above the stored UIDNEXT: mark the folder incomplete
+        # first, so a crash before the rest is fetched re-lists it (see _INCOMPLETE).
+        store.set_cursor(
+            account,
+            folder,
+            FolderCursor(
+                uidvalidity=sel.uidvalidity,
+                uidnext=start_uid,
+                highestmodseq=None,
+                messages=_INCOMPLETE,
+            ),
+        )
+        labels = {i.uid: i.labels for i in idents if i.labels is not None}
+        linked = store.link_existing(account, folder, sel.uidvalidity, links, labels=labels)
+    done = {link[0] for link in links}
+    return linked, [i.uid for i in idents if i.uid not in done]
 
 
 def _reconcile(
@@ -595,6 +713,11 @@ def _download_folder(  # noqa: PLR0913
             uids=missing,
         )
     else:
+        reused, missing_ids = (
+            _link_known(source, store, account, status.name, sel, 1, None)
+            if sel.exists
+            else (0, None)
+        )
         new, size, reached = _fetch_new(
             source,
             store,
@@ -605,6 +728,7 @@ def _download_folder(  # noqa: PLR0913
             options,
             progress=progress,
             heartbeat=heartbeat,
+            uids=missing_ids,
         )
     _finish(store, account, status.name, sel, reached, clock, full_scan=True)
     return FolderSummary(folder=status.display_name, new=new, bytes=size, reused=reused)

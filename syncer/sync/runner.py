@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
@@ -28,7 +29,7 @@ from structlog.contextvars import bound_contextvars
 
 from syncer.archive.leases import Lease, account_lease, hold_lease
 from syncer.connect import open_maildrop, open_source
-from syncer.errors import SourceError, Stopped, SyncerError
+from syncer.errors import SourceError, SourceThrottled, Stopped, SyncerError
 from syncer.model import FolderSummary, RunSummary
 from syncer.sync.folders import Progress, SyncOptions, sync_folders
 from syncer.sync.maildrop import FOLDER as POP3_FOLDER
@@ -59,10 +60,18 @@ def pop3_options(account: AccountConfig) -> POP3Options:
     )
 
 
-def sync_options(account: AccountConfig, folder_globs: Sequence[str] = ()) -> SyncOptions:
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sync_options(
+    account: AccountConfig, folder_globs: Sequence[str] = (), *, max_bytes: int | None = None
+) -> SyncOptions:
     return SyncOptions(
+        max_bytes=max_bytes,
         include=tuple(account.folders.include),
         exclude=tuple(account.folders.exclude),
+        exclude_special_use=tuple(account.folders.exclude_special_use),
         only=tuple(folder_globs),
         full_scan_days=account.full_scan_days,
         batch_messages=account.batch_messages,
@@ -102,6 +111,7 @@ def sync_account(  # noqa: PLR0913
     connect_pop3: Callable[[AccountConfig], MailDropSource] = open_maildrop,
     lease: Lease | None = None,
     stop: threading.Event | None = None,
+    clock: Callable[[], datetime] = _utcnow,
 ) -> RunSummary:
     """One recorded, leased, retried sync of one account. Never raises ``SyncerError``.
 
@@ -112,12 +122,31 @@ def sync_account(  # noqa: PLR0913
         scheduler, which skips an account another worker holds); taken here otherwise.
     :param stop: once set, the run stops after the batch in flight is committed
         (checked in the heartbeat) and is recorded as failed with a "stopped" error.
+
+    Provider limits: a run that met ``[THROTTLED]``, ``[OVERQUOTA]`` or the like
+    (``SourceThrottled``), or spent the account's ``max_bytes_per_day``, records
+    when the next may start (``resume_at``); until then a run does nothing but
+    say so. Either way the next run resumes after the last committed batch.
     """
     run_id = uuid.uuid4().hex[:12]
     started = time.monotonic()
     with bound_contextvars(run_id=run_id, account=account.name):
+        try:
+            store.ensure_account(account.name, account.protocol)
+            waiting = _waiting(account, store, clock())
+        except SyncerError:
+            waiting = None  # the run below meets the same failure and records it
+        if waiting is not None:
+            log.info("run.waiting", resume_at=waiting[0].isoformat(), reason=waiting[1])
+            return RunSummary(
+                account=account.name,
+                run_id=run_id,
+                ok=True,
+                warnings=(f"{waiting[1]}; resumes at {waiting[0]:%Y-%m-%d %H:%M} UTC",),
+            )
         log.info("run.started")
         started_run = False
+        counted = _Counted(progress)
         warnings: tuple[str, ...] = ()
         try:
             store.ensure_account(account.name, account.protocol)
@@ -129,7 +158,8 @@ def sync_account(  # noqa: PLR0913
                 store.abandon_runs(account.name, f"abandoned: {_ABANDONED}")
                 store.start_run(account.name, run_id, worker=current.holder)
                 started_run = True
-                pipeline = _Pipeline(account, store, progress, heartbeat)
+                budget, frees_at = _budget(account, store, clock())
+                pipeline = _Pipeline(account, store, counted, heartbeat, budget)
                 if account.protocol == "pop3":
                     folders, error, warnings = pipeline.maildrop(folder_globs, connect_pop3)
                 else:
@@ -138,6 +168,14 @@ def sync_account(  # noqa: PLR0913
                 if error is None and folder_errors:
                     error = "; ".join(folder_errors)
                 ok = error is None
+                resume_at = None
+                if any(f.stopped == "budget" for f in folders):
+                    resume_at = (frees_at or clock()) + timedelta(days=1)
+                    warnings += (
+                        f"the daily download budget ({account.max_bytes_per_day:,} bytes) is "
+                        f"spent; the next run resumes at {resume_at:%Y-%m-%d %H:%M} UTC",
+                    )
+                    log.warning("run.budget_spent", resume_at=resume_at.isoformat())
                 store.finish_run(
                     run_id,
                     ok=ok,
@@ -146,7 +184,26 @@ def sync_account(  # noqa: PLR0913
                     flags_changed=sum(f.flags_changed for f in folders),
                     expunged=sum(f.expunged for f in folders),
                     bytes=sum(f.bytes for f in folders),
+                    resume_at=resume_at,
                 )
+        except SourceThrottled as exc:
+            resume_at = clock() + timedelta(seconds=exc.retry_after)
+            folders, ok = [], False
+            error = (
+                f"{exc.message} {exc.hint or ''} The next run resumes at "
+                f"{resume_at:%Y-%m-%d %H:%M} UTC, after the last committed batch."
+            ).replace("  ", " ")
+            # Logged once, with what it means; not retried in seconds like a dropped line.
+            log.warning(
+                "run.throttled",
+                limit=exc.limit,
+                folder=exc.folder,
+                wait_minutes=round(exc.retry_after / 60, 1),
+                resume_at=resume_at.isoformat(),
+                meaning=exc.hint,
+            )
+            if started_run:
+                _record_failure(store, run_id, error, resume_at=resume_at, bytes=counted.bytes)
         except (SyncerError, Stopped) as exc:
             folders, ok, error = [], False, str(exc)
             if started_run:
@@ -183,9 +240,50 @@ def sync_account(  # noqa: PLR0913
 _ABANDONED = "its worker stopped before recording the end (killed?); the next run resumed"
 
 
-def _record_failure(store: ArchiveStore, run_id: str, error: str) -> None:
+def _waiting(
+    account: AccountConfig, store: ArchiveStore, now: datetime
+) -> tuple[datetime, str] | None:
+    """``(resume_at, why)`` while an earlier run's provider limit or the daily budget
+    still holds, else None."""
+    resume_at = store.resume_at(account.name)
+    if resume_at is not None and resume_at > now:
+        return resume_at, "waiting for a provider limit or the daily download budget"
+    remaining, frees_at = _budget(account, store, now)
+    if remaining is not None and remaining <= 0:
+        return (frees_at or now) + timedelta(days=1), "the daily download budget is spent"
+    return None
+
+
+def _budget(
+    account: AccountConfig, store: ArchiveStore, now: datetime
+) -> tuple[int | None, datetime | None]:
+    """Bytes this run may download under ``max_bytes_per_day`` (None: no budget), and when
+    the earliest download counted against it started."""
+    if account.max_bytes_per_day is None:
+        return None, None
+    used, earliest = store.bytes_since(account.name, now - timedelta(days=1))
+    return account.max_bytes_per_day - used, earliest
+
+
+def _record_failure(
+    store: ArchiveStore,
+    run_id: str,
+    error: str,
+    *,
+    resume_at: datetime | None = None,
+    bytes: int = 0,
+) -> None:
     try:
-        store.finish_run(run_id, ok=False, error=error, new=0, flags_changed=0, expunged=0, bytes=0)
+        store.finish_run(
+            run_id,
+            ok=False,
+            error=error,
+            new=0,
+            flags_changed=0,
+            expunged=0,
+            bytes=bytes,
+            resume_at=resume_at,
+        )
     except SyncerError as exc:  # the archive itself failed; the run stays 'running'
         log.error("run.record_failed", error=str(exc))
 
@@ -206,11 +304,12 @@ class _Pipeline:
     store: ArchiveStore
     progress: Progress | None
     heartbeat: Callable[[], None]
+    budget: int | None = None
 
     def folders(
         self, folder_globs: Sequence[str], connect: Callable[[AccountConfig], FolderSource]
     ) -> _Outcome:
-        options = sync_options(self.account, folder_globs)
+        options = sync_options(self.account, folder_globs, max_bytes=self.budget)
 
         def work(source: FolderSource) -> _Outcome:
             summaries = sync_folders(
@@ -256,7 +355,12 @@ class _Pipeline:
         exponential backoff (1, 2, 4 ... s, at most 30 s) up to ``retries`` more times;
         the last failure becomes the run's error."""
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda exc: getattr(exc, "transient", False)),
+            # A provider limit is waited out in minutes, by the next run (sync_account).
+            retry=tenacity.retry_if_exception(
+                lambda exc: (
+                    getattr(exc, "transient", False) and not isinstance(exc, SourceThrottled)
+                )
+            ),
             stop=tenacity.stop_after_attempt(self.account.retries + 1),
             wait=tenacity.wait_exponential(multiplier=1, max=30),
             before_sleep=_log_retry,
@@ -264,7 +368,24 @@ class _Pipeline:
         )
         try:
             return retrying(self._attempt, connect, work)
+        except SourceThrottled:
+            raise
         except SourceError as exc:
+            if exc.transient and self.account.provider is not None:
+                # Gmail drops connections past its bandwidth limit rather than answering:
+                # after the quick retries, wait like for any other provider limit.
+                raise SourceThrottled(
+                    exc.message,
+                    limit="dropped",
+                    retry_after=_DROP_WAIT,
+                    account=exc.account,
+                    folder=exc.folder,
+                    hint=(
+                        f"That means the connection kept failing; {self.account.provider} drops "
+                        "connections past its limits, so syncer waits "
+                        f"{round(_DROP_WAIT / 60)} min."
+                    ),
+                ) from exc
             if not with_folder:
                 return [], str(exc), ()  # with the hint: what to change (auth, ca_file, ...)
             where = f"folder {exc.folder!r}: " if exc.folder else ""
@@ -278,6 +399,32 @@ class _Pipeline:
             return work(source)
         finally:
             source.close()
+
+
+#: How long a provider account waits after its connection kept dropping (seconds).
+_DROP_WAIT = 10 * 60.0
+
+
+class _Counted:
+    """Passes progress on and counts the bytes of committed batches, so a run that ends
+    at a provider limit still records what it downloaded (the daily budget counts it)."""
+
+    def __init__(self, inner: Progress | None) -> None:
+        self.inner = inner
+        self.bytes = 0
+
+    def planned(self, messages: int, size: int | None) -> None:
+        if self.inner is not None:
+            self.inner.planned(messages, size)
+
+    def folder_started(self, folder: str, messages: int, size: int) -> None:
+        if self.inner is not None:
+            self.inner.folder_started(folder, messages, size)
+
+    def advanced(self, messages: int, size: int) -> None:
+        self.bytes += size
+        if self.inner is not None:
+            self.inner.advanced(messages, size)
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:

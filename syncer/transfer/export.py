@@ -17,6 +17,11 @@ full of control characters cannot leave PATH):
 * ``maildir``: ``PATH/<account>/<folder>/{cur,new,tmp}`` (see :mod:`syncer.formats.maildir`).
 * ``eml``: ``PATH/<account>/<folder>/<date>-<subject>-<sha>.eml``.
 
+Gmail labels (``labels``): by default the bytes stay exactly as archived and
+the folders are the source's. ``header`` adds an ``X-Gmail-Labels:`` line,
+as Google Takeout does (and ``syncer import`` reads back); ``folders`` writes
+one folder per label (:mod:`syncer.transfer.labels`).
+
 Incremental exports: ``PATH/.syncer-export.json`` records what every export to
 PATH wrote (per account and folder, the SHA-256s) and each mbox file's length.
 ``--since-last`` skips what is recorded, and first cuts every mbox back to its
@@ -44,6 +49,7 @@ from syncer.formats import mbox as mbox_format
 from syncer.formats.files import private_dir, refuse_symlinks, write_private
 from syncer.formats.maildir import MaildirWriter
 from syncer.formats.safe_names import inside, safe_component, safe_relpath
+from syncer.transfer.labels import label_placements
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
@@ -67,6 +73,9 @@ class ExportOptions:
     query: str = ""
     split: Split = "folder"
     since_last: bool = False
+    #: Gmail labels: "header" adds ``X-Gmail-Labels:`` (as Google Takeout does), "folders"
+    #: writes a folder per label (:mod:`syncer.transfer.labels`); None: bytes as archived.
+    labels: Literal["header", "folders"] | None = None
 
 
 @dataclass
@@ -203,6 +212,18 @@ class _Writer:
         self._maildir.close()
 
 
+def with_labels_header(raw: bytes, labels: tuple[str, ...] | None) -> bytes:
+    """``raw`` with an ``X-Gmail-Labels:`` line first, as in a Google Takeout mbox
+    (comma-separated); unchanged when the message has no labels. The line ends as the
+    message's first line does (CRLF, or LF for an mbox import)."""
+    if not labels:
+        return raw
+    first = raw.find(b"\n")
+    eol = b"\r\n" if first > 0 and raw[first - 1 : first] == b"\r" else b"\n"
+    names = ",".join(label.replace(",", " ") for label in labels)
+    return b"X-Gmail-Labels: " + names.encode("utf-8") + eol + raw
+
+
 def export_archive(
     store: ArchiveStore,
     options: ExportOptions,
@@ -227,6 +248,8 @@ def export_archive(
     try:
         for ids in store.transfer_message_ids(options.query):
             placements = store.placements(ids)
+            if options.labels == "folders":
+                placements = label_placements(placements)
             todo: list[Placement] = []
             for placement in placements:
                 key = writer.key(placement)
@@ -238,7 +261,10 @@ def export_archive(
                 todo.append(placement)
             raws = store.raw_messages([p.sha256 for p in todo])
             for placement in todo:
-                summary.bytes += writer.write(placement, raws[placement.sha256])
+                raw = raws[placement.sha256]
+                if options.labels == "header":
+                    raw = with_labels_header(raw, placement.labels)
+                summary.bytes += writer.write(placement, raw)
                 summary.messages += 1
                 shown = placement.display_name or placement.folder
                 label = f"{placement.account}/{shown}"

@@ -81,8 +81,34 @@ class ImportSummary:
         return sum(self.added.values())
 
 
-#: One message to file: (folder display name, special-use, raw, flags, INTERNALDATE).
-_Item = tuple[str, str | None, bytes, tuple[str, ...], datetime | None]
+#: One message to file: (folder display name, special-use, raw, flags, INTERNALDATE,
+#: Gmail labels or None).
+_Item = tuple[str, str | None, bytes, tuple[str, ...], datetime | None, tuple[str, ...] | None]
+
+#: Takeout's names of Gmail's system labels -> their names in X-GM-LABELS, so that
+#: ``label:`` finds a Takeout import and an IMAP sync of the same mailbox alike.
+_TAKEOUT_SYSTEM_LABELS = {
+    "inbox": "\\Inbox",
+    "important": "\\Important",
+    "sent": "\\Sent",
+    "drafts": "\\Draft",
+    "starred": "\\Starred",
+    "trash": "\\Trash",
+    "spam": "\\Spam",
+}
+#: Takeout's labels that are states, not labels, in X-GM-LABELS (flags or Gmail's tabs).
+_TAKEOUT_NOT_LABELS = {"archived", "unread", "opened"}
+
+
+def takeout_labels(labels: list[str]) -> tuple[str, ...]:
+    """A Takeout ``X-Gmail-Labels`` list as Gmail's IMAP would list the message's labels."""
+    found = set()
+    for label in labels:
+        low = label.lower()
+        if low in _TAKEOUT_NOT_LABELS or low.startswith("category "):
+            continue
+        found.add(_TAKEOUT_SYSTEM_LABELS.get(low, label))
+    return tuple(sorted(found))
 
 
 def _gmail_targets(labels: list[str], raw: bytes) -> tuple[list[tuple[str, str | None]], set[str]]:
@@ -108,11 +134,12 @@ def _mbox_items(path: Path, folder: str | None, base: str | None) -> Iterator[_I
         labels = None if folder is not None else mbox_format.gmail_labels(message.raw)
         if labels is None:
             flags = mbox_format.status_flags(message.raw)
-            yield (folder or base or "INBOX", None, message.raw, flags, message.when)
+            yield (folder or base or "INBOX", None, message.raw, flags, message.when, None)
             continue
         targets, label_flags = _gmail_targets(labels, message.raw)
+        recorded = takeout_labels(labels)
         for name, role in targets:
-            yield (name, role, message.raw, tuple(sorted(label_flags)), message.when)
+            yield (name, role, message.raw, tuple(sorted(label_flags)), message.when, recorded)
 
 
 def _join(prefix: str | None, parts: tuple[str, ...]) -> str | None:
@@ -143,7 +170,7 @@ def _items(kind: Kind, path: Path, folder: str | None) -> Iterator[_Item]:
     for parts, directory in folders:
         name = _join(folder, parts) or "INBOX"
         for message in maildir_format.read_folder(directory):
-            yield (name, None, message.raw, message.flags, message.when)
+            yield (name, None, message.raw, message.flags, message.when, None)
 
 
 def _wire_name(display: str, delimiter: str) -> str:
@@ -193,7 +220,7 @@ def import_path(
             progress(len(batch))
 
     with account_lease(store, account, wait=False):
-        for name, role, raw, flags, when in _items(kind, path, folder):
+        for name, role, raw, flags, when, labels in _items(kind, path, folder):
             if name not in wire:
                 wire[name] = _wire_name(name, delimiter)
                 if wire[name] not in known:
@@ -216,6 +243,7 @@ def import_path(
                     flags=tuple(sorted(set(flags))),
                     internaldate=when,
                     size=len(raw),
+                    labels=labels,
                 )
             )
             sizes[name] = sizes.get(name, 0) + len(raw)

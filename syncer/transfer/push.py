@@ -36,6 +36,12 @@ By default ``push`` copies what is still on the source server (entries not
 expunged); ``--include-gone`` (and ``restore``, always) also what the archive
 kept after the server deleted it. Only the personal namespace is pushed.
 Flag changes in the archive after a message was pushed are not carried over.
+
+Gmail labels (:mod:`syncer.transfer.labels`): to a server without X-GM-EXT-1,
+a labelled message goes to one folder per label (not once per source label
+folder plus All Mail); to Gmail, it is appended once (to All Mail) and labelled
+with ``UID STORE +X-GM-LABELS`` right after its batch. (A crash between the
+APPEND and the STORE leaves that batch unlabelled: not repaired by a re-run.)
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ import structlog
 
 from syncer.errors import UsageError
 from syncer.model import header_end
+from syncer.transfer.labels import LABEL_FOLDER, label_placements, one_per_message
 from syncer.transfer.push_folders import SourceFolder, TargetLayout, map_folders, readable
 
 if TYPE_CHECKING:
@@ -174,6 +181,7 @@ class _Pusher:
         self.progress = progress
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="push-read")
         self.existing: set[str] = set()  # target folders that exist (shared by connections)
+        self.gmail = False  # the target has X-GM-EXT-1: labels go by STORE (see plan)
 
     def plan(self, summary: PushSummary) -> dict[str, list[Placement]]:
         """Target folder -> placements to copy (push_log not yet consulted)."""
@@ -192,10 +200,26 @@ class _Pusher:
             layout,
             options.maps,
         )
+        self.gmail = "X-GM-EXT-1" in self.target.capabilities
+
+        def destination_of(placement: Placement) -> str | None:
+            if not placement.folder.startswith(LABEL_FOLDER):
+                return mapping.get(placement.folder)
+            if placement.folder not in mapping:
+                label = SourceFolder(
+                    placement.folder, placement.display_name, "/", placement.special_use
+                )
+                mapping.update(map_folders([label], layout, options.maps))
+            return mapping[placement.folder]
+
         groups: dict[str, dict[int, Placement]] = defaultdict(dict)
         for ids in self.store.transfer_message_ids(options.query, account=options.source):
-            for placement in self.store.placements(ids, account=options.source):
-                destination = mapping.get(placement.folder)
+            placements = self.store.placements(ids, account=options.source)
+            # Gmail labels: to Gmail, one copy in All Mail labelled by STORE; elsewhere a
+            # folder per label (syncer.transfer.labels).
+            placements = one_per_message(placements) if self.gmail else label_placements(placements)
+            for placement in placements:
+                destination = destination_of(placement)
                 if destination is None or (placement.gone and not options.include_gone):
                     continue
                 groups[destination].setdefault(placement.message_pk, placement)
@@ -217,7 +241,8 @@ class _Pusher:
             present[(fp.size, fp.header_sha256)].append(fp.uid)
         return present
 
-    def push_folder(
+    # Allowed (C901): one folder's push, its labels and its crash recovery read best together.
+    def push_folder(  # noqa: C901
         self, row: FolderPush, todo: list[Placement], logged: dict[int, int | None]
     ) -> None:
         from syncer.sources.imap.target import AppendItem
@@ -277,6 +302,15 @@ class _Pusher:
                         sha256=placement.sha256,
                         answer=result.error,
                     )
+            if self.gmail:
+                self.target.add_labels(
+                    folder,
+                    {
+                        result.uid: placement.labels
+                        for (placement, _raw), result in zip(sending, results, strict=True)
+                        if result.ok and result.uid is not None and placement.labels
+                    },
+                )
             self.store.record_pushed(self.options.target, records)
             accounted.update(uid for _, _, uid in records if uid is not None)
             if self.progress is not None:

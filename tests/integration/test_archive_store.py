@@ -335,6 +335,7 @@ def test_runs_are_recorded(store: ArchiveStore) -> None:
         "expunged": 1,
         "bytes": 1000,
         "worker": None,
+        "resume_at": None,
     }
     assert store.runs("home")[0]["status"] == "failed"
     assert store.runs("home")[0]["error"] == "login refused"

@@ -222,6 +222,16 @@ def test_google_takeout_labels_become_folders(fresh: ArchiveStore, tmp_path: Pat
         if p.display_name == "Sent"
     )
     assert sent_raw.endswith(b"\n\nFrom quoted\n")
+    # The labels are recorded too, as Gmail's IMAP lists them: label: finds a Takeout
+    # import as it finds an IMAP sync.
+    assert fresh.count_messages('label:"Work, 2023"') == 1
+    assert fresh.count_messages("label:Work") == 0
+    placement_labels = {
+        p.labels for ids in fresh.transfer_message_ids() for p in fresh.placements(ids)
+    }
+    assert ("Work, 2023", "\\Important", "\\Inbox") in placement_labels
+    assert ("\\Sent", "\\Starred") in placement_labels
+    assert () in placement_labels  # Archived, Category Updates: no labels in IMAP terms
 
 
 def test_a_query_selects_what_is_exported(

@@ -179,6 +179,9 @@ class DovecotServer(ImapHelpers):
     :param apop: offer POP3 APOP (``auth_mechanisms = plain login apop``).
     :param pop3_no_flag_updates: stop POP3 RETR from setting ``\\Seen``.
     :param tls: certificate files to use; a fresh throwaway CA when omitted.
+    :param virtual: load Dovecot's ``virtual`` plugin with a ``Labels/`` namespace whose
+        folders are saved searches (``~/virtual/NAME/dovecot-virtual``), and give
+        ``[Gmail]/All Mail`` SPECIAL-USE ``\\All``: the Gmail double (tests/servers/gmail.py).
     :param oauth2_introspection_url: also accept OAuth2 bearer tokens (SASL XOAUTH2 and
         OAUTHBEARER), checked by POSTing them to this :rfc:`7662` introspection endpoint
         (Dovecot's ``oauth2`` passdb); passwords keep working.
@@ -197,8 +200,10 @@ class DovecotServer(ImapHelpers):
         pop3_no_flag_updates: bool = False,
         tls: TLSFiles | None = None,
         oauth2_introspection_url: str | None = None,
+        virtual: bool = False,
     ) -> None:
         self.base_dir = Path(base_dir).resolve()
+        self.virtual = virtual
         self.oauth2_introspection_url = oauth2_introspection_url
         self.oauth2_config_path = self.base_dir / "dovecot-oauth2.conf.ext"
         self.capabilities = capabilities

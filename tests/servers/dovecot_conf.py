@@ -17,6 +17,8 @@ setting is there:
 - ``LAYOUT=fs``: Maildir++ refuses dots in folder names.
 - ``acl`` + ``imap_acl`` with ``acl_shared_dict``: the ``shared/<user>/`` namespace
   lists only what other users granted (:rfc:`4314`).
+- With ``virtual`` (off by default): Dovecot's ``virtual`` plugin and a ``Labels/``
+  namespace of saved searches, the base of the Gmail double (tests/servers/gmail.py).
 - ``auth_failure_delay = 0``: wrong-password tests would otherwise wait 2 s.
 - With ``oauth2_introspection_url`` (off by default): an ``oauth2`` passdb for the
   XOAUTH2 and OAUTHBEARER mechanisms only, placed before the passwd-file one, that
@@ -61,6 +63,15 @@ def render_config(server: DovecotServer, ports: Ports, uid: int = 9000, gid: int
         f"  mailbox {name} {{\n    special_use = \\{name}\n    auto = no\n  }}"
         for name in SPECIAL_USE_MAILBOXES
     )
+    plugins = "acl virtual" if server.virtual else "acl"
+    virtual = ""
+    if server.virtual:
+        special += '\n  mailbox "[Gmail]/All Mail" {\n    special_use = \\All\n    auto = no\n  }'
+        # Gmail's label folders as saved searches over All Mail (tests/servers/gmail.py).
+        virtual = (
+            "namespace labels {\n  type = private\n  separator = /\n  prefix = Labels/\n"
+            "  location = virtual:~/virtual:LAYOUT=fs\n  subscriptions = no\n  list = yes\n}\n"
+        )
     capability = f"imap_capability = {server.capabilities}\n" if server.capabilities else ""
     dh = f"ssl_dh = <{_DH_PARAMS}" if _DH_PARAMS.exists() else ""
     return f"""\
@@ -101,7 +112,7 @@ last_valid_gid = {gid}
 
 mail_location = maildir:~/Maildir:LAYOUT=fs
 mail_fsync = never
-mail_plugins = $mail_plugins acl
+mail_plugins = $mail_plugins {plugins}
 mail_max_userip_connections = 1000
 
 namespace inbox {{
@@ -111,7 +122,7 @@ namespace inbox {{
   inbox = yes
 {special}
 }}
-namespace shared {{
+{virtual}namespace shared {{
   type = shared
   separator = /
   prefix = shared/%%u/

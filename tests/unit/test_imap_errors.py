@@ -30,6 +30,7 @@ from syncer.errors import (
     ProtocolViolation,
     SourceAuthError,
     SourceError,
+    SourceThrottled,
     SourceUnavailable,
 )
 from syncer.sources.base import FolderSource
@@ -122,13 +123,14 @@ def test_the_list_is_complete() -> None:
             CommandFailed("EXAMINE", Completion("NO", None, None, "Mailbox doesn't exist")),
             SourceError,
         ),
-        (CommandFailed("FETCH", Completion("NO", "UNAVAILABLE", None, "later")), SourceUnavailable),
+        # RFC 5530 UNAVAILABLE is a provider limit (issue 21): waited out in minutes.
+        (CommandFailed("FETCH", Completion("NO", "UNAVAILABLE", None, "later")), SourceThrottled),
         (CommandFailed("FETCH", Completion("NO", "INUSE", None, "locked")), SourceUnavailable),
         (
             CommandFailed("FETCH", Completion("NO", None, None, "Please try again later")),
             SourceUnavailable,
         ),
-        (imaplib.IMAP4.error("LOGIN => NO [UNAVAILABLE] Temporary failure"), SourceUnavailable),
+        (imaplib.IMAP4.error("LOGIN => NO [UNAVAILABLE] Temporary failure"), SourceThrottled),
     ],
 )
 def test_own_failures(source: IMAPSource, exc: Exception, expected: type[SourceError]) -> None:

@@ -25,6 +25,10 @@ Semantics (the README's "Query language" section says the same for users):
 * ``flag:X`` → a live entry carries X (case-insensitive, :rfc:`3501` keywords
   are); a message with no live entry (gone from the server) is judged by the
   flags its entries had when they went. ``is:unread`` is ``NOT flag:seen``.
+* ``label:NAME`` → an entry carries the Gmail label NAME (X-GM-LABELS, or
+  ``X-Gmail-Labels`` of a Takeout import), ASCII case folded, the whole name:
+  ``label:Work`` does not match ``Work/Projects``. Like ``flag:``, a message gone
+  from the server is judged by the labels its entries had when they went.
 * *live entry*: neither gone (expunged) nor superseded (UIDVALIDITY reset);
   a POP3 entry stops being live once its account's ``pop3_seen`` row for the
   message has ``deleted_at``. ``is:gone``: at least one entry and no live one;
@@ -183,6 +187,8 @@ class _Compiler:
             return self.in_folders(name, value)
         if name == "flag":
             return self.flag(value)
+        if name == "label":
+            return self.label(value)
         if name == "is":
             return self.is_(value)
         if name == "has":  # has:attachment, the only value the parser lets through
@@ -239,6 +245,22 @@ class _Compiler:
         still_live = exists().where(other.c.message_pk == entry.c.message_pk, _live(other))
         found = select(entry.c.message_pk).where(
             self.like(spaced, pattern), or_(_live(entry), not_(still_live))
+        )
+        return self.member(messages.c.id.in_(found))
+
+    def label(self, value: str) -> Condition:
+        # entries.labels is one label per line: wrapped in line breaks, a whole name
+        # is "\n" + name + "\n" somewhere in it.
+        pattern = bindparam(
+            None, "%\n" + like_contains(fold_ascii(value))[1:-1] + "\n%", type_=Text
+        )
+        entry, other = entries.alias("e"), entries.alias("e2")
+        wrapped = literal("\n", Text).concat(entry.c.labels).concat("\n")
+        still_live = exists().where(other.c.message_pk == entry.c.message_pk, _live(other))
+        found = select(entry.c.message_pk).where(
+            entry.c.labels.is_not(None),
+            self.like(wrapped, pattern),
+            or_(_live(entry), not_(still_live)),
         )
         return self.member(messages.c.id.in_(found))
 

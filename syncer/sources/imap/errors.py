@@ -22,6 +22,7 @@ from syncer.errors import (
     ProtocolViolation,
     SourceAuthError,
     SourceError,
+    SourceThrottled,
     SourceUnavailable,
 )
 from syncer.oauth.sasl import BearerRefused, NoMechanism
@@ -32,6 +33,55 @@ from syncer.sources.oauth_errors import oauth_error
 
 #: NO answers that mean "later", not "never" (RFC 5530 codes, Dovecot's wording).
 TRANSIENT = re.compile(r"\[(?:UNAVAILABLE|INUSE)\]|try again|temporar", re.IGNORECASE)
+
+
+#: Provider limits in IMAP answers: (pattern, limit, default wait in seconds, meaning).
+#: Gmail: https://support.google.com/a/answer/1071518 (about 2.5 GB of IMAP downloads a
+#: day, answered with [THROTTLED] or [OVERQUOTA] "Account exceeded command or bandwidth
+#: limits"). Microsoft 365 answers NO/BAD "Request is throttled. Suggested Backoff Time:
+#: N milliseconds" (and "Server Unavailable" under load).
+PROVIDER_LIMITS: tuple[tuple[re.Pattern[str], str, float, str], ...] = (
+    (
+        re.compile(r"\[THROTTLED\]", re.IGNORECASE),
+        "THROTTLED",
+        10 * 60.0,
+        "the provider throttles this account (Gmail: too many commands or bytes)",
+    ),
+    (
+        re.compile(r"\[OVERQUOTA\]|exceeded command or bandwidth", re.IGNORECASE),
+        "OVERQUOTA",
+        60 * 60.0,
+        "the account's bandwidth allowance is spent (Gmail: about 2.5 GB of IMAP a day)",
+    ),
+    (
+        re.compile(r"request is throttled|suggested backoff time", re.IGNORECASE),
+        "microsoft",
+        5 * 60.0,
+        "Microsoft 365 throttles this mailbox (too many requests or connections)",
+    ),
+    (
+        re.compile(r"\[UNAVAILABLE\]|server unavailable", re.IGNORECASE),
+        "UNAVAILABLE",
+        5 * 60.0,
+        "the server is temporarily unavailable (RFC 5530)",
+    ),
+)
+
+_BACKOFF_MS = re.compile(r"backoff time:\s*(\d+)\s*milliseconds", re.IGNORECASE)
+
+
+def provider_limit(answer: str) -> tuple[str, float, str] | None:
+    """``(limit, seconds to wait, meaning)`` when ``answer`` is a provider limit, else None.
+
+    Microsoft's suggested backoff is honoured (rounded up to a whole minute).
+    """
+    for pattern, limit, wait, meaning in PROVIDER_LIMITS:
+        if pattern.search(answer):
+            hinted = _BACKOFF_MS.search(answer)
+            if hinted:
+                wait = max(60.0, -(-int(hinted.group(1)) // 60_000) * 60.0)
+            return limit, wait, meaning
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +155,15 @@ class IMAPWording:
                 f"Account {ctx.label!r}: IMAP server {self._server} refused a command"
                 f"{self._where}: {exc}."
             )
+            limited = provider_limit(str(exc))
+            if limited is not None:
+                return SourceThrottled(
+                    message,
+                    limit=limited[0],
+                    retry_after=limited[1],
+                    account=ctx.account,
+                    folder=folder,
+                )
             if TRANSIENT.search(str(exc)):
                 return SourceUnavailable(message, account=ctx.account, folder=folder)
             return SourceError(message, account=ctx.account, folder=folder)
@@ -115,6 +174,17 @@ class IMAPWording:
             f"Account {ctx.label!r}: IMAP server {self._server} answered {exc.command}"
             f"{self._where} with {answer!r}."
         )
+        limited = provider_limit(answer)
+        if limited is not None:
+            limit, wait, meaning = limited
+            return SourceThrottled(
+                message,
+                limit=limit,
+                retry_after=wait,
+                account=ctx.account,
+                folder=folder,
+                hint=f"That means {meaning}; syncer resumes in {round(wait / 60)} min.",
+            )
         if completion.code in ("UNAVAILABLE", "INUSE") or TRANSIENT.search(answer):
             return SourceUnavailable(
                 message, account=ctx.account, folder=folder, hint="syncer will try again later."

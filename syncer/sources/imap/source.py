@@ -52,9 +52,11 @@ Behaviour worth knowing:
   (``imap.fetch.expunged``); if it still exists, :class:`SourceError` names the
   folder and the UIDs -- a message that exists is never skipped silently.
 * ``max_bytes_per_second`` throttles the body download (reads are paced).
-* Gmail (X-GM-EXT-1): X-GM-MSGID is fetched as ``emailid`` and X-GM-LABELS is
-  requested and parsed, but ``RemoteMessage`` has no field to carry labels, so
-  they are dropped. This path is untested here: there is no Gmail on loopback.
+* Gmail (X-GM-EXT-1): X-GM-MSGID is fetched as ``emailid`` and X-GM-LABELS as
+  ``labels`` (with bodies, fingerprints and flag listings, so CONDSTORE keeps them
+  current like flags); :meth:`IMAPSource.identities` lists the ids of a folder without
+  bodies so the pipeline can link messages it already has. Tested against a
+  Gmail-shaped double (tests/servers/gmail.py), not against Gmail.
 
 Errors: every library exception is translated in :meth:`IMAPSession.map_errors`
 (the table shared with POP3 and SMTP, :mod:`syncer.protocols.errors`, in the
@@ -72,7 +74,14 @@ from types import TracebackType
 import structlog
 
 from syncer.errors import SourceError
-from syncer.model import FlagState, FolderStatus, HeaderFingerprint, RemoteMessage, SelectedFolder
+from syncer.model import (
+    FlagState,
+    FolderStatus,
+    HeaderFingerprint,
+    MessageIdentity,
+    RemoteMessage,
+    SelectedFolder,
+)
 from syncer.sources.imap.batch import BatchGuard
 from syncer.sources.imap.connection import Arg, CommandFailed, astring
 from syncer.sources.imap.expunge import expunge_uids
@@ -128,6 +137,20 @@ def _search_collector(into: set[int]) -> Callable[[Response, int], None]:
             parse_search([response], into=into)
 
     return on
+
+
+def _emailid(item: FetchItem) -> str | None:
+    """EMAILID (:rfc:`8474`) where sent, else Gmail's X-GM-MSGID as text."""
+    if item.emailid is not None or item.gm_msgid is None:
+        return item.emailid
+    return str(item.gm_msgid)
+
+
+def _labels(item: FetchItem) -> tuple[str, ...] | None:
+    """Gmail's labels, sorted and without duplicates; None when not sent."""
+    if item.gm_labels is None:
+        return None
+    return tuple(sorted(set(item.gm_labels)))
 
 
 class IMAPSource:
@@ -561,9 +584,6 @@ class IMAPSource:
             if item is None or body is None:
                 missing.append(uid)
                 continue
-            emailid = item.emailid
-            if emailid is None and item.gm_msgid is not None:
-                emailid = str(item.gm_msgid)
             messages.append(
                 RemoteMessage(
                     folder=folder,
@@ -573,7 +593,8 @@ class IMAPSource:
                     internaldate=item.internaldate,
                     size=item.size if item.size is not None else len(body),
                     modseq=item.modseq,
-                    emailid=emailid,
+                    emailid=_emailid(item),
+                    labels=_labels(item),
                 )
             )
         if missing:
@@ -622,7 +643,7 @@ class IMAPSource:
                 account=self.settings.account or None,
                 folder=folder,
             )
-        return self._flags(folder, b"UID FLAGS", b" (CHANGEDSINCE %d)" % modseq)
+        return self._flags(folder, b"UID FLAGS" + self._label_item, b" (CHANGEDSINCE %d)" % modseq)
 
     def all_flags(self) -> list[FlagState]:
         """``UID FETCH 1:* (UID FLAGS)`` (with MODSEQ where CONDSTORE is offered)."""
@@ -630,7 +651,49 @@ class IMAPSource:
         items = b"UID FLAGS"
         if {"CONDSTORE", "QRESYNC"} & self.capabilities:
             items += b" MODSEQ"
-        return self._flags(folder, items, b"")
+        return self._flags(folder, items + self._label_item, b"")
+
+    @property
+    def _label_item(self) -> bytes:
+        """Gmail's labels change MODSEQ like flags do: list them wherever flags are listed."""
+        return b" X-GM-LABELS" if "X-GM-EXT-1" in self.capabilities else b""
+
+    def identities(self) -> list[MessageIdentity]:
+        """One ``UID FETCH 1:*`` of ``X-GM-MSGID`` (Gmail) or ``EMAILID`` (:rfc:`8474`),
+        with flags, INTERNALDATE, MODSEQ and labels; empty where neither id is offered.
+
+        This is how the pipeline recognises a message it already archived from
+        another folder (Gmail's label folders repeat All Mail) before fetching a body.
+        """
+        folder = self._require_selected()
+        caps = self.capabilities
+        item = b"X-GM-MSGID" if "X-GM-EXT-1" in caps else b"EMAILID" if "OBJECTID" in caps else b""
+        if not item or self.session.exists == 0:
+            return []
+        items = b"UID FLAGS INTERNALDATE " + item + self._label_item
+        if {"CONDSTORE", "QRESYNC"} & caps:
+            items += b" MODSEQ"
+        found: dict[int, MessageIdentity] = {}
+
+        def on_item(fetched: FetchItem) -> None:
+            assert fetched.uid is not None
+            emailid = _emailid(fetched)
+            if emailid is None:
+                return
+            found[fetched.uid] = MessageIdentity(
+                uid=fetched.uid,
+                emailid=emailid,
+                flags=fetched.flags or (),
+                internaldate=fetched.internaldate,
+                modseq=fetched.modseq,
+                labels=_labels(fetched),
+            )
+            if len(found) > MAX_ANSWER_UIDS:
+                raise ResponseError(f"the listing names more than {MAX_ANSWER_UIDS:,} messages")
+
+        with self._map_errors(folder):
+            check_ok("UID FETCH", self._fetch([b"1:*"], items, on_item))
+        return [found[uid] for uid in sorted(found)]
 
     def _flags(self, folder: str, items: bytes, modifiers: bytes) -> list[FlagState]:
         if self.session.exists == 0:
@@ -641,7 +704,7 @@ class IMAPSource:
             assert item.uid is not None
             if item.flags is None:
                 return
-            states[item.uid] = FlagState(item.uid, item.flags, item.modseq)
+            states[item.uid] = FlagState(item.uid, item.flags, item.modseq, _labels(item))
             if len(states) > MAX_ANSWER_UIDS:
                 raise ResponseError(f"the listing names more than {MAX_ANSWER_UIDS:,} messages")
 
@@ -730,9 +793,8 @@ class IMAPSource:
                     header_sha256=sha,
                     flags=item.flags or (),
                     modseq=item.modseq,
-                    emailid=item.emailid
-                    if item.emailid is not None or item.gm_msgid is None
-                    else str(item.gm_msgid),
+                    emailid=_emailid(item),
+                    labels=_labels(item),
                 )
             )
         return out

@@ -36,9 +36,11 @@ from datetime import UTC, datetime
 
 import structlog
 
+from syncer.errors import SourceError
 from syncer.model import FolderStatus, HeaderFingerprint
 from syncer.sources.imap.connection import Arg, CommandFailed, Literal, astring
-from syncer.sources.imap.parser import Completion, ResponseError, parse_uid_set
+from syncer.sources.imap.parser import Completion, ResponseError, compress_uids, parse_uid_set
+from syncer.sources.imap.session import check_ok
 from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
 
@@ -234,6 +236,38 @@ class IMAPTarget:
         with session.map_errors(folder):
             session.run_ok(command.decode(), [[command]])
         session.left()
+
+    def add_labels(self, folder: str, labels: dict[int, tuple[str, ...]]) -> None:
+        """Gmail: label the messages ``uid -> labels`` of ``folder`` (``UID STORE
+        +X-GM-LABELS.SILENT``, one command per distinct label set, pipelined).
+
+        :raises SourceError: without X-GM-EXT-1, or when the server refuses.
+        """
+        wanted = {uid: names for uid, names in labels.items() if names}
+        if not wanted:
+            return
+        if "X-GM-EXT-1" not in self.capabilities:
+            raise SourceError(
+                f"{self.source.settings.host} has no X-GM-EXT-1: labels cannot be stored there.",
+                account=self.source.settings.account or None,
+                folder=folder,
+            )
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for uid, names in wanted.items():
+            groups.setdefault(tuple(sorted(names)), []).append(uid)
+        commands: list[list[Arg]] = [[b"SELECT ", astring(folder)]]
+        for names, uids in sorted(groups.items()):
+            listed: list[Arg] = []
+            for index, name in enumerate(names):
+                listed.extend([b" "] if index else [])
+                listed.append(astring(name))
+            for uid_set in compress_uids(uids):
+                commands.append([b"UID STORE ", uid_set, b" +X-GM-LABELS.SILENT (", *listed, b")"])
+        with self._session.map_errors(folder):
+            completions = self._session.run(commands)
+            # SELECT (read-write) replaced whatever was selected; tell the session so.
+            self._session.entered(None, readonly=False)
+            check_ok("UID STORE +X-GM-LABELS", completions)
 
 
 def _message_args(item: AppendItem) -> list[Arg]:
