@@ -94,7 +94,9 @@ def _add(store: ArchiveStore, account: str, raws: list[bytes]) -> None:
         "INBOX",
         1,
         [
-            RemoteMessage(folder="INBOX", uid=i + 1, raw=raw, flags=("\\Seen",))
+            RemoteMessage(
+                folder="INBOX", uid=i + 1, raw=raw, flags=("\\Seen",), labels=("Projects",)
+            )
             for i, raw in enumerate(raws)
         ],
         None,

@@ -72,6 +72,11 @@ def test_reader_cannot_reach_another_accounts_mail(client: Client, web_archive: 
     assert rita.get("/api/audit", headers=token).status_code == 403
 
 
+def test_the_message_page_shows_the_gmail_labels(client: Client, web_archive: WebArchive) -> None:
+    page = client("audrey").get(f"/messages/{web_archive.ids['70-thread-root']}").text
+    assert "<dt>Labels</dt>" in page and "Projects" in page
+
+
 def test_admin_sees_the_thread_across_accounts(client: Client, web_archive: WebArchive) -> None:
     page = client("audrey").get(f"/messages/{web_archive.ids['71-thread-reply']}").text
     assert f"/messages/{web_archive.ids['72-thread-reply-to-reply']}" in page
