@@ -673,6 +673,7 @@ def _download_folder(  # noqa: PLR0913
     them, else by size and the SHA-256 of the header.
     """
     reused = 0
+    to_fetch: list[int] | None = None  # None: every UID from 1
     if reuse_from and sel.exists:
         fingerprints = source.fingerprints()
         by_emailid = store.emailid_index(account) if any(fp.emailid for fp in fingerprints) else {}
@@ -700,36 +701,21 @@ def _download_folder(  # noqa: PLR0913
                 uidvalidity=sel.uidvalidity, uidnext=1, highestmodseq=None, messages=_INCOMPLETE
             ),
         )
-        new, size, reached = _fetch_new(
-            source,
-            store,
-            account,
-            status,
-            sel,
-            1,
-            options,
-            progress=progress,
-            heartbeat=heartbeat,
-            uids=missing,
-        )
-    else:
-        reused, missing_ids = (
-            _link_known(source, store, account, status.name, sel, 1, None)
-            if sel.exists
-            else (0, None)
-        )
-        new, size, reached = _fetch_new(
-            source,
-            store,
-            account,
-            status,
-            sel,
-            1,
-            options,
-            progress=progress,
-            heartbeat=heartbeat,
-            uids=missing_ids,
-        )
+        to_fetch = missing
+    elif sel.exists:
+        reused, to_fetch = _link_known(source, store, account, status.name, sel, 1, None)
+    new, size, reached = _fetch_new(
+        source,
+        store,
+        account,
+        status,
+        sel,
+        1,
+        options,
+        progress=progress,
+        heartbeat=heartbeat,
+        uids=to_fetch,
+    )
     _finish(store, account, status.name, sel, reached, clock, full_scan=True)
     return FolderSummary(folder=status.display_name, new=new, bytes=size, reused=reused)
 
