@@ -3,12 +3,18 @@ syncer.sources.folder_names, with the namespaces of the four servers in the suit
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from syncer.archive.store import ArchiveStore
+from syncer.formats import mbox
+from syncer.model import FolderStatus
 from syncer.sources.folder_names import join_levels, shown_levels
 from syncer.sources.imap.listing import Namespaces
+from syncer.transfer.importer import import_path
 
 #: NAMESPACE as each server in tests/servers answers it.
 COURIER = Namespaces((("personal", "INBOX.", "."), ("shared", "shared.", ".")))
@@ -80,3 +86,26 @@ def test_courier_wire_names_round_trip(levels: list[str]) -> None:
     shown = naming.shown(wire)
     assert naming.wire(shown) == wire
     assert shown.count("/") == len(levels) - 1 or shown.startswith("INBOX/")
+
+
+def test_import_into_an_inbox_prefixed_account_files_by_the_shown_name(tmp_path: Path) -> None:
+    """An mbox imported into ``Archive`` of a Courier-style account lands in the synced
+    folder ``INBOX.Archive``, not in a second folder spelt ``Archive``."""
+    store = ArchiveStore.open(f"sqlite:///{tmp_path / 'a.db'}", migrate=True)
+    try:
+        store.ensure_account("c", "imap")
+        store.upsert_folders(
+            "c",
+            [
+                FolderStatus("INBOX", "INBOX", "."),
+                FolderStatus("INBOX.Archive", "Archive", "."),
+            ],
+        )
+        file = tmp_path / "in.mbox"
+        with file.open("wb") as out:
+            mbox.write_message(out, b"Subject: x\r\n\r\nbody\r\n", None)
+        import_path(store, "mbox", file, "c", folder="Archive")
+        assert set(store.folders("c")) == {"INBOX", "INBOX.Archive"}
+        assert len(store.entries("c", "INBOX.Archive")) == 1
+    finally:
+        store.close()
