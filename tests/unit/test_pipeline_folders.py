@@ -16,6 +16,7 @@ import pytest
 from syncer.archive.engine import upgrade
 from syncer.archive.store import ArchiveStore
 from syncer.model import FolderStatus
+from syncer.sources.folder_names import FolderNaming
 from syncer.sources.memory import ALL_CAPABILITIES, MemorySource
 from syncer.sync.folders import SyncOptions, sync_folders
 
@@ -98,3 +99,26 @@ def test_a_folder_that_reappears_is_recorded_again(
     assert _sync_recording_upserts(server, store, monkeypatch) == ["Old"]
     assert not store.folders(ACCOUNT)["Old"].deleted
     assert _sync_recording_upserts(server, store, monkeypatch) == []
+
+
+def test_globs_match_shown_names_on_an_inbox_prefixed_source(store: ArchiveStore) -> None:
+    """Issue 20 #5 on the in-memory source modelled on Courier (``INBOX.``, ``.``): the
+    pipeline narrows by ``Archive/*`` and excludes ``Trash`` as on the real servers
+    (tests/integration/test_sync_servers.py)."""
+    server = MemorySource(naming=FolderNaming("INBOX.", "."))
+    for n, folder in enumerate(
+        ["INBOX", "INBOX.Archive.2024", "INBOX.Archive.2023", "INBOX.Trash"]
+    ):
+        server.append(folder, f"Subject: {n}\r\n\r\n{n}\r\n".encode())
+
+    def archived() -> set[str]:
+        return {
+            r.display_name
+            for r in store.folders(ACCOUNT).values()
+            if store.entries(ACCOUNT, r.name)
+        }
+
+    sync_folders(server, store, ACCOUNT, SyncOptions(only=("Archive/*",)))
+    assert archived() == {"Archive/2024", "Archive/2023"}
+    sync_folders(server, store, ACCOUNT, SyncOptions(exclude=("Trash",)))
+    assert archived() == {"INBOX", "Archive/2024", "Archive/2023"}

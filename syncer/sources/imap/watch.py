@@ -260,13 +260,8 @@ class IMAPWatcher:
                 found.append(parse_namespace(response))
 
         if "NAMESPACE" in self.capabilities:
-            for done in run_commands(self._client._imap, [[b"NAMESPACE"]], on, reader=self._reader):
-                if done.status != "OK":
-                    raise CommandFailed("NAMESPACE", done)
+            self._run([[b"NAMESPACE"]], on)
         self.naming = (found[0] if found else Namespaces.default()).naming()
-
-    def _shown(self, wire: str) -> str:
-        return self.naming.shown(wire)
 
     def _arm(self) -> None:
         """NAMESPACE; then ENABLE CONDSTORE and NOTIFY SET, or EXAMINE the watched folder."""
@@ -286,11 +281,15 @@ class IMAPWatcher:
             self.selected = wire
         self._run(commands)
 
-    def _run(self, commands: Sequence[Sequence[bytes]]) -> None:
+    def _run(
+        self,
+        commands: Sequence[Sequence[bytes]],
+        on: Callable[[Response, int], None] | None = None,
+    ) -> None:
         """Run commands outside IDLE; any NO/BAD is a :class:`CommandFailed`."""
         for parts, done in zip(
             commands,
-            run_commands(self._client._imap, commands, None, reader=self._reader),
+            run_commands(self._client._imap, commands, on, reader=self._reader),
             strict=True,
         ):
             if done.status != "OK":
@@ -405,7 +404,7 @@ class IMAPWatcher:
                 log.warning("imap.watch.unreadable", error=str(exc))
                 yield WatchEvent(None, None, "folders")  # unknown folder: look at all
                 return
-            yield WatchEvent(name_to_str(raw), self._shown(name_to_str(raw)), "status")
+            yield WatchEvent(name_to_str(raw), self.naming.shown(name_to_str(raw)), "status")
         elif kind == b"LIST":
             yield WatchEvent(None, None, "folders")
         elif self.selected is not None and (
@@ -414,7 +413,7 @@ class IMAPWatcher:
             what = words[2].upper() if kind != b"VANISHED" else b"EXPUNGE"
             reason = {b"EXISTS": "exists", b"EXPUNGE": "expunge", b"FETCH": "flags"}.get(what)
             if reason is not None:
-                yield WatchEvent(self.selected, self._shown(self.selected), reason)
+                yield WatchEvent(self.selected, self.naming.shown(self.selected), reason)
 
     # -- errors -------------------------------------------------------------------------------
 
