@@ -279,6 +279,9 @@ def test_folders_are_named_within_the_personal_namespace(
     shown = {f["display_name"] for f in json.loads(status.stdout)["accounts"][ACCOUNT]["folders"]}
     assert {"Archive/2024", "Überweisungen"} <= shown
     assert not [name for name in shown if name.startswith("INBOX.")]
+    human = CliRunner().invoke(main, ["--config", str(config), "status"], env={"COLUMNS": "200"})
+    assert human.exit_code == 0, human.output
+    assert "Archive/2024" in human.stdout and "INBOX.Archive" not in human.stdout
     text = CliRunner().invoke(main, ["--config", str(config), "show", str(hits[0].id)])
     assert text.exit_code == 0, text.output
     assert f"{ACCOUNT}/Überweisungen uid" in text.stdout
