@@ -227,7 +227,7 @@ def open_watcher(
     account: AccountConfig, *, folder: str = "INBOX", notify: bool = True
 ) -> IMAPWatcher:
     """A watching connection to the account's IMAP server (push mode): NOTIFY where
-    offered and ``notify`` is true, else IDLE on ``folder`` (a display name).
+    offered and ``notify`` is true, else IDLE on ``folder`` (its shown name, ``Archive/2024``).
 
     :raises ConfigError: when the password cannot be read.
     :raises SourceError: when the server cannot be reached or refuses us.

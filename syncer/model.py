@@ -8,7 +8,10 @@ Terminology:
 
 * *folder name*: the name exactly as the protocol spells it (for IMAP the
   modified UTF-7 wire form, e.g. ``&ANw-berweisungen``). It is the key.
-* *display name*: the same name decoded for people (``Überweisungen``).
+* *display name*: the name people see, the same on every server: within the
+  personal namespace (``INBOX.`` prefixes off), ``/`` between levels, decoded
+  (``INBOX.&ANw-berweisungen`` -> ``Überweisungen``); see
+  :mod:`syncer.sources.folder_names`. Globs, ``folder:`` and export use it.
 * *uid*: an IMAP UID, meaningful only together with the folder's UIDVALIDITY.
 * *uidl*: a POP3 unique-id listing value, meaningful per account.
 """

@@ -7,10 +7,10 @@ owns the engine, the transactions and the blob store; it takes and returns
 never hands out a Session or an ORM object.
 
 Terminology (as in :mod:`syncer.model`): *folder* is the protocol wire name
-(the key), *display name* is the decoded one; *uid* is meaningful only with its
-folder's *uidvalidity*; an *entry* is one message in one folder under one
-uidvalidity; a *live* entry is neither gone (expunged on the server) nor
-superseded (its uidvalidity was closed).
+(the key), *display name* the one people see (prefix off, ``/`` between levels,
+decoded); *uid* is meaningful only with its folder's *uidvalidity*; an *entry*
+is one message in one folder under one uidvalidity; a *live* entry is neither
+gone (expunged on the server) nor superseded (its uidvalidity was closed).
 
 Transactions: every method is one transaction. :meth:`ArchiveStore.archive_batch`
 writes blobs, message rows, entries and the folder's new cursor in a single

@@ -100,7 +100,8 @@ class ArchiveConfig(Strict):
 
 
 class FolderFilter(Strict):
-    """Glob patterns over display names (``Archive/*``); exclude wins over include."""
+    """Glob patterns over shown names (``Archive/*``: personal prefix off, ``/`` between
+    levels, :mod:`syncer.sources.folder_names`); exclude wins over include."""
 
     include: list[str] = Field(default_factory=lambda: ["*"])
     exclude: list[str] = Field(default_factory=list)
@@ -140,7 +141,7 @@ class AccountConfig(SecretSource):
     # `syncer run` keeps a connection open and syncs a folder seconds after it changes
     # (syncer/daemon/push.py); None: on where the server offers NOTIFY or IDLE.
     push: bool | None = None
-    # Without NOTIFY: folders (display names) IDLEd on besides INBOX, one connection each.
+    # Without NOTIFY: folders (shown names, "Archive/2024") IDLEd on besides INBOX, one each.
     # Nine at most: Dovecot allows 10 connections per user and address by default.
     idle_folders: list[str] = Field(default_factory=list, max_length=9)
     # POP3 only (see _pop3_rules): deleting from the server needs leave_on_server = false

@@ -31,6 +31,7 @@ from syncer.model import (
     SelectedFolder,
     header_end,
 )
+from syncer.sources.folder_names import FolderNaming
 
 ALL_CAPABILITIES = frozenset({"IMAP4REV1", "CONDSTORE", "QRESYNC", "LIST-STATUS", "UIDPLUS"})
 BASIC_CAPABILITIES = frozenset({"IMAP4REV1", "UIDPLUS"})
@@ -57,8 +58,13 @@ class _Folder:
 class MemorySource:
     """A mailbox held in memory. ``capabilities`` decides which paths the pipeline takes."""
 
-    def __init__(self, capabilities: Iterable[str] = ALL_CAPABILITIES) -> None:
+    def __init__(
+        self, capabilities: Iterable[str] = ALL_CAPABILITIES, naming: FolderNaming | None = None
+    ) -> None:
+        """:param naming: how folder names are spelt on this "server": ``FolderNaming("INBOX.",
+        ".")`` makes it a Courier-style one (names given to its methods are wire names)."""
         self._caps = frozenset(c.upper() for c in capabilities)
+        self.naming = naming or FolderNaming()
         self._folders: dict[str, _Folder] = {}
         self._next_validity = 1000
         self._next_emailid = 0
@@ -150,8 +156,9 @@ class MemorySource:
             out.append(
                 FolderStatus(
                     name=name,
-                    display_name=name,
-                    delimiter="/",
+                    display_name=self.naming.shown(name),
+                    delimiter=self.naming.delimiter,
+                    namespace="personal",
                     uidvalidity=f.uidvalidity if with_status else None,
                     uidnext=f.uidnext if with_status else None,
                     messages=len(f.messages) if with_status else None,

@@ -12,6 +12,10 @@ Layout under ``--out PATH`` (always a directory; names made safe by
 :mod:`syncer.formats.safe_names`, so a folder called ``../../etc`` or a subject
 full of control characters cannot leave PATH):
 
+Folders are laid out by the name people see (:mod:`syncer.sources.folder_names`):
+``Archive/2024`` on every server, never the ``INBOX/Archive/...`` of an ``INBOX.``
+prefix.
+
 * ``mbox --split folder``: ``PATH/<account>/<folder>/<sub>.mbox``;
   ``--split none``: ``PATH/messages.mbox``, each distinct message once.
 * ``maildir``: ``PATH/<account>/<folder>/{cur,new,tmp}`` (see :mod:`syncer.formats.maildir`).
@@ -49,6 +53,7 @@ from syncer.formats import mbox as mbox_format
 from syncer.formats.files import private_dir, refuse_symlinks, write_private
 from syncer.formats.maildir import MaildirWriter
 from syncer.formats.safe_names import inside, safe_component, safe_relpath
+from syncer.sources.folder_names import shown_levels
 from syncer.transfer.labels import label_placements
 
 if TYPE_CHECKING:
@@ -131,10 +136,10 @@ class _State:
 
 
 def _folder_dir(placement: Placement) -> PurePosixPath:
-    delimiter = placement.delimiter
+    """``<account>/<levels of the shown name>``: ``Archive/2024``, never ``INBOX/Archive/…``
+    (the shown name has lost the personal prefix; a ``/`` inside a level is ``_``)."""
     name = placement.display_name or placement.folder
-    parts = name.split(delimiter) if delimiter else [name]
-    return PurePosixPath(safe_component(placement.account)) / safe_relpath(parts)
+    return PurePosixPath(safe_component(placement.account)) / safe_relpath(shown_levels(name))
 
 
 class _Writer:

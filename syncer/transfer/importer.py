@@ -25,8 +25,9 @@ Folders:
 Flags: Maildir info letters and keyword sidecars; mbox ``Status``/``X-Status``
 headers. INTERNALDATE: the From_ line's date (mbox), the file's mtime (Maildir).
 Folder names are stored the way an IMAP account's are: the wire name in
-modified UTF-7 with ``/`` between levels (or the account's delimiter, when
-importing into an existing account), the readable name beside it.
+modified UTF-7 with ``/`` between levels (or, importing into an existing
+account, its delimiter and ``INBOX.`` prefix if it has one), the shown name
+beside it (:mod:`syncer.sources.folder_names`).
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import structlog
-from imapclient import imap_utf7
 
 from syncer.errors import UsageError
 from syncer.formats import maildir as maildir_format
 from syncer.formats import mbox as mbox_format
 from syncer.formats.files import refuse_symlinks
 from syncer.model import FolderStatus, RemoteMessage
+from syncer.sources.folder_names import FolderNaming
+from syncer.transfer.push_folders import SourceFolder, source_prefix
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
@@ -173,13 +175,6 @@ def _items(kind: Kind, path: Path, folder: str | None) -> Iterator[_Item]:
             yield (name, None, message.raw, message.flags, message.when, None)
 
 
-def _wire_name(display: str, delimiter: str) -> str:
-    if display.upper() == "INBOX":
-        return "INBOX"
-    parts = display.split("/")
-    return delimiter.join(imap_utf7.encode(part).decode("ascii") for part in parts)
-
-
 def import_path(
     store: ArchiveStore,
     kind: Kind,
@@ -203,6 +198,12 @@ def import_path(
         store.ensure_account(account, "import")
     known = store.folders(account)
     delimiter = next((f.delimiter for f in known.values() if f.delimiter), "/")
+    # The account's own spelling (INBOX.Archive.2024 on Courier), so an imported folder and
+    # the synced one of the same shown name are one folder.
+    prefix = source_prefix(
+        [SourceFolder(f.name, f.display_name, f.delimiter) for f in known.values()]
+    )
+    naming = FolderNaming(prefix, delimiter)
     summary = ImportSummary()
     wire: dict[str, str] = {}  # display name -> wire name
     batches: dict[str, list[RemoteMessage]] = {}
@@ -222,7 +223,7 @@ def import_path(
     with account_lease(store, account, wait=False):
         for name, role, raw, flags, when, labels in _items(kind, path, folder):
             if name not in wire:
-                wire[name] = _wire_name(name, delimiter)
+                wire[name] = naming.wire(name)
                 if wire[name] not in known:
                     store.upsert_folders(
                         account,

@@ -19,7 +19,9 @@ order:
    and a delimiter character inside a level becomes ``_`` (it would otherwise
    make a new level).
 
-Names are decoded (modified UTF-7) to map and encoded again for the target.
+The source's levels come from the archive's shown names (``/`` between levels,
+personal prefix already off: :mod:`syncer.sources.folder_names`, which also
+encodes them for the target), so push and sync name folders the same way.
 
 Public API: :class:`SourceFolder`, :class:`TargetLayout`, :func:`parse_maps`,
 :func:`source_prefix`, :func:`map_folders`, :func:`readable`.
@@ -30,9 +32,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from imapclient import imap_utf7
-
 from syncer.errors import UsageError
+from syncer.sources.folder_names import FolderNaming, decode_level, shown_levels
 
 __all__ = [
     "SourceFolder",
@@ -68,10 +69,7 @@ class TargetLayout:
 
 def readable(wire: str) -> str:
     """A target wire name as people read it (modified UTF-7 decoded)."""
-    try:
-        return str(imap_utf7.decode(wire.encode("ascii")))
-    except (UnicodeError, ValueError):
-        return wire
+    return decode_level(wire)
 
 
 def parse_maps(values: Iterable[str]) -> dict[tuple[str, ...], tuple[str, ...]]:
@@ -114,11 +112,10 @@ def source_prefix(folders: Sequence[SourceFolder]) -> str:
 
 def _levels(folder: SourceFolder, prefix: str) -> tuple[str, ...]:
     name = folder.display_name or folder.name
-    if prefix and name.startswith(prefix):
-        name = name[len(prefix) :]
-    if folder.delimiter:
-        return tuple(name.split(folder.delimiter))
-    return (name,)
+    if prefix and name.startswith(prefix) and folder.delimiter:
+        # An archive not synced since shown names lost the prefix: the old decoded wire name.
+        return tuple(name[len(prefix) :].split(folder.delimiter))
+    return shown_levels(name)
 
 
 def _replace_prefix(
@@ -132,14 +129,7 @@ def _replace_prefix(
 
 
 def _encode(levels: tuple[str, ...], layout: TargetLayout) -> str:
-    if len(levels) == 1 and levels[0].upper() == "INBOX":
-        return "INBOX"
-    delimiter = layout.delimiter
-    parts = [
-        imap_utf7.encode(level.replace(delimiter, "_") if delimiter else level).decode("ascii")
-        for level in levels
-    ]
-    return layout.prefix + delimiter.join(parts)
+    return FolderNaming(layout.prefix, layout.delimiter).wire_of_levels(levels)
 
 
 def map_folders(
@@ -156,9 +146,9 @@ def map_folders(
         name = target_name
         if layout.prefix and name.startswith(layout.prefix):
             name = name[len(layout.prefix) :]
-        decoded = imap_utf7.decode(name.encode("ascii", "replace"))
-        target_levels[role] = (
-            tuple(decoded.split(layout.delimiter)) if layout.delimiter else (decoded,)
+        target_levels[role] = tuple(
+            decode_level(level)
+            for level in (name.split(layout.delimiter) if layout.delimiter else [name])
         )
     for folder in folders:
         role = (folder.special_use or "").lower()

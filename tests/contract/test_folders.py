@@ -34,6 +34,7 @@ import pytest
 from syncer.errors import SourceError, UIDValidityChanged
 from syncer.model import RemoteMessage, header_end
 from syncer.sources.base import FolderSource
+from syncer.sources.folder_names import FolderNaming, decode_level
 from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
 from syncer.sources.memory import ALL_CAPABILITIES, BASIC_CAPABILITIES, MemorySource
@@ -296,3 +297,57 @@ class TestFolderSourceContract:
             source.expunge(server.folder, uidvalidity + 1, [uid])
         source.select(server.folder)
         assert source.uids() == [uid]
+
+
+# -- names (issue 20 #5) ---------------------------------------------------------------------
+
+#: Personal folders by the names people see, and what every source must list for them.
+NAMED = ("INBOX", "Archive/2024", "Überweisungen", "Trash")
+
+
+@pytest.fixture(
+    params=[
+        "memory-inbox-prefix",
+        pytest.param("courier", marks=pytest.mark.integration),
+        pytest.param("cyrus_debian", marks=pytest.mark.integration),
+        pytest.param("dovecot", marks=pytest.mark.integration),
+    ]
+)
+def named(request: pytest.FixtureRequest) -> Iterator[tuple[Callable[[str], str], FolderSource]]:
+    """A source holding one message in each of :data:`NAMED`, and its wire-name function
+    (wire names modified-UTF-7 decoded, as the servers' test helpers spell them)."""
+    if request.param == "memory-inbox-prefix":  # modelled on Courier: INBOX. and "."
+        memory = MemorySource(naming=FolderNaming("INBOX.", ".", (("shared.", "."),)))
+        for n, folder in enumerate(NAMED):
+            memory.append(memory.naming.wire(folder), message(n), (), WHEN)
+        yield (lambda shown: decode_level(memory.naming.wire(shown))), memory
+        return
+    server = request.getfixturevalue(request.param)
+    user = server.add_user()
+    try:
+        for n, folder in enumerate(NAMED):
+            server.append(user.name, folder, message(n), (), WHEN)
+        source = IMAPSource.open(
+            IMAPSettings(
+                server.host, server.ports.imap, "plain", user.name, user.password, account="c"
+            )
+        )
+        try:
+            yield server.wire_name, source
+        finally:
+            source.close()
+    finally:
+        server.remove_user(user.name)
+
+
+def test_folders_show_their_name_within_the_personal_namespace(
+    named: tuple[Callable[[str], str], FolderSource],
+) -> None:
+    """``display_name`` is the personal name with ``/`` between levels on every source;
+    ``name`` stays the wire name the protocol uses (``INBOX.Archive.2024`` on Courier)."""
+    wire_name, source = named
+    listed = {f.display_name: f for f in source.list_folders() if f.selectable}
+    assert set(NAMED) <= set(listed)
+    for shown in NAMED:
+        assert decode_level(listed[shown].name) == wire_name(shown)
+        assert source.select(listed[shown].name).exists == 1

@@ -11,12 +11,15 @@ import pytest
 
 from syncer.errors import SourceUnavailable
 from syncer.sources.imap.watch import IMAPWatcher, WatchEvent, wait_any
+from tests.servers.cyrus import CyrusServer
 from tests.servers.dovecot import FULL_CAPABILITIES, DovecotServer, MailUser
 
 pytestmark = pytest.mark.integration
 
 
-def _watch(server: DovecotServer, user: MailUser, **options: object) -> Iterator[IMAPWatcher]:
+def _watch(
+    server: DovecotServer | CyrusServer, user: MailUser, **options: object
+) -> Iterator[IMAPWatcher]:
     watcher = IMAPWatcher(
         server.host,
         server.ports.imaps,
@@ -99,3 +102,26 @@ def test_idle_watches_one_folder_and_a_kicked_session_is_a_lost_connection(
         with pytest.raises(SourceUnavailable, match=r"lost|said"):
             for _ in range(50):
                 wait_any([watcher], 0.2)
+
+
+def test_idle_on_an_inbox_prefixed_server_takes_and_reports_shown_names(
+    cyrus_debian: CyrusServer,
+) -> None:
+    """Issue 20 #5: on Debian's Cyrus (``INBOX.`` prefix, ``.`` between levels) the
+    folder to IDLE on is given by its shown name and events carry shown names, the
+    names ``include``/``exclude`` match."""
+    user = cyrus_debian.add_user()
+    try:
+        cyrus_debian.create_folder(user.name, "Archive/2024")
+        # The test Cyrus runs without idled: it reports EXISTS when IDLE is re-issued.
+        for watcher in _watch(
+            cyrus_debian, user, notify=False, folder="Archive/2024", idle_refresh=0.5
+        ):
+            assert watcher.mode == "idle"
+            assert watcher.selected == "INBOX.Archive.2024"
+            cyrus_debian.append(user.name, "Archive/2024", b"Subject: c\r\n\r\nc\r\n")
+            _events_until(
+                watcher, WatchEvent("INBOX.Archive.2024", "Archive/2024", "exists"), timeout=10
+            )
+    finally:
+        cyrus_debian.remove_user(user.name)

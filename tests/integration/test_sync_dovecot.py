@@ -87,14 +87,16 @@ class World:
         records = self.store.folders(ACCOUNT).values()
         folders = {r.display_name: r for r in records if not r.deleted and r.cursor}
         # Personal namespace only: other tests' public folders are visible to every user.
+        # Shown names (issue 20 #5): the personal prefix off, "/" between levels.
+        shown = self.server.personal_name
         listed = {
-            n
+            shown(n)
             for n in self.server.folders(self.user.name)
             if not n.startswith(("Public/", "shared/"))
         }
         assert set(folders) <= listed
         with self.server.session(self.user.name) as imap:  # only \Noselect parents are left out
-            attrs = {name: flags for flags, _d, name in imap.list_folders()}
+            attrs = {shown(name): flags for flags, _d, name in imap.list_folders()}
         for name in listed - set(folders):
             assert {b"\\Noselect", b"\\NonExistent"} & set(attrs[name]), name
         for name in folders:

@@ -6,6 +6,7 @@ issue 20 found on Cyrus and Courier, each against the server that showed it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,12 @@ from typing import Any
 
 import pytest
 import structlog
+from click.testing import CliRunner
 
 from syncer.archive.store import ArchiveStore
+from syncer.cli.app import main
+from syncer.sync.normalize import normalize_pending
+from syncer.transfer.export import ExportOptions, export_archive
 from tests.fixtures_servers import AnyServer
 from tests.integration.test_sync_dovecot import ACCOUNT, World, _message
 from tests.servers.courier import CourierServer
@@ -197,18 +202,86 @@ def test_a_deleted_folder_is_not_taken_for_a_new_one_with_its_uidvalidity(
 def test_a_folder_pattern_that_matches_nothing_is_a_warning(
     courier: CourierServer, store: ArchiveStore
 ) -> None:
-    """Issue 20 #5 (in part): ``--folder 'Archive/*'`` matches nothing on Courier, whose
-    folders are ``INBOX.Archive.*``; that used to pass in silence."""
+    """Issue 20 #5 (in part): a ``--folder`` pattern that matches nothing (here Courier's
+    wire spelling ``INBOX.Archive.*``) used to pass in silence."""
     user = courier.add_user()
     try:
         courier.append(user.name, "Archive/2024", _message(1))
         world = World(courier, user, store)
+        # Folders are matched by their shown names (Archive/2024): the wire spelling is the
+        # pattern that matches nothing now, and says so.
         with structlog.testing.capture_logs() as logs:
-            world.sync(only=("Archive/*",), include=("*",))
+            world.sync(only=("INBOX.Archive.*",), include=("*",))
         unmatched = [e for e in logs if e["event"] == "sync.folder_pattern.unmatched"]
-        assert [e["pattern"] for e in unmatched] == ["Archive/*"]
+        assert [e["pattern"] for e in unmatched] == ["INBOX.Archive.*"]
         with structlog.testing.capture_logs() as logs:
-            world.sync(only=("INBOX.Archive.*",))
+            world.sync(only=("Archive/*",))
         assert not [e for e in logs if e["event"] == "sync.folder_pattern.unmatched"]
     finally:
         courier.remove_user(user.name)
+
+
+def _synced(store: ArchiveStore) -> set[str]:
+    """Shown names of the folders that hold live entries."""
+    return {
+        r.display_name
+        for r in store.folders(ACCOUNT).values()
+        if any(not e[4] for e in store.entries(ACCOUNT, r.name))
+    }
+
+
+def test_folders_are_named_within_the_personal_namespace(
+    any_server: AnyServer,
+    any_user: MailUser,
+    archive_url: str,
+    archive_store: ArchiveStore,
+    tmp_path: Path,
+) -> None:
+    """Issue 20 #5: on Courier and Debian's Cyrus (``INBOX.`` prefix, ``.`` between
+    levels) ``--folder 'Archive/*'`` matched nothing, ``exclude = ["Trash"]`` did not
+    exclude ``INBOX.Trash``, ``folder:Überweisungen`` found nothing and export wrote
+    ``INBOX/Archive/...``. Every server now shows, matches, searches and exports the
+    name within the personal namespace with ``/`` between levels; SQLite and PostgreSQL."""
+    user, store = any_user.name, archive_store
+    world = World(any_server, any_user, store)
+    for n, folder in enumerate(["INBOX", "Archive/2024", "Archive/2023", "Trash", "Überweisungen"]):
+        any_server.append(user, folder, _message(100 + n))
+    any_server.append(user, "Überweisungen", _message(200))
+
+    with structlog.testing.capture_logs() as logs:
+        world.sync(only=("Archive/*",))
+    assert not [e for e in logs if e["event"] == "sync.folder_pattern.unmatched"]
+    assert _synced(store) == {"Archive/2024", "Archive/2023"}
+
+    world.sync(exclude=("Trash",))
+    assert _synced(store) == {"INBOX", "Archive/2024", "Archive/2023", "Überweisungen"}
+    assert store.folders(ACCOUNT)[any_server.wire_name("Archive/2024")].display_name == (
+        "Archive/2024"
+    )
+
+    normalize_pending(store, workers=1)
+    hits = store.search("folder:Überweisungen")
+    assert len(hits) == 2
+    assert {f for h in hits for f in h.folders} == {"Überweisungen"}
+    assert len(store.search("folder:Archive/2024")) == 1
+    # The wire name keeps working where it is plain ASCII (``folder:INBOX.Trash`` style).
+    assert len(store.search(f"folder:{any_server.wire_name('Archive/2024')}")) == 1
+
+    out = tmp_path / "export"
+    export_archive(store, ExportOptions("maildir", out))
+    exported = {p.parent.relative_to(out / ACCOUNT).as_posix() for p in out.rglob("cur")}
+    assert exported == {"INBOX", "Archive/2024", "Archive/2023", "Überweisungen"}
+
+    config = tmp_path / "syncer.toml"
+    config.write_text(f"[archive]\nurl = {json.dumps(archive_url)}\n", encoding="utf-8")
+    status = CliRunner().invoke(main, ["--config", str(config), "status", "--json"])
+    assert status.exit_code == 0, status.output
+    shown = {f["display_name"] for f in json.loads(status.stdout)["accounts"][ACCOUNT]["folders"]}
+    assert {"Archive/2024", "Überweisungen"} <= shown
+    assert not [name for name in shown if name.startswith("INBOX.")]
+    human = CliRunner().invoke(main, ["--config", str(config), "status"], env={"COLUMNS": "200"})
+    assert human.exit_code == 0, human.output
+    assert "Archive/2024" in human.stdout and "INBOX.Archive" not in human.stdout
+    text = CliRunner().invoke(main, ["--config", str(config), "show", str(hits[0].id)])
+    assert text.exit_code == 0, text.output
+    assert f"{ACCOUNT}/Überweisungen uid" in text.stdout

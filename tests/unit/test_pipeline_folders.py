@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from syncer.archive.engine import upgrade
+from syncer.archive.models import folders
 from syncer.archive.store import ArchiveStore
 from syncer.model import FolderStatus
+from syncer.sources.folder_names import FolderNaming
 from syncer.sources.memory import ALL_CAPABILITIES, MemorySource
 from syncer.sync.folders import SyncOptions, sync_folders
 
@@ -98,3 +100,43 @@ def test_a_folder_that_reappears_is_recorded_again(
     assert _sync_recording_upserts(server, store, monkeypatch) == ["Old"]
     assert not store.folders(ACCOUNT)["Old"].deleted
     assert _sync_recording_upserts(server, store, monkeypatch) == []
+
+
+def test_globs_match_shown_names_on_an_inbox_prefixed_source(store: ArchiveStore) -> None:
+    """Issue 20 #5 on the in-memory source modelled on Courier (``INBOX.``, ``.``): the
+    pipeline narrows by ``Archive/*`` and excludes ``Trash`` as on the real servers
+    (tests/integration/test_sync_servers.py)."""
+    server = MemorySource(naming=FolderNaming("INBOX.", "."))
+    for n, folder in enumerate(
+        ["INBOX", "INBOX.Archive.2024", "INBOX.Archive.2023", "INBOX.Trash"]
+    ):
+        server.append(folder, f"Subject: {n}\r\n\r\n{n}\r\n".encode())
+
+    def archived() -> set[str]:
+        return {
+            r.display_name
+            for r in store.folders(ACCOUNT).values()
+            if store.entries(ACCOUNT, r.name)
+        }
+
+    sync_folders(server, store, ACCOUNT, SyncOptions(only=("Archive/*",)))
+    assert archived() == {"Archive/2024", "Archive/2023"}
+    sync_folders(server, store, ACCOUNT, SyncOptions(exclude=("Trash",)))
+    assert archived() == {"INBOX", "Archive/2024", "Archive/2023"}
+
+
+def test_the_next_sync_rewrites_display_names_of_an_older_archive(store: ArchiveStore) -> None:
+    """Archives made before issue 20 #5 hold ``INBOX.Archive.2024`` as display name;
+    no migration can shorten it (the prefix is known only from NAMESPACE), the next sync
+    does, with no message downloaded again."""
+    server = MemorySource(naming=FolderNaming("INBOX.", "."))
+    server.append("INBOX.Archive.2024", b"Subject: old\r\n\r\nold\r\n")
+    sync_folders(server, store, ACCOUNT, SyncOptions())
+    wire = "INBOX.Archive.2024"
+    with store.engine.begin() as conn:  # what the older code stored
+        conn.execute(folders.update().where(folders.c.name == wire).values(display_name=wire))
+    assert store.folders(ACCOUNT)[wire].display_name == wire
+    fetched = server.bodies_fetched
+    sync_folders(server, store, ACCOUNT, SyncOptions())
+    assert store.folders(ACCOUNT)[wire].display_name == "Archive/2024"
+    assert server.bodies_fetched == fetched

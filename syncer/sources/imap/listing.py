@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import structlog
 
 from syncer.model import FolderStatus
+from syncer.sources.folder_names import FolderNaming
 from syncer.sources.imap.connection import Arg, astring
 from syncer.sources.imap.parser import (
     MAX_ANSWER_UIDS,
@@ -54,7 +55,9 @@ def name_to_bytes(name: str) -> bytes:
 
 
 def display_name(raw: bytes) -> str:
-    """Modified UTF-7 decoded for people (``&ANw-berweisungen`` -> ``Überweisungen``)."""
+    """Modified UTF-7 decoded, the whole wire name (``&ANw-berweisungen`` ->
+    ``Überweisungen``): for log lines about a name no namespace is known for. The name
+    people see is :meth:`Namespaces.naming`'s ``shown()``."""
     return decode_mutf7(raw)
 
 
@@ -72,6 +75,14 @@ class Namespaces:
     def prefixes(self, kinds: Iterable[str]) -> list[str]:
         wanted = set(kinds)
         return [prefix for kind, prefix, _ in self.entries if kind in wanted]
+
+    def naming(self) -> FolderNaming:
+        """The translation between wire names and shown names for these namespaces
+        (:mod:`syncer.sources.folder_names`): the first personal namespace's prefix and
+        delimiter, the others' prefixes."""
+        personal = next((e for e in self.entries if e[0] == "personal"), ("personal", "", None))
+        others = tuple((pre, delim) for kind, pre, delim in self.entries if kind != "personal")
+        return FolderNaming(personal[1], personal[2], others)
 
     def classify(self, name: str) -> str:
         """The kind of the namespace whose prefix matches ``name`` best (longest)."""

@@ -38,9 +38,10 @@ call connects afresh (the selected folder is then gone: select again).
 
 Behaviour worth knowing:
 
-* Folder names are the wire form (modified UTF-7) in ``FolderStatus.name``
-  and decoded in ``display_name``; ``include``/``exclude`` globs match the
-  display name (``fnmatchcase``; ``*`` crosses the hierarchy delimiter).
+* Folder names are the wire form (modified UTF-7) in ``FolderStatus.name``;
+  ``display_name`` is the name people see (:mod:`syncer.sources.folder_names`:
+  personal prefix such as ``INBOX.`` off, ``/`` between levels, decoded), and
+  ``include``/``exclude`` globs match it (``fnmatchcase``; ``*`` crosses ``/``).
 * Flags are sorted, ``\\Recent`` removed; INTERNALDATE is an aware UTC datetime.
 * ``BODY.PEEK[]`` / ``BODY.PEEK[HEADER]`` only, so ``\\Seen`` is never set, and
   folders are opened with EXAMINE (read-only).
@@ -266,6 +267,7 @@ class IMAPSource:
             )
             self.session.run_ok("LIST", commands, collected)
 
+            naming = namespaces.naming()
             kept: list[tuple[ListEntry, str, str]] = []
             for raw, entry in collected.entries.items():
                 kind = namespaces.classify(entry.name)
@@ -277,7 +279,7 @@ class IMAPSource:
                     and raw not in collected.subscribed
                 ):
                     continue
-                shown = display_name(raw)
+                shown = naming.shown(entry.name, entry.delimiter)
                 if not matches_globs(shown, self.settings.include, self.settings.exclude):
                     continue
                 kept.append((entry, kind, shown))

@@ -48,9 +48,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
-from imapclient import imap_utf7
 
 from syncer.oauth.sasl import TokenProvider
+from syncer.sources.folder_names import FolderNaming
 from syncer.sources.imap.connection import (
     CommandFailed,
     astring,
@@ -59,7 +59,7 @@ from syncer.sources.imap.connection import (
     ssl_context,
 )
 from syncer.sources.imap.errors import ErrorContext, map_errors
-from syncer.sources.imap.listing import display_name, name_to_bytes, name_to_str, parse_status
+from syncer.sources.imap.listing import Namespaces, name_to_str, parse_namespace, parse_status
 from syncer.sources.imap.parser import (
     ConnectionClosed,
     FramingError,
@@ -95,7 +95,8 @@ class WatchEvent:
 
     :param folder: the folder's wire name (as in ``FolderStatus.name``), or None when
         the folder list itself changed (created, renamed, deleted, subscribed).
-    :param display_name: the folder decoded for people (None with ``folder``).
+    :param display_name: the folder's name as people see it (None with ``folder``):
+        :mod:`syncer.sources.folder_names`, what ``include``/``exclude`` match.
     :param reason: ``status`` (NOTIFY), ``exists``, ``expunge``, ``flags``, ``folders``.
     """
 
@@ -167,7 +168,8 @@ class IMAPWatcher:
     EXAMINEs ``folder``, and enters IDLE. Then :meth:`poll` (or :func:`wait_any`) hands
     out :class:`WatchEvent` values; :meth:`close` leaves IDLE and logs out.
 
-    :param folder: the folder (display name) to IDLE on when NOTIFY is not used.
+    :param folder: the folder to IDLE on when NOTIFY is not used, by its shown name
+        (``Archive/2024``).
     :param notify: use NOTIFY where the server offers it (False: IDLE on ``folder``).
     :param idle_refresh: seconds between re-issued IDLE commands.
     """
@@ -207,6 +209,7 @@ class IMAPWatcher:
         self.mode: Mode = "none"
         self.selected: str | None = None  # wire name of the EXAMINEd folder, if any
         self.refreshes = 0  # IDLE commands re-issued (for tests and logs)
+        self.naming = FolderNaming()  # the server's, once connected
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -247,8 +250,22 @@ class IMAPWatcher:
         log.debug("imap.watch.started", mode=self.mode, folder=self.selected)
         return self
 
+    def _learn_naming(self) -> None:
+        """NAMESPACE, so events carry the names people see (``Archive/2024``, not
+        ``INBOX.Archive.2024``) and ``folder`` (a shown name) finds its wire name."""
+        found: list[Namespaces] = []
+
+        def on(response: Response, _index: int) -> None:
+            if response.text[:12].upper().startswith(b"* NAMESPACE "):
+                found.append(parse_namespace(response))
+
+        if "NAMESPACE" in self.capabilities:
+            self._run([[b"NAMESPACE"]], on)
+        self.naming = (found[0] if found else Namespaces.default()).naming()
+
     def _arm(self) -> None:
-        """ENABLE CONDSTORE and NOTIFY SET, or EXAMINE the watched folder."""
+        """NAMESPACE; then ENABLE CONDSTORE and NOTIFY SET, or EXAMINE the watched folder."""
+        self._learn_naming()
         caps = self.capabilities
         commands: list[list[bytes]] = []
         if self.mode == "notify":
@@ -259,16 +276,20 @@ class IMAPWatcher:
                 self.selected = "INBOX"
             commands.append([NOTIFY_SET])
         else:
-            wire = imap_utf7.encode(self.folder)
-            commands.append([b"EXAMINE ", astring(name_to_str(wire))])
-            self.selected = name_to_str(wire)
+            wire = self.naming.wire(self.folder)
+            commands.append([b"EXAMINE ", astring(wire)])
+            self.selected = wire
         self._run(commands)
 
-    def _run(self, commands: Sequence[Sequence[bytes]]) -> None:
+    def _run(
+        self,
+        commands: Sequence[Sequence[bytes]],
+        on: Callable[[Response, int], None] | None = None,
+    ) -> None:
         """Run commands outside IDLE; any NO/BAD is a :class:`CommandFailed`."""
         for parts, done in zip(
             commands,
-            run_commands(self._client._imap, commands, None, reader=self._reader),
+            run_commands(self._client._imap, commands, on, reader=self._reader),
             strict=True,
         ):
             if done.status != "OK":
@@ -383,7 +404,7 @@ class IMAPWatcher:
                 log.warning("imap.watch.unreadable", error=str(exc))
                 yield WatchEvent(None, None, "folders")  # unknown folder: look at all
                 return
-            yield WatchEvent(name_to_str(raw), display_name(raw), "status")
+            yield WatchEvent(name_to_str(raw), self.naming.shown(name_to_str(raw)), "status")
         elif kind == b"LIST":
             yield WatchEvent(None, None, "folders")
         elif self.selected is not None and (
@@ -392,7 +413,7 @@ class IMAPWatcher:
             what = words[2].upper() if kind != b"VANISHED" else b"EXPUNGE"
             reason = {b"EXISTS": "exists", b"EXPUNGE": "expunge", b"FETCH": "flags"}.get(what)
             if reason is not None:
-                yield WatchEvent(self.selected, display_name(name_to_bytes(self.selected)), reason)
+                yield WatchEvent(self.selected, self.naming.shown(self.selected), reason)
 
     # -- errors -------------------------------------------------------------------------------
 
