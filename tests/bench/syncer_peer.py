@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from functools import cache
 from pathlib import Path
@@ -41,6 +42,18 @@ def compile_bytecode() -> None:
     import syncer
 
     compileall.compile_dir(Path(syncer.__file__).parent, quiet=1)
+
+
+def compile_tree(binary: str) -> None:
+    """:func:`compile_bytecode` for the syncer that another venv's ``syncer`` script runs
+    (``ab_trees`` compares two trees), by that venv's own interpreter."""
+    python = Path(binary).with_name("python")
+    if python.exists():
+        code = (
+            "import compileall, os, syncer; "
+            "compileall.compile_dir(os.path.dirname(syncer.__file__), quiet=1)"
+        )
+        subprocess.run([str(python), "-c", code], check=True, cwd="/")
 
 
 def syncer_binary() -> str:
