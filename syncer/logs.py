@@ -17,8 +17,29 @@ import threading
 from collections.abc import MutableMapping
 from typing import Any
 
-import structlog
-from structlog.tracebacks import ExceptionDictTransformer
+
+def _import_structlog_without_rich() -> None:
+    """Import structlog with rich hidden from it, when this process has not loaded either.
+
+    Why: structlog imports rich (and through it pygments and attrs) whenever it is
+    installed, for its rich tracebacks and pretty-printed locals -- about a tenth of
+    every ``syncer`` start-up. syncer uses neither: the console renderer is given
+    a plain traceback formatter and the JSON one never shows locals (see
+    :func:`renderers`). The commands that draw tables import rich themselves, later.
+    """
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return
+    sys.modules["rich"] = None  # type: ignore[assignment]  # makes `import rich` fail
+    try:
+        import structlog  # noqa: F401
+    finally:
+        del sys.modules["rich"]
+
+
+_import_structlog_without_rich()
+
+import structlog  # noqa: E402
+from structlog.tracebacks import ExceptionDictTransformer  # noqa: E402
 
 _SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|authori[sz]ation|api[_-]?key", re.I)
 _SECRET_INLINE = re.compile(

@@ -23,9 +23,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-import structlog
 
-from syncer import __version__
+from syncer import __version__, logs  # logs before any structlog import: see logs.py
 from syncer.cli.context import State
 from syncer.errors import ConfigError, SyncerError
 
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
     pass
 
 F = TypeVar("F", bound=Callable[..., Any])
-log = structlog.get_logger(__name__)
 
 # Runs before logging's own exit hook (atexit is last-in, first-out), which still flushes.
 atexit.register(gc.freeze)
@@ -44,16 +42,14 @@ def _fail(exc: SyncerError, verbose: int) -> NoReturn:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
-    from syncer.logs import redact_text
-
     lines = (
         exc.problems if isinstance(exc, ConfigError) and len(exc.problems) > 1 else [exc.message]
     )
-    click.echo(f"Error: {redact_text(lines[0])}", err=True)
+    click.echo(f"Error: {logs.redact_text(lines[0])}", err=True)
     for more in lines[1:]:
-        click.echo(f"       {redact_text(more)}", err=True)
+        click.echo(f"       {logs.redact_text(more)}", err=True)
     if exc.hint:
-        click.echo(redact_text(exc.hint), err=True)
+        click.echo(logs.redact_text(exc.hint), err=True)
     sys.exit(exc.exit_code)
 
 
@@ -125,10 +121,8 @@ class _Group(click.Group):
             state = ctx.find_object(State)
             if state and state.verbose:
                 raise
-            from syncer.logs import redact_text
-
             click.echo(
-                f"Unexpected error: {type(exc).__name__}: {redact_text(str(exc))}; "
+                f"Unexpected error: {type(exc).__name__}: {logs.redact_text(str(exc))}; "
                 "rerun with -v to see the traceback.",
                 err=True,
             )

@@ -1,25 +1,44 @@
-"""Human-readable output for the CLI (rich): tables and summaries (progress: syncer.progress).
+"""Human-readable output for the CLI: tables (rich) and summaries (progress: syncer.progress).
 
 Kept apart from ``cli`` so commands stay thin; ``--json`` output never comes here.
 Progress goes to stderr, so stdout stays clean for data.
+
+rich is imported by the functions that draw tables only: the summary of a
+``syncer sync``, printed after every (often no-change) run, is plain lines
+(:func:`render_sync`, colored on a terminal by click), which spares that run
+rich's import.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+import click
 
 from syncer.model import RunSummary
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from syncer.sync.preview import AccountPreview
 
-_out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
+
+@cache
+def _console() -> Console:
+    """stdout as a rich console, made on first use."""
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _table(**options: Any) -> Table:
+    from rich.table import Table
+
+    return Table(**options)
 
 
 def human_size(n: int | float | None) -> str:
@@ -33,20 +52,20 @@ def human_size(n: int | float | None) -> str:
 
 def render_status(data: dict[str, Any]) -> None:
     totals = data.get("totals", {})
-    _out.print(f"Archive: {data.get('database')}")
-    _out.print(
+    _console().print(f"Archive: {data.get('database')}")
+    _console().print(
         f"{totals.get('messages', 0)} messages, {totals.get('blobs', 0)} blobs, "
         f"{human_size(totals.get('raw_bytes'))} raw, "
         f"{human_size(totals.get('stored_bytes'))} stored"
     )
     if totals.get("awaiting_normalization"):
-        _out.print(
+        _console().print(
             f"{totals['awaiting_normalization']} messages await normalization (`syncer normalize`)"
         )
     for account_name, account in data.get("accounts", {}).items():
         protocol, count = account.get("protocol", "?"), account.get("messages", 0)
         title = f"{account_name} ({protocol}): {count} messages"
-        table = Table(title=title, title_justify="left")
+        table = _table(title=title, title_justify="left")
         table.add_column("folder")
         table.add_column("messages", justify="right")
         table.add_column("last sync")
@@ -57,19 +76,21 @@ def render_status(data: dict[str, Any]) -> None:
             table.add_row(
                 name, str(folder.get("messages", 0)), str(folder.get("last_synced_at") or "never")
             )
-        _out.print(table)
+        _console().print(table)
         folders = [f for f in account.get("folders", []) if not f.get("deleted")]
         partial = [f for f in folders if not f.get("complete", True)]
         if partial:
-            _out.print(
+            _console().print(
                 f"download in progress: {len(folders) - len(partial)} of {len(folders)} "
                 f"folders complete, {count} messages archived so far"
             )
         if account.get("resume_at"):
-            _out.print(f"next run resumes at {account['resume_at']} (provider limit or budget)")
+            _console().print(
+                f"next run resumes at {account['resume_at']} (provider limit or budget)"
+            )
         last = account.get("last_run")
         if last:
-            _out.print(
+            _console().print(
                 f"last run {last.get('run_id')}: {last.get('status')} at "
                 f"{last.get('finished_at') or last.get('started_at')}"
                 + (f" — {last['error']}" if last.get("error") else "")
@@ -81,14 +102,16 @@ _CHANGES = ("created", "renamed", "deleted")
 
 
 def render_sync(summaries: Sequence[RunSummary]) -> None:
+    """One line per account and one per folder that changed (plain text: folder names
+    are printed as they are, never read as markup)."""
     for s in summaries:
         if not s.ok and not s.folders:
-            _out.print(f"[bold red]{s.account}: failed[/] — {s.error}")
+            click.echo(f"{click.style(f'{s.account}: failed', fg='red', bold=True)} — {s.error}")
             continue
         changed = [f for f in s.folders if not f.skipped]
         skipped = len(s.folders) - len(changed)
-        state = "[green]ok[/]" if s.ok else "[red]failed[/]"
-        _out.print(
+        state = click.style("ok", fg="green") if s.ok else click.style("failed", fg="red")
+        click.echo(
             f"{s.account}: {state}, {s.new} new ({human_size(s.bytes)}), "
             f"{sum(f.flags_changed for f in s.folders)} flag changes, "
             f"{sum(f.expunged for f in s.folders)} expunged, {skipped} folders unchanged, "
@@ -96,10 +119,10 @@ def render_sync(summaries: Sequence[RunSummary]) -> None:
         )
         events = Counter(f.change for f in s.folders if f.change)
         if events:
-            _out.print("  folders: " + ", ".join(f"{events[c]} {c}" for c in _CHANGES if events[c]))
+            click.echo("  folders: " + ", ".join(f"{events[c]} {c}" for c in _CHANGES if events[c]))
         for f in changed:
             if f.change == "deleted":
-                _out.print(f"  {f.folder}: deleted on the server (its messages stay archived)")
+                click.echo(f"  {f.folder}: deleted on the server (its messages stay archived)")
                 continue
             line = f"  {f.folder}: {f.new} new, {f.flags_changed} flags, {f.expunged} expunged"
             if f.change == "renamed":
@@ -109,10 +132,10 @@ def render_sync(summaries: Sequence[RunSummary]) -> None:
             if f.reused:
                 line += f", {f.reused} recognised without download"
             if f.error:
-                line += f" — [red]{f.error}[/]"
-            _out.print(line)
+                line += " — " + click.style(f.error, fg="red")
+            click.echo(line)
         if not s.ok and s.error:
-            _out.print(f"  [red]{s.error}[/]")
+            click.echo("  " + click.style(s.error, fg="red"))
 
 
 def render_preview(previews: Sequence[AccountPreview]) -> None:
@@ -120,17 +143,17 @@ def render_preview(previews: Sequence[AccountPreview]) -> None:
     archived (or why not) and what the run would download (POP3: delete)."""
     for p in previews:
         if not p.ok:
-            _out.print(f"[bold red]{p.account}: failed[/] — {p.error}", markup=True)
+            _console().print(f"[bold red]{p.account}: failed[/] — {p.error}", markup=True)
             continue
         included = [f for f in p.folders if f.excluded is None]
         size = "size unknown" if p.new_bytes is None else human_size(p.new_bytes)
         what = "first sync" if p.first_sync else "next sync"
-        _out.print(
+        _console().print(
             f"{p.account} ({p.protocol}): {what}: {p.new_messages:,} messages, {size} "
             f"in {len([f for f in included if f.new_messages])} folders "
             f"({len(included)} of {len(p.folders)} folders archived)"
         )
-        table = Table(show_edge=False, box=None, pad_edge=False)
+        table = _table(show_edge=False, box=None, pad_edge=False)
         for column, justify in (("folder", "left"), ("messages", "right"), ("size", "right")):
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
         table.add_column("sync would")
@@ -146,17 +169,17 @@ def render_preview(previews: Sequence[AccountPreview]) -> None:
             table.add_row(
                 f.name, messages, human_size(f.size) if f.size is not None else "?", action
             )
-        _out.print(table, markup=False)
+        _console().print(table, markup=False)
         for line in (*p.deletions, *p.notes):
-            _out.print(f"  {line}", markup=False)
+            _console().print(f"  {line}", markup=False)
 
 
 def render_check(reports: Sequence[dict[str, Any]]) -> None:
     for r in reports:
         if r.get("error"):
-            _out.print(f"[bold red]{r['account']}: check failed[/] — {r['error']}")
+            _console().print(f"[bold red]{r['account']}: check failed[/] — {r['error']}")
         verdict = "[green]complete[/]" if r.get("complete") else "[red]INCOMPLETE[/]"
-        _out.print(f"{r['account']}: {verdict}")
+        _console().print(f"{r['account']}: {verdict}")
         for f in r.get("folders", []):
             line = f"  {f['folder']}: server {f['server']}, archive {f['archive']}"
             if f["missing"]:
@@ -165,14 +188,14 @@ def render_check(reports: Sequence[dict[str, Any]]) -> None:
                 )
             if f["stale"]:
                 line += f", [yellow]{f['stale']} gone from the server but live in the archive[/]"
-            _out.print(line)
+            _console().print(line)
 
 
 def render_jobs(jobs: Sequence[dict[str, Any]]) -> None:
     """The scheduled jobs of `syncer status`: last run, outcome, next run."""
     if not jobs:
         return
-    table = Table(title="Jobs (syncer run)", title_justify="left")
+    table = _table(title="Jobs (syncer run)", title_justify="left")
     for column in ("job", "schedule", "last run (UTC)", "outcome", "next run (UTC)"):
         table.add_column(column, no_wrap=True)
     errors: list[str] = []
@@ -187,16 +210,16 @@ def render_jobs(jobs: Sequence[dict[str, Any]]) -> None:
             job.get("outcome") or ("never run" if job.get("recorded", True) else "—"),
             _when(job.get("next_run")) if job.get("next_run") else job.get("problem") or "—",
         )
-    _out.print(table)
+    _console().print(table)
     for line in errors:
-        _out.print(line, soft_wrap=True, markup=False, emoji=False)
+        _console().print(line, soft_wrap=True, markup=False, emoji=False)
 
 
 def render_push(accounts: Sequence[dict[str, Any]]) -> None:
     """Push mode per IMAP account in `syncer status`: state, mode and since when."""
     if not accounts:
         return
-    table = Table(title="Push (syncer run)", title_justify="left")
+    table = _table(title="Push (syncer run)", title_justify="left")
     for column in ("account", "push", "state", "mode", "since (UTC)"):
         table.add_column(column, no_wrap=True)
     errors: list[str] = []
@@ -210,9 +233,9 @@ def render_push(accounts: Sequence[dict[str, Any]]) -> None:
             row.get("mode") or "—",
             _when(row.get("since")),
         )
-    _out.print(table)
+    _console().print(table)
     for line in errors:
-        _out.print(line, soft_wrap=True, markup=False, emoji=False)
+        _console().print(line, soft_wrap=True, markup=False, emoji=False)
 
 
 def _when(iso: str | None) -> str:

@@ -4,7 +4,7 @@ Why this exists: imaplib, imapclient, poplib, smtplib, ssl and socket each raise
 their own exception trees, and our own protocol readers add a few more. The
 pipelines must only ever see ``syncer.errors`` classes, with a message that
 names the account, the server and what to do next. Deciding *what kind of
-failure* an exception is happens once, here, in :data:`TABLE` (most specific
+failure* an exception is happens once, here, in :func:`table` (most specific
 class first, as httpx's ``map_httpcore_exceptions``); how each kind is *worded*
 (and which ``SyncerError`` class it becomes) is each adapter's
 :class:`Wording`. :func:`map_exceptions` applies both, in one context manager.
@@ -20,7 +20,7 @@ the same table; ``syncer.oauth.sasl``'s sign-in failures subclass
 that every exception class of imaplib, imapclient, poplib, smtplib, ssl and
 socket has a row.
 
-Public API: :class:`Kind`, :data:`TABLE`, :func:`classify`, :class:`Wording`,
+Public API: :class:`Kind`, :func:`table`, :func:`classify`, :class:`Wording`,
 :func:`map_exceptions`, and the base classes :class:`ConnectionLost`,
 :class:`OutOfStep`, :class:`Malformed`, :class:`CommandRefused`,
 :class:`NotOffered`, :class:`SignInFailed`.
@@ -34,15 +34,13 @@ import imaplib
 import poplib
 import smtplib
 import ssl
+import sys
 from collections.abc import Callable, Iterator
 from typing import Protocol
-
-from imapclient import exceptions as imapclient_exceptions
 
 from syncer.errors import SyncerError
 
 __all__ = [
-    "TABLE",
     "CommandRefused",
     "ConnectionLost",
     "Kind",
@@ -53,6 +51,7 @@ __all__ = [
     "Wording",
     "classify",
     "map_exceptions",
+    "table",
     "word",
 ]
 
@@ -138,16 +137,17 @@ Row = tuple[type[BaseException], Kind | Callable[[BaseException], Kind]]
 
 #: Library exception class -> kind of failure, most specific first: the first row whose
 #: class the exception is an instance of decides. (smtplib.SMTPException and
-#: ssl.SSLError are OSErrors, imapclient's errors are imaplib's.)
-TABLE: tuple[Row, ...] = (
+#: ssl.SSLError are OSErrors, imapclient's errors are imaplib's.) imapclient's rows come
+#: between the two parts (:func:`table`).
+_OWN: tuple[Row, ...] = (
     (SignInFailed, Kind.SIGN_IN),
     (NotOffered, Kind.NOT_OFFERED),
     (CommandRefused, Kind.REFUSED),
     (Malformed, Kind.MALFORMED),
     (OutOfStep, Kind.OUT_OF_STEP),
     (ConnectionLost, Kind.CLOSED),
-    (imapclient_exceptions.LoginError, Kind.LOGIN),
-    (imapclient_exceptions.ProtocolError, Kind.OUT_OF_STEP),
+)
+_LIBRARIES: tuple[Row, ...] = (
     (imaplib.IMAP4.abort, Kind.CLOSED),  # also readonly and IMAPClientAbortError
     (imaplib.IMAP4.error, Kind.REFUSED),  # NO/BAD via imaplib, CapabilityError, ...
     (poplib.error_proto, _poplib_kind),
@@ -162,9 +162,26 @@ TABLE: tuple[Row, ...] = (
 )
 
 
+def table() -> tuple[Row, ...]:
+    """Every row, most specific first, imapclient's included once imapclient is loaded.
+
+    Why not always: importing imapclient costs a POP3 or SMTP run about a tenth of
+    its start-up, and none of its exceptions can exist before it is imported.
+    """
+    if "imapclient" not in sys.modules:
+        return _OWN + _LIBRARIES
+    from imapclient import exceptions
+
+    imapclient_rows: tuple[Row, ...] = (
+        (exceptions.LoginError, Kind.LOGIN),
+        (exceptions.ProtocolError, Kind.OUT_OF_STEP),
+    )
+    return _OWN + imapclient_rows + _LIBRARIES
+
+
 def classify(exc: BaseException) -> Kind | None:
     """The kind of failure ``exc`` is, or None when no row matches (not a library error)."""
-    for cls, kind in TABLE:
+    for cls, kind in table():
         if isinstance(exc, cls):
             return kind if isinstance(kind, Kind) else kind(exc)
     return None

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tests.bench.load_corpus import USER, seed_corpus, server_params, start_server
 from tests.bench.mbsync import Measurement, ServerParams, timed
-from tests.bench.syncer_peer import PASSWORD_ENV, write_syncer_config
+from tests.bench.syncer_peer import PASSWORD_ENV, compile_tree, write_syncer_config
 
 
 def _sync(binary: str, params: ServerParams, state: Path) -> Measurement:
@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
     trees = {"old": args.old, "new": args.new}
+    for binary in trees.values():
+        compile_tree(binary)  # as installed: with bytecode
     times: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="ab-trees-") as tmp:
         root = Path(tmp)

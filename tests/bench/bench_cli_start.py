@@ -3,13 +3,19 @@
 Why this script exists: in-process the query is fast (bench_search measures
 it so, which is right for the web archive), but from the shell every command
 first pays the interpreter's start and its imports. The issue's bound is
-≤ 0.25 s p50 per command as a whole process; ``notmuch search`` on the same
-messages is printed next to it when a Maildir of them is given. It also prints
-the slowest imports of each command (``python -X importtime``), which is where
-start-up time goes. Not part of ``make test``::
+≤ 0.25 s p50 per command as a whole process; ``notmuch search`` (and ``notmuch
+show``) on the same messages is printed next to it: with ``--notmuch`` the
+corpus is also written to a Maildir and indexed by ``notmuch new``, as the
+search benchmark does (:func:`tests.bench.bench_search.index_notmuch`). Each
+command is timed as a whole process, wall and CPU (user + system, which a
+shared machine's load inflates less), p50 over the runs. It also prints the
+slowest imports of each command (``python -X importtime``), which is where
+start-up time goes. The syncer package is compiled to bytecode first, as an
+installed one is. Not part of ``make test``::
 
-    python -m tests.bench.bench_cli_start --messages 10000 [--runs 15] [--notmuch MAILDIR]
+    python -m tests.bench.bench_cli_start --messages 100000 --notmuch [--runs 15]
     python -m tests.bench.bench_cli_start --archive /path/archive.db   # an existing archive
+    python -m tests.bench.bench_cli_start --messages 100000 --notmuch --workdir DIR  # kept, reused
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ COMMANDS = (
     ("show", "1"),
     ("status",),
 )
+#: The same searches through notmuch (its syntax accepts both as they are).
+NOTMUCH_QUERIES = ("budget", "from:alice invoice")
 
 
 def _build(path: Path, messages: int) -> None:
@@ -54,13 +62,57 @@ def _build(path: Path, messages: int) -> None:
         normalize_pending(store)
 
 
-def _times(argv: Sequence[str], runs: int, env: dict[str, str]) -> list[float]:
-    found = []
+def _times(argv: Sequence[str], runs: int, env: dict[str, str]) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds (user + system, from ``wait4``) of *runs* whole processes."""
+    walls, cpus = [], []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run(argv, env=env, capture_output=True, check=True)
-        found.append(time.perf_counter() - started)
-    return found
+        child = subprocess.Popen(
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _pid, status, usage = os.wait4(child.pid, 0)
+        walls.append(time.perf_counter() - started)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{' '.join(argv)} failed")
+        cpus.append(usage.ru_utime + usage.ru_stime)
+    return walls, cpus
+
+
+def _line(label: str, times: tuple[list[float], list[float]]) -> str:
+    walls, cpus = times
+    return (
+        f"{label:<48} {statistics.median(walls):8.3f} {min(walls):8.3f} {max(walls):8.3f} "
+        f"{statistics.median(cpus):8.3f}"
+    )
+
+
+def _notmuch_lines(messages: int, workdir: Path, runs: int) -> list[str]:
+    """``notmuch search`` of the same queries and ``notmuch show`` of one message, on the
+    same corpus written to a Maildir and indexed with ``notmuch new``."""
+    from tests.bench.bench_search import index_notmuch
+
+    config = workdir / "notmuch-config"
+    if (workdir / "mail" / ".notmuch").is_dir() and config.exists():  # indexed by an earlier run
+        env: dict[str, str] | None = {**os.environ, "NOTMUCH_CONFIG": str(config)}
+    else:
+        env = index_notmuch({"count": messages, "size_profile": "small"}, workdir)
+    binary = shutil.which("notmuch")
+    if env is None or binary is None:
+        return []
+    lines = []
+    for query in NOTMUCH_QUERIES:
+        argv = [binary, "search", "--limit=20", query]
+        lines.append(_line(f"notmuch search {query!r} --limit=20", _times(argv, runs, env)))
+    first = subprocess.run(
+        [binary, "search", "--output=messages", "--limit=1", "*"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    argv = [binary, "show", "--format=text", first]
+    lines.append(_line("notmuch show --format=text (one message)", _times(argv, runs, env)))
+    return lines
 
 
 def _slowest_imports(argv: Sequence[str], env: dict[str, str], shown: int = 6) -> str:
@@ -73,8 +125,8 @@ def _slowest_imports(argv: Sequence[str], env: dict[str, str], shown: int = 6) -
     )
     rows = []
     for line in done.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            _label, _self, cumulative, name = line.split("|", 1)[0], *line.split("|")[1:]
+        if line.startswith("import time:") and "[us]" not in line:
+            _self, cumulative, name = line[len("import time:") :].split("|")
             if not name.startswith("  "):  # top-level imports only (their own total)
                 rows.append((int(cumulative.strip()), name.strip()))
     rows.sort(reverse=True)
@@ -86,12 +138,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--archive", type=Path, help="an existing SQLite archive")
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--notmuch", type=Path, help="a Maildir notmuch indexed (notmuch new)")
+    parser.add_argument("--workdir", type=Path, help="keep the archive and Maildir here (reused)")
+    parser.add_argument(
+        "--notmuch", action="store_true", help="also index the corpus with notmuch and time it"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         archive = args.archive
+        if archive is None and (work / "archive.db").exists():
+            archive = work / "archive.db"  # built by an earlier run
         if archive is None:
-            archive = Path(tmp) / "archive.db"
+            archive = work / "archive.db"
             started = time.perf_counter()
             _build(archive, args.messages)
             took = time.perf_counter() - started
@@ -104,25 +163,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCER_")}
         env["BENCH_PASS"] = "x"
+        notmuch = _notmuch_lines(args.messages, work, args.runs) if args.notmuch else []
         print(f"load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
-        print(f"{'command':<48} {'p50':>8} {'min':>8} {'max':>8}")
+        print(f"{'command':<48} {'p50 wall':>8} {'min':>8} {'max':>8} {'p50 CPU':>8}")
         for command in COMMANDS:
             line = [syncer_binary(), "--config", str(config), *command]
-            times = _times(line, args.runs, env)
-            label = "syncer " + " ".join(command)
-            print(
-                f"{label:<48} {statistics.median(times):8.3f} {min(times):8.3f} {max(times):8.3f}"
-            )
+            print(_line("syncer " + " ".join(command), _times(line, args.runs, env)))
             print(f"    slowest imports: {_slowest_imports(line, env)}")
-        notmuch = shutil.which("notmuch")
-        if args.notmuch is not None and notmuch is not None:
-            nm_config = Path(tmp) / "notmuch-config"
-            nm_config.write_text(f"[database]\npath={args.notmuch}\n")
-            times = _times([notmuch, f"--config={nm_config}", "search", "budget"], args.runs, env)
-            label = "notmuch search budget"
-            print(
-                f"{label:<48} {statistics.median(times):8.3f} {min(times):8.3f} {max(times):8.3f}"
-            )
+        for text in notmuch:
+            print(text)
+        print(f"load: {os.getloadavg()[0]:.2f} (1 min) at the end")
     return 0
 
 

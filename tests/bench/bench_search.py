@@ -175,11 +175,14 @@ def _notmuch() -> str | None:
     return found
 
 
-def bench_notmuch(corpus_args: dict[str, object], workdir: Path, repeat: int) -> None:
+def index_notmuch(corpus_args: dict[str, object], workdir: Path) -> dict[str, str] | None:
+    """Write the corpus to a Maildir in *workdir*, index it with ``notmuch new`` (timed,
+    printed with the index size); the environment that points notmuch at it, or None
+    when notmuch is not installed. Also used by ``bench_cli_start``."""
     binary = _notmuch()
     if binary is None:
         print("notmuch: not installed (apt-get install notmuch); skipped")
-        return
+        return None
     maildir = workdir / "mail"
     write_maildir(maildir, generate(**corpus_args))  # type: ignore[arg-type]
     config = workdir / "notmuch-config"
@@ -199,6 +202,14 @@ def bench_notmuch(corpus_args: dict[str, object], workdir: Path, repeat: int) ->
         f"notmuch: indexed in {seconds:.1f} s; index {size / MB:.1f} MB "
         f"({size / (size + mail):.1%} of index + {mail / MB:.1f} MB Maildir)"
     )
+    return env
+
+
+def bench_notmuch(corpus_args: dict[str, object], workdir: Path, repeat: int) -> None:
+    env = index_notmuch(corpus_args, workdir)
+    binary = shutil.which("notmuch")
+    if env is None or binary is None:
+        return
 
     def run(query: str) -> None:
         subprocess.run(

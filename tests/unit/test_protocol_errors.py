@@ -29,7 +29,7 @@ import pytest
 from syncer.errors import RelayError, SourceError, SyncerError
 from syncer.oauth import sasl
 from syncer.protocols import errors as protocol_errors
-from syncer.protocols.errors import TABLE, Kind, classify, map_exceptions
+from syncer.protocols.errors import Kind, classify, map_exceptions, table
 from syncer.smtp.client import SMTPRelay, SMTPSettings
 from syncer.sources.imap import connection as imap_connection
 from syncer.sources.imap import parser as imap_parser
@@ -123,7 +123,7 @@ def test_the_list_is_complete() -> None:
 
 def test_most_specific_first() -> None:
     """No row is shadowed by an earlier one: a subclass never comes after its base."""
-    classes = [cls for cls, _kind in TABLE]
+    classes = [cls for cls, _kind in table()]
     for i, cls in enumerate(classes):
         for earlier in classes[:i]:
             assert not issubclass(cls, earlier), f"{cls} is shadowed by {earlier}"
