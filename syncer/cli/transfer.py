@@ -208,6 +208,7 @@ def _print_push(summary: PushSummary, as_json: bool) -> None:
                 "target": summary.target,
                 "dry_run": summary.dry_run,
                 "appended": summary.appended,
+                "stored_altered": summary.altered,
                 "failed": summary.failed,
                 "bytes": summary.bytes,
                 "seconds": round(summary.seconds, 3),
@@ -224,20 +225,27 @@ def _print_push(summary: PushSummary, as_json: bool) -> None:
             continue
         made = " (created)" if row.created else ""
         failed = f", {row.failed} FAILED" if row.failed else ""
+        altered = f", {row.altered} stored altered" if row.altered else ""
         click.echo(
-            f"  {row.display}{made}: {row.appended} appended, {row.found} already there, "
-            f"{row.logged} pushed before{failed}"
+            f"  {row.display}{made}: {row.appended} appended{altered}, {row.found} already "
+            f"there, {row.logged} pushed before{failed}"
         )
         for error in row.errors[:5]:
             click.echo(f"    {error}")
     if summary.dry_run:
         click.echo("Dry run: nothing was created or appended.")
         return
-    rate = summary.appended / summary.seconds if summary.seconds else 0.0
+    sent = summary.appended + summary.altered
+    rate = sent / summary.seconds if summary.seconds else 0.0
     click.echo(
-        f"Pushed {summary.appended} message(s), {human_size(summary.bytes)}, "
+        f"Pushed {sent} message(s), {human_size(summary.bytes)}, "
         f"in {summary.seconds:.1f} s ({rate:.0f} msg/s)."
     )
+    if summary.altered:
+        click.echo(
+            f"The server stored {summary.altered} of them with other bytes than archived "
+            "(stored altered; e.g. Cyrus replaces raw 8-bit header bytes with X)."
+        )
 
 
 @click.command("push")

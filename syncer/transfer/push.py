@@ -17,7 +17,10 @@ log does not know):
   whose UIDs the log does not hold are fingerprinted (size and SHA-256 of the
   header block, which carries the Message-ID; one UID SEARCH and one
   pipelined FETCH): a message to push whose fingerprint is there is recorded
-  with that UID instead of appended. After a crash that is exactly the crash
+  with that UID instead of appended. A server may store a message with other
+  bytes than were sent (Cyrus turns raw 8-bit header bytes into ``X``), so a
+  message is also recognised by Message-ID, INTERNALDATE (push sets it) and a
+  size within 2 %. After a crash that is exactly the crash
   window (plus mail others put there); a folder the log fully accounts for
   costs no FETCH, and a folder created by this run not even the SEARCH.
   (Without UIDPLUS the log has no UIDs, and the whole folder is fingerprinted.)
@@ -30,7 +33,10 @@ the wire; and folders are pushed over two connections at once (``connections``).
 
 Bytes: the archived bytes go out unchanged, except that a message with bare
 LF line ends (an mbox import) is sent with CRLF, as IMAP requires
-(:rfc:`3501#section-4.3`); its fingerprint is taken over what is sent.
+(:rfc:`3501#section-4.3`); its fingerprint is taken over what is sent. Messages
+with raw 8-bit header bytes are read back after their folder (with APPENDUID);
+those the server stored with other bytes count as ``altered`` ("stored
+altered"), not ``appended``.
 
 By default ``push`` copies what is still on the source server (entries not
 expunged); ``--include-gone`` (and ``restore``, always) also what the archive
@@ -54,12 +60,13 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
 
 from syncer.errors import UsageError
-from syncer.model import header_end
+from syncer.model import HeaderFingerprint, header_end, header_message_id
 from syncer.transfer.labels import LABEL_FOLDER, label_placements, one_per_message
 from syncer.transfer.push_folders import SourceFolder, TargetLayout, map_folders, readable
 
@@ -100,9 +107,11 @@ class PushOptions:
 class FolderPush:
     """One target folder's outcome.
 
-    :ivar appended: sent with APPEND now; ``found``: already on the target (a
-        crashed run's, or there before), recorded without appending; ``logged``:
-        pushed by an earlier run; ``failed``: refused by the server.
+    :ivar appended: sent with APPEND now and stored byte for byte; ``altered``: sent
+        with APPEND now and stored with other bytes (Cyrus replaces raw 8-bit header
+        bytes with ``X``); ``found``: already on the target (a crashed run's, or there
+        before), recorded without appending; ``logged``: pushed by an earlier run;
+        ``failed``: refused by the server.
     """
 
     target: str
@@ -110,6 +119,7 @@ class FolderPush:
     sources: list[str] = field(default_factory=list)
     created: bool = False
     appended: int = 0
+    altered: int = 0
     found: int = 0
     logged: int = 0
     failed: int = 0
@@ -133,6 +143,10 @@ class PushSummary:
         return sum(f.appended for f in self.folders.values())
 
     @property
+    def altered(self) -> int:
+        return sum(f.altered for f in self.folders.values())
+
+    @property
     def failed(self) -> int:
         return sum(f.failed for f in self.folders.values())
 
@@ -150,6 +164,58 @@ def _sendable(raw: bytes) -> bytes:
 
 def _fingerprint(raw: bytes) -> tuple[int, str]:
     return len(raw), hashlib.sha256(memoryview(raw)[: header_end(raw)]).hexdigest()
+
+
+def _second(when: datetime | None) -> int | None:
+    return None if when is None else int(when.timestamp())
+
+
+def _near(size: int, sent: int) -> bool:
+    """Sizes close enough for a server's rewrite of the same message (a few header bytes
+    replaced, line ends changed): within 2 %, at least 512 bytes."""
+    return abs(size - sent) <= max(512, sent // 50)
+
+
+class _OnTarget:
+    """The target folder's messages push_log does not account for, to recognise what a
+    crashed run appended: by bytes (size and SHA-256 of the header block), else by
+    Message-ID, INTERNALDATE (push sets it) and a size window, for servers that store a
+    message with other bytes than were sent (issue 20 #9). Each UID is taken once.
+    """
+
+    def __init__(self, fingerprints: Sequence[HeaderFingerprint]) -> None:
+        self.by_bytes: dict[tuple[int, str], list[int]] = defaultdict(list)
+        self.by_id: dict[str, list[tuple[int, int, int | None]]] = defaultdict(list)
+        self.taken: set[int] = set()
+        for fp in fingerprints:
+            self.by_bytes[(fp.size, fp.header_sha256)].append(fp.uid)
+            if fp.message_id:
+                self.by_id[fp.message_id].append((fp.uid, fp.size, _second(fp.internaldate)))
+
+    def __bool__(self) -> bool:
+        return bool(self.by_bytes)
+
+    def take(self, raw: bytes, when: datetime | None) -> int | None:
+        """The UID of ``raw`` (to be appended with INTERNALDATE ``when``) on the target."""
+        for uid in self.by_bytes.get(_fingerprint(raw), ()):
+            if uid not in self.taken:
+                self.taken.add(uid)
+                return uid
+        message_id = header_message_id(raw)
+        if message_id is None:
+            return None
+        date = _second(when)
+        for uid, size, stored in self.by_id.get(message_id, ()):
+            if uid not in self.taken and _near(size, len(raw)) and date in (None, stored):
+                self.taken.add(uid)
+                return uid
+        return None
+
+
+def _may_be_altered(raw: bytes) -> bool:
+    """Raw 8-bit bytes in the header block: what servers are known to rewrite on APPEND
+    (Cyrus stores them as ``X``), so these are read back after their folder."""
+    return not raw[: header_end(raw)].isascii()
 
 
 def _batches(items: Sequence[Placement]) -> list[list[Placement]]:
@@ -231,15 +297,10 @@ class _Pusher:
                     row.sources.append(placement.folder)
         return {name: list(items.values()) for name, items in groups.items()}
 
-    def _present(
-        self, folder: str, logged: dict[int, int | None]
-    ) -> dict[tuple[int, str], list[int]]:
-        """Fingerprints of the target folder's messages push_log does not account for."""
+    def _present(self, folder: str, logged: dict[int, int | None]) -> _OnTarget:
+        """The target folder's messages push_log does not account for."""
         known = {uid for uid in logged.values() if uid is not None}
-        present: dict[tuple[int, str], list[int]] = defaultdict(list)
-        for fp in self.target.fingerprints(folder, known):
-            present[(fp.size, fp.header_sha256)].append(fp.uid)
-        return present
+        return _OnTarget(self.target.fingerprints(folder, known))
 
     # Allowed (C901): one folder's push, its labels and its crash recovery read best together.
     def push_folder(  # noqa: C901
@@ -248,12 +309,14 @@ class _Pusher:
         from syncer.sources.imap.target import AppendItem
 
         folder = row.target
-        present: dict[tuple[int, str], list[int]] = {}
+        present = _OnTarget(())
         resumed = folder in self.existing
         # What this run appended to a folder that existed: key -> [(message id, UID)],
         # checked at the end against APPENDs of a killed run that landed late.
         mine: dict[tuple[int, str], list[tuple[int, int]]] = defaultdict(list)
         accounted = {uid for uid in logged.values() if uid is not None}
+        # Appended messages a server may have stored altered: UID -> what was sent.
+        suspects: dict[int, tuple[int, str]] = {}
         uidvalidity: int | None = None
         if resumed:
             present = self._present(folder, logged)
@@ -275,9 +338,9 @@ class _Pusher:
             sending: list[tuple[Placement, bytes]] = []
             for placement in batch:
                 raw = _sendable(raws[placement.sha256])
-                uids = present.get(_fingerprint(raw)) if present else None
-                if uids:
-                    records.append((folder, placement.message_pk, uids.pop(0)))
+                uid = present.take(raw, placement.internaldate) if present else None
+                if uid is not None:
+                    records.append((folder, placement.message_pk, uid))
                     row.found += 1
                     continue
                 sending.append((placement, raw))
@@ -290,6 +353,8 @@ class _Pusher:
                     records.append((folder, placement.message_pk, result.uid))
                     row.appended += 1
                     row.bytes += len(raw)
+                    if result.uid is not None and _may_be_altered(raw):
+                        suspects[result.uid] = _fingerprint(raw)
                     if resumed and result.uid is not None:
                         mine[_fingerprint(raw)].append((placement.message_pk, result.uid))
                         uidvalidity = result.uidvalidity
@@ -317,6 +382,19 @@ class _Pusher:
                 self.progress(len(batch))
         if mine and uidvalidity is not None:
             self._drop_late_twins(row, mine, accounted, uidvalidity)
+        if suspects:
+            self._count_altered(row, suspects)
+
+    def _count_altered(self, row: FolderPush, suspects: dict[int, tuple[int, str]]) -> None:
+        """Read back the appended messages a server may have rewritten; those stored with
+        other bytes count as ``altered``, not ``appended`` (one EXAMINE and one FETCH of
+        their headers, only for messages with raw 8-bit header bytes)."""
+        stored = self.target.fingerprints(row.target, only=suspects)
+        altered = sum(1 for fp in stored if (fp.size, fp.header_sha256) != suspects[fp.uid])
+        if altered:
+            row.appended -= altered
+            row.altered += altered
+            log.info("push.stored_altered", folder=row.target, count=altered)
 
     def _drop_late_twins(
         self,
