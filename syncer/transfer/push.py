@@ -40,7 +40,11 @@ altered"), not ``appended``.
 
 By default ``push`` copies what is still on the source server (entries not
 expunged); ``--include-gone`` (and ``restore``, always) also what the archive
-kept after the server deleted it. Only the personal namespace is pushed.
+kept after the server deleted it. Only the personal namespace is pushed, empty
+folders included (unless a query narrows the push); the folders and messages of
+other users' and shared namespaces are counted in the summary
+(``skipped_namespaces``), or with ``include_shared`` pushed below
+:data:`SHARED_FOLDER` (issue 20 #8).
 Flag changes in the archive after a message was pushed are not carried over.
 
 Gmail labels (:mod:`syncer.transfer.labels`): to a server without X-GM-EXT-1,
@@ -57,7 +61,7 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,7 +75,7 @@ from syncer.transfer.labels import LABEL_FOLDER, label_placements, one_per_messa
 from syncer.transfer.push_folders import SourceFolder, TargetLayout, map_folders, readable
 
 if TYPE_CHECKING:
-    from syncer.archive.store import ArchiveStore
+    from syncer.archive.store import ArchiveStore, FolderRecord
     from syncer.archive.store_transfer import Placement
     from syncer.sources.imap.target import IMAPTarget
 
@@ -79,6 +83,7 @@ __all__ = [
     "FolderPush",
     "PushOptions",
     "PushSummary",
+    "SkippedNamespace",
     "check_source",
     "push_archive",
 ]
@@ -101,6 +106,21 @@ class PushOptions:
     maps: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
     dry_run: bool = False
     include_gone: bool = False
+    #: Also push folders of other users' and shared namespaces, below :data:`SHARED_FOLDER`.
+    include_shared: bool = False
+
+
+#: The target folder that ``--include-shared`` puts other users' and shared folders below,
+#: each with its whole source name as levels (``Shared/shared/bob/Projects``).
+SHARED_FOLDER = "Shared"
+
+
+@dataclass
+class SkippedNamespace:
+    """Folders of a namespace other than the personal one that push left out."""
+
+    folders: int = 0
+    messages: int = 0
 
 
 @dataclass
@@ -118,6 +138,8 @@ class FolderPush:
     display: str = ""
     sources: list[str] = field(default_factory=list)
     created: bool = False
+    #: An empty source folder, created on the target with nothing to copy.
+    empty: bool = False
     appended: int = 0
     altered: int = 0
     found: int = 0
@@ -137,6 +159,22 @@ class PushSummary:
     dry_run: bool
     folders: dict[str, FolderPush] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Namespace kind ("other", "shared") -> what was left out (without --include-shared).
+    skipped_namespaces: dict[str, SkippedNamespace] = field(default_factory=dict)
+
+    def skipped(self, namespace: str) -> SkippedNamespace:
+        """The count of what was left out of ``namespace`` (created at first use)."""
+        return self.skipped_namespaces.setdefault(namespace, SkippedNamespace())
+
+    def count_skipped(self, namespace: str | None) -> None:
+        """One message of ``namespace`` left out (None: not a namespace's, not counted)."""
+        if namespace is not None:
+            self.skipped(namespace).messages += 1
+
+    @property
+    def empty_created(self) -> int:
+        """Empty folders created (or, in a dry run, to be created)."""
+        return sum(1 for f in self.folders.values() if f.empty and f.created)
 
     @property
     def appended(self) -> int:
@@ -255,17 +293,8 @@ class _Pusher:
         records = self.store.folders(options.source)
         if not records:
             raise UsageError(f"Account {options.source!r} has nothing in the archive to push.")
-        personal = [r for r in records.values() if r.namespace == "personal"]
-        prefix, delimiter = self.target.personal_namespace()
-        listed = self.target.list_folders()
-        roles = {f.special_use.lower(): f.name for f in listed if f.special_use}
-        self.existing.update(f.name for f in listed)
-        layout = TargetLayout(prefix=prefix, delimiter=delimiter or "/", roles=roles)
-        mapping = map_folders(
-            [SourceFolder(r.name, r.display_name, r.delimiter, r.special_use) for r in personal],
-            layout,
-            options.maps,
-        )
+        others = {r.name: r.namespace for r in records.values() if r.namespace != "personal"}
+        mapping, layout = self._mapping(records, others, summary)
         self.gmail = "X-GM-EXT-1" in self.target.capabilities
 
         def destination_of(placement: Placement) -> str | None:
@@ -279,14 +308,20 @@ class _Pusher:
             return mapping[placement.folder]
 
         groups: dict[str, dict[int, Placement]] = defaultdict(dict)
+        holding: set[str] = set()  # source folders with something to copy
+        labelled = False  # a Gmail source: its folders are labels, made from the messages
         for ids in self.store.transfer_message_ids(options.query, account=options.source):
             placements = self.store.placements(ids, account=options.source)
+            labelled |= _note_sources(placements, holding, include_gone=options.include_gone)
             # Gmail labels: to Gmail, one copy in All Mail labelled by STORE; elsewhere a
             # folder per label (syncer.transfer.labels).
             placements = one_per_message(placements) if self.gmail else label_placements(placements)
             for placement in placements:
+                if placement.gone and not options.include_gone:
+                    continue
                 destination = destination_of(placement)
-                if destination is None or (placement.gone and not options.include_gone):
+                if destination is None:
+                    summary.count_skipped(others.get(placement.folder))
                     continue
                 groups[destination].setdefault(placement.message_pk, placement)
                 row = summary.folders.get(destination)
@@ -295,7 +330,64 @@ class _Pusher:
                     summary.folders[destination] = row
                 if placement.folder not in row.sources:
                     row.sources.append(placement.folder)
+        if not options.query and not labelled:
+            empty = [r for r in records.values() if r.name not in holding]
+            self._plan_empty(summary, empty, mapping, groups)
         return {name: list(items.values()) for name, items in groups.items()}
+
+    def _mapping(
+        self, records: dict[str, FolderRecord], others: dict[str, str], summary: PushSummary
+    ) -> tuple[dict[str, str], TargetLayout]:
+        """Source folder -> target folder, and the target's layout.
+
+        Only the personal namespace, unless ``include_shared``: other users' and shared
+        folders are counted as skipped, so the summary says what was left out.
+        """
+        personal = [r for r in records.values() if r.namespace == "personal"]
+        prefix, delimiter = self.target.personal_namespace()
+        listed = self.target.list_folders()
+        roles = {f.special_use.lower(): f.name for f in listed if f.special_use}
+        self.existing.update(f.name for f in listed)
+        layout = TargetLayout(prefix=prefix, delimiter=delimiter or "/", roles=roles)
+        maps = self.options.maps
+        mapping = map_folders(
+            [SourceFolder(r.name, r.display_name, r.delimiter, r.special_use) for r in personal],
+            layout,
+            maps,
+        )
+        if self.options.include_shared:
+            mapping.update(map_folders(_below_shared(records, others), layout, maps))
+            return mapping, layout
+        for name, kind in others.items():
+            if records[name].selectable and not records[name].deleted:
+                summary.skipped(kind).folders += 1
+        return mapping, layout
+
+    def _plan_empty(
+        self,
+        summary: PushSummary,
+        records: Iterable[FolderRecord],
+        mapping: dict[str, str],
+        groups: dict[str, dict[int, Placement]],
+    ) -> None:
+        """Rows for source folders with nothing to copy whose target folder does not
+        exist: push creates them, so the folder layout arrives whole (issue 20 #8).
+        Not with a query (which selects messages, not folders), nor from Gmail (whose
+        label folders are made from the messages' labels)."""
+        for record in records:
+            destination = mapping.get(record.name)
+            if (
+                destination is None
+                or record.deleted
+                or not record.selectable
+                or destination in groups
+                or destination in self.existing
+                or destination in summary.folders
+            ):
+                continue
+            summary.folders[destination] = FolderPush(
+                destination, readable(destination), [record.name], created=True, empty=True
+            )
 
     def _present(self, folder: str, logged: dict[int, int | None]) -> _OnTarget:
         """The target folder's messages push_log does not account for."""
@@ -431,6 +523,27 @@ class _Pusher:
         log.warning("push.twins_removed", folder=folder, count=len(twins))
 
 
+def _note_sources(
+    placements: Sequence[Placement], holding: set[str], *, include_gone: bool
+) -> bool:
+    """Add the source folders of ``placements`` that have something to copy to
+    ``holding``; True when one of them carries Gmail labels."""
+    holding.update(p.folder for p in placements if include_gone or not p.gone)
+    return any(p.labels is not None for p in placements)
+
+
+def _below_shared(records: dict[str, FolderRecord], others: dict[str, str]) -> list[SourceFolder]:
+    """Other users' and shared folders as if they were personal ones below
+    :data:`SHARED_FOLDER`, their whole names as levels (``--include-shared``)."""
+    folders = []
+    for name in others:
+        record = records[name]
+        delimiter = record.delimiter or "/"
+        display = SHARED_FOLDER + delimiter + record.display_name
+        folders.append(SourceFolder(name, display, delimiter, None))
+    return folders
+
+
 def push_archive(
     store: ArchiveStore,
     target: IMAPTarget,
@@ -470,6 +583,10 @@ def push_archive(
         if on_plan is not None:
             on_plan(sum(len(todo) for _, todo, _ in work))
         if not options.dry_run:
+            for row in summary.folders.values():
+                if row.empty:
+                    target.create_folder(row.target)
+                    pusher.existing.add(row.target)
             _run(pusher, work, connect, connections)
     finally:
         pusher.pool.shutdown(wait=True, cancel_futures=True)
@@ -479,6 +596,8 @@ def push_archive(
         source=options.source,
         target=options.target,
         appended=summary.appended,
+        altered=summary.altered,
+        empty_created=summary.empty_created,
         failed=summary.failed,
         bytes=summary.bytes,
         seconds=round(summary.seconds, 3),
@@ -486,6 +605,11 @@ def push_archive(
     )
     if summary.failed and not options.dry_run:
         log.warning("push.incomplete", failed=summary.failed)
+    for kind, skipped in summary.skipped_namespaces.items():
+        log.info(
+            "push.namespace_skipped", namespace=kind, folders=skipped.folders,
+            messages=skipped.messages,
+        )  # fmt: skip
     return summary
 
 
