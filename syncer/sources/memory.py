@@ -30,6 +30,7 @@ from syncer.model import (
     RemoteMessage,
     SelectedFolder,
     header_end,
+    header_message_id,
 )
 
 ALL_CAPABILITIES = frozenset({"IMAP4REV1", "CONDSTORE", "QRESYNC", "LIST-STATUS", "UIDPLUS"})
@@ -277,6 +278,7 @@ class MemorySource:
                     flags=m.flags,
                     modseq=self._modseq(m),
                     emailid=self._emailid(m),
+                    message_id=header_message_id(m.raw),
                 )
             )
         return out

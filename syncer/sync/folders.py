@@ -431,6 +431,9 @@ def _sync_folder(  # noqa: PLR0913
     flog: structlog.stdlib.BoundLogger,
 ) -> FolderSummary:
     now = clock()
+    if unstable and cursor is not None and status.uidvalidity == cursor.uidvalidity:
+        store.set_uidvalidity_stable(account, status.name)
+        flog.info("folder.uidvalidity_stable", uidvalidity=cursor.uidvalidity)
     scan_due = cursor is not None and (
         cursor.last_full_scan is None
         or now - cursor.last_full_scan >= timedelta(days=options.full_scan_days)
@@ -494,9 +497,6 @@ def _sync_folder(  # noqa: PLR0913
             reuse_from=reuse_from,
             fingerprints=fingerprints,
         )
-    if unstable:
-        store.set_uidvalidity_stable(account, status.name)
-        flog.info("folder.uidvalidity_stable", uidvalidity=sel.uidvalidity)
 
     expunged, flags_changed = _reconcile(
         source, store, account, status, sel, cursor, full_scan=scan_due, flog=flog
@@ -564,6 +564,8 @@ def _move_unstable(  # noqa: PLR0913
 
     :returns: the folder's summary, or None when the contents differ (an ordinary reset).
     """
+    if len(set(generation.headers.values())) < len(generation.headers):
+        return None  # two entries share a fingerprint: moving could swap their bodies
     by_key: dict[tuple[int, str], list[HeaderFingerprint]] = defaultdict(list)
     for fp in fingerprints:
         by_key[(fp.size, fp.header_sha256)].append(fp)
