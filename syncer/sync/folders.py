@@ -564,13 +564,16 @@ def _move_unstable(  # noqa: PLR0913
 
     :returns: the folder's summary, or None when the contents differ (an ordinary reset).
     """
-    if len(set(generation.headers.values())) < len(generation.headers):
-        return None  # two entries share a fingerprint: moving could swap their bodies
+    headers = generation.headers
+    if not headers or len(set(headers.values())) < len(headers):
+        # Nothing to move (an ordinary reset costs nothing), or two entries share a
+        # fingerprint: moving could swap their bodies.
+        return None
     by_key: dict[tuple[int, str], list[HeaderFingerprint]] = defaultdict(list)
     for fp in fingerprints:
         by_key[(fp.size, fp.header_sha256)].append(fp)
     moves: list[Move] = []
-    for uid, (size, header) in sorted(generation.headers.items()):
+    for uid, (size, header) in sorted(headers.items()):
         matches = by_key.get((size, header)) if header else None
         if not matches:
             return None
