@@ -25,12 +25,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("folders") as batch:
-        batch.add_column(
-            sa.Column("uidvalidity_unstable_at", sa.DateTime(timezone=True), nullable=True)
-        )
+    op.add_column(
+        "folders", sa.Column("uidvalidity_unstable_at", sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("folders") as batch:
-        batch.drop_column("uidvalidity_unstable_at")
+    # Not in batch mode: SQLite would copy the table, and entries' foreign key to it
+    # forbids dropping the original (ALTER TABLE DROP COLUMN needs no copy, SQLite >= 3.35).
+    op.drop_column("folders", "uidvalidity_unstable_at")
