@@ -19,4 +19,4 @@ from __future__ import annotations
 #: database with it on every open without loading Alembic, which costs more than a
 #: whole no-change sync's work; tests/unit/test_schema_head.py fails when a new
 #: migration is added without updating it.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"

@@ -15,17 +15,11 @@ Public API: :class:`Fingerprint`, :func:`fingerprint`, :func:`fingerprints`,
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from syncer.archive.workers import INLINE, Workers
-from syncer.model import header_end
-
-# A Message-ID header line and its folded continuation lines (RFC 5322 section 3.6.4).
-_MESSAGE_ID = re.compile(rb"^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
-_ANGLE = re.compile(rb"<[^<>\s]*>")
-_MAX_MESSAGE_ID = 998  # the longest line RFC 5322 allows
+from syncer.model import header_end, header_message_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,18 +32,6 @@ class Fingerprint:
     message_id: str | None
 
 
-def _message_id(raw: bytes, end: int) -> str | None:
-    match = _MESSAGE_ID.search(raw, 0, end)
-    if match is None:
-        return None
-    value = match.group(1)
-    angle = _ANGLE.search(value)
-    token = angle.group(0) if angle else b" ".join(value.split())
-    if not token:
-        return None
-    return token[:_MAX_MESSAGE_ID].decode("utf-8", "replace")
-
-
 def fingerprint(raw: bytes) -> Fingerprint:
     """Hash ``raw`` and its header block, and find its Message-ID."""
     end = header_end(raw)
@@ -58,7 +40,7 @@ def fingerprint(raw: bytes) -> Fingerprint:
         sha256=hashlib.sha256(view).hexdigest(),
         size=len(raw),
         header_sha256=hashlib.sha256(view[:end]).hexdigest(),
-        message_id=_message_id(raw, end),
+        message_id=header_message_id(raw, end),
     )
 
 

@@ -180,6 +180,9 @@ folders = Table(
     _created(),
     Column("deleted_at", UTCDateTime),
     Column("renamed_to", StorableText()),
+    # Set when the UIDVALIDITY was found changing on every run with the same messages
+    # (a Courier folder without courierimapuiddb); cleared when it holds again.
+    Column("uidvalidity_unstable_at", UTCDateTime),
     UniqueConstraint("account_id", "name"),
 )
 

@@ -60,10 +60,26 @@ from syncer.archive.store_users import StoreUsers
 from syncer.errors import ArchiveError
 from syncer.model import FlagState, FolderCursor, FolderStatus, RemoteMessage
 
-__all__ = ["ArchiveStore", "FolderRecord"]
+__all__ = ["ArchiveStore", "FolderRecord", "Generation", "Move"]
 
 #: A link to a body already archived: (uid, message sha256, flags, internaldate, modseq).
 Link = tuple[int, str, tuple[str, ...], datetime | None, int | None, str | None]
+
+
+#: An entry moved to a new UIDVALIDITY: (old uid, new uid, flags, internaldate, modseq).
+Move = tuple[int, int, tuple[str, ...], datetime | None, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """The live entries of one UIDVALIDITY of a folder (see :meth:`ArchiveStore.generation`).
+
+    :ivar headers: uid -> (message size, SHA-256 of its header block or None).
+    :ivar others: the folder's other UIDVALIDITY values that have entries (earlier resets).
+    """
+
+    headers: dict[int, tuple[int, str | None]]
+    others: frozenset[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +101,8 @@ class FolderRecord:
     delimiter: str | None = None
     namespace: str = "personal"
     selectable: bool = True
+    #: The UIDVALIDITY was found changing on every run (see :meth:`ArchiveStore.move_generation`).
+    uidvalidity_unstable: bool = False
 
     def is_current(self, status: FolderStatus) -> bool:
         """True when :meth:`ArchiveStore.upsert_folders` of ``status`` would change nothing.
@@ -204,6 +222,7 @@ class ArchiveStore(
                 delimiter=row.delimiter,
                 namespace=row.namespace,
                 selectable=row.selectable,
+                uidvalidity_unstable=row.uidvalidity_unstable_at is not None,
             )
         return result
 
@@ -556,6 +575,104 @@ class ArchiveStore(
                 .values(superseded_at=utcnow())
             )
             return result.rowcount
+
+    def generation(self, account: str, folder: str, uidvalidity: int) -> Generation:
+        """The live entries of ``uidvalidity`` by header fingerprint, and the other
+        uidvalidities the folder has entries of (what :meth:`move_generation` needs)."""
+        with self._read(f"reading the entries of folder {folder!r} of {account!r}") as conn:
+            folder_id = self._find_folder(conn, account, folder)
+            if folder_id is None:
+                return Generation({}, frozenset())
+            live = conn.execute(
+                select(entries.c.uid, messages_table.c.size, messages_table.c.header_sha256)
+                .join(messages_table, messages_table.c.id == entries.c.message_pk)
+                .where(
+                    entries.c.folder_id == folder_id, entries.c.uidvalidity == uidvalidity, _live
+                )
+            )
+            headers = {uid: (size, header) for uid, size, header in live}
+            others = conn.execute(
+                select(entries.c.uidvalidity)
+                .where(entries.c.folder_id == folder_id, entries.c.uidvalidity != uidvalidity)
+                .distinct()
+            )
+            return Generation(headers, frozenset(uv for (uv,) in others))
+
+    def move_generation(
+        self,
+        account: str,
+        folder: str,
+        old_uidvalidity: int,
+        moves: list[Move],
+        cursor: FolderCursor,
+    ) -> bool:
+        """Give live entries of ``old_uidvalidity`` the new UIDVALIDITY (``cursor``'s) and
+        UIDs instead of superseding them, and mark the folder's UIDVALIDITY unstable.
+
+        Why: a server that hands out a new UIDVALIDITY on every session for the same
+        messages (Courier without its ``courierimapuiddb``) would otherwise add a
+        superseded generation of entries per run. One transaction with the cursor.
+
+        :param moves: ``(old uid, new uid, flags, internaldate, modseq)`` each.
+        :returns: True when the folder was not marked unstable before (warn once).
+        """
+        now = utcnow()
+        with self._write(f"moving the entries of folder {folder!r} of {account!r}") as conn:
+            folder_id = self._folder_id(conn, account, folder)
+            if moves:
+                conn.execute(
+                    update(entries)
+                    .where(
+                        entries.c.folder_id == folder_id,
+                        entries.c.uidvalidity == old_uidvalidity,
+                        entries.c.uid == bindparam("b_old"),
+                        _live,
+                    )
+                    .values(
+                        uidvalidity=cursor.uidvalidity,
+                        uid=bindparam("b_new"),
+                        flags=bindparam("b_flags"),
+                        internaldate=bindparam("b_date"),
+                        modseq=bindparam("b_modseq"),
+                    ),
+                    [
+                        {
+                            "b_old": old,
+                            "b_new": new,
+                            "b_flags": flags_text(flags),
+                            "b_date": date,
+                            "b_modseq": modseq,
+                        }
+                        for old, new, flags, date, modseq in moves
+                    ],
+                )
+            # Entries of the old UIDVALIDITY not moved are superseded, as after any reset.
+            conn.execute(
+                update(entries)
+                .where(
+                    entries.c.folder_id == folder_id,
+                    entries.c.uidvalidity == old_uidvalidity,
+                    _live,
+                )
+                .values(superseded_at=now)
+            )
+            self._write_cursor(conn, folder_id, cursor, None, now)
+            marked = conn.execute(
+                update(folders)
+                .where(folders.c.id == folder_id, folders.c.uidvalidity_unstable_at.is_(None))
+                .values(uidvalidity_unstable_at=now)
+            )
+            return bool(marked.rowcount)
+
+    def set_uidvalidity_stable(self, account: str, folder: str) -> None:
+        """Forget that the folder's UIDVALIDITY was unstable (a run saw it hold)."""
+        with self._write(f"marking folder {folder!r} of {account!r} stable") as conn:
+            folder_id = self._folder_id(conn, account, folder)
+            conn.execute(
+                update(folders)
+                .where(folders.c.id == folder_id)
+                .values(uidvalidity_unstable_at=None)
+            )
 
     # ------------------------------------------------------------------ incremental state
 

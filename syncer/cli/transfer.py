@@ -163,6 +163,7 @@ def _push(
     include_gone: bool,
     as_json: bool,
     connections: int = 2,
+    include_shared: bool = False,
 ) -> None:
     from syncer.connect import open_target
     from syncer.transfer.push import PushOptions, check_source, push_archive
@@ -175,6 +176,7 @@ def _push(
         maps=parse_maps(maps),
         dry_run=dry_run,
         include_gone=include_gone,
+        include_shared=include_shared,
     )
     account = state.config.account(target)
     with state.open_store() as store:
@@ -208,9 +210,14 @@ def _print_push(summary: PushSummary, as_json: bool) -> None:
                 "target": summary.target,
                 "dry_run": summary.dry_run,
                 "appended": summary.appended,
+                "stored_altered": summary.altered,
                 "failed": summary.failed,
                 "bytes": summary.bytes,
                 "seconds": round(summary.seconds, 3),
+                "empty_folders_created": summary.empty_created,
+                "skipped_namespaces": {
+                    kind: asdict(skipped) for kind, skipped in summary.skipped_namespaces.items()
+                },
                 "folders": [asdict(f) for f in summary.folders.values()],
             }
         )
@@ -224,20 +231,43 @@ def _print_push(summary: PushSummary, as_json: bool) -> None:
             continue
         made = " (created)" if row.created else ""
         failed = f", {row.failed} FAILED" if row.failed else ""
+        altered = f", {row.altered} stored altered" if row.altered else ""
         click.echo(
-            f"  {row.display}{made}: {row.appended} appended, {row.found} already there, "
-            f"{row.logged} pushed before{failed}"
+            f"  {row.display}{made}: {row.appended} appended{altered}, {row.found} already "
+            f"there, {row.logged} pushed before{failed}"
         )
         for error in row.errors[:5]:
             click.echo(f"    {error}")
+    _print_skipped(summary)
     if summary.dry_run:
         click.echo("Dry run: nothing was created or appended.")
         return
-    rate = summary.appended / summary.seconds if summary.seconds else 0.0
+    sent = summary.appended + summary.altered
+    rate = sent / summary.seconds if summary.seconds else 0.0
     click.echo(
-        f"Pushed {summary.appended} message(s), {human_size(summary.bytes)}, "
+        f"Pushed {sent} message(s), {human_size(summary.bytes)}, "
         f"in {summary.seconds:.1f} s ({rate:.0f} msg/s)."
     )
+    if summary.altered:
+        click.echo(
+            f"The server stored {summary.altered} of them with other bytes than archived "
+            "(stored altered; e.g. Cyrus replaces raw 8-bit header bytes with X)."
+        )
+
+
+_NAMESPACES = {"other": "other users' folders", "shared": "shared folders"}
+
+
+def _print_skipped(summary: PushSummary) -> None:
+    """Say what push left out and created empty, so nothing is left out in silence."""
+    if summary.empty_created:
+        done = "would be created" if summary.dry_run else "created"
+        click.echo(f"{summary.empty_created} empty folder(s) {done}.")
+    for kind, skipped in sorted(summary.skipped_namespaces.items()):
+        click.echo(
+            f"Skipped {skipped.folders} folder(s) of {_NAMESPACES.get(kind, kind)} "
+            f"({skipped.messages} message(s)); --include-shared pushes them below 'Shared'."
+        )
 
 
 @click.command("push")
@@ -266,6 +296,11 @@ def _print_push(summary: PushSummary, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be copied; change nothing.")
 @click.option("--include-gone", is_flag=True, help="Also copy messages the source server deleted.")
 @click.option(
+    "--include-shared",
+    is_flag=True,
+    help="Also copy other users' and shared folders, below a folder 'Shared'.",
+)
+@click.option(
     "--connections",
     type=click.IntRange(1, 8),
     default=2,
@@ -282,20 +317,35 @@ def push_command(
     maps: tuple[str, ...],
     dry_run: bool,
     include_gone: bool,
+    include_shared: bool,
     connections: int,
     as_json: bool,
 ) -> None:
     """Copy archived mail into another IMAP account, with flags, dates and folders.
 
-    Safe to interrupt and run again: nothing is copied twice. Exit 1 when the
-    server refused any message.
+    Safe to interrupt and run again: nothing is copied twice. Empty folders are
+    created too. Folders of other users and shared namespaces are left out (the
+    summary says how many) unless --include-shared puts them below 'Shared'.
+    Exit 1 when the server refused any message.
 
     \b
     Example:
       syncer push --from old --to new --dry-run
       syncer push --from old --to new --map 'Sent Items=Sent'
+      syncer push --from old --to new --include-shared --map 'Shared=Team'
     """
-    _push(state, source, target, query, maps, dry_run, include_gone, as_json, connections)
+    _push(
+        state,
+        source,
+        target,
+        query,
+        maps,
+        dry_run,
+        include_gone,
+        as_json,
+        connections,
+        include_shared=include_shared,
+    )
 
 
 @click.command("restore")

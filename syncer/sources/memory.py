@@ -30,6 +30,7 @@ from syncer.model import (
     RemoteMessage,
     SelectedFolder,
     header_end,
+    header_message_id,
 )
 from syncer.sources.folder_names import FolderNaming
 
@@ -284,6 +285,7 @@ class MemorySource:
                     flags=m.flags,
                     modseq=self._modseq(m),
                     emailid=self._emailid(m),
+                    message_id=header_message_id(m.raw),
                 )
             )
         return out

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -34,11 +35,17 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from syncer.errors import SourceError
-from syncer.model import FolderCursor, FolderStatus, FolderSummary, SelectedFolder
+from syncer.model import (
+    FolderCursor,
+    FolderStatus,
+    FolderSummary,
+    HeaderFingerprint,
+    SelectedFolder,
+)
 from syncer.sync.renames import match_renames
 
 if TYPE_CHECKING:
-    from syncer.archive.store import ArchiveStore, FolderRecord, Link
+    from syncer.archive.store import ArchiveStore, FolderRecord, Generation, Link, Move
     from syncer.sources.base import FolderSource
 
 log = structlog.get_logger(__name__)
@@ -214,6 +221,7 @@ def sync_folders(
                 progress=budget,
                 heartbeat=budget.heartbeat,
                 reuse_from=renamed_from.get(status.name, ()),
+                unstable=record is not None and record.uidvalidity_unstable,
                 flog=flog,
             )
         except _BudgetSpent:
@@ -419,9 +427,13 @@ def _sync_folder(  # noqa: PLR0913
     progress: Progress,
     heartbeat: Heartbeat,
     reuse_from: tuple[str, ...],
+    unstable: bool = False,
     flog: structlog.stdlib.BoundLogger,
 ) -> FolderSummary:
     now = clock()
+    if unstable and cursor is not None and status.uidvalidity == cursor.uidvalidity:
+        store.set_uidvalidity_stable(account, status.name)
+        flog.info("folder.uidvalidity_stable", uidvalidity=cursor.uidvalidity)
     scan_due = cursor is not None and (
         cursor.last_full_scan is None
         or now - cursor.last_full_scan >= timedelta(days=options.full_scan_days)
@@ -440,9 +452,37 @@ def _sync_folder(  # noqa: PLR0913
     sel = source.select(status.name, qresync=qresync)
 
     if cursor is None or sel.uidvalidity != cursor.uidvalidity:
+        fingerprints = None
         if cursor is not None:
-            flog.warning("folder.uidvalidity_changed", old=cursor.uidvalidity, new=sel.uidvalidity)
-            store.close_uidvalidity(account, status.name, cursor.uidvalidity)
+            generation = store.generation(account, status.name, cursor.uidvalidity)
+            if generation.others and sel.uidvalidity not in generation.others:
+                # Reset before: perhaps a server that resets on every run (issue 20 #7).
+                fingerprints = source.fingerprints() if sel.exists else []
+                moved = _move_unstable(
+                    source,
+                    store,
+                    account,
+                    status,
+                    sel,
+                    cursor,
+                    generation,
+                    fingerprints,
+                    options,
+                    clock=clock,
+                    progress=progress,
+                    heartbeat=heartbeat,
+                    flog=flog,
+                )
+                if moved is not None:
+                    return moved
+            closed = store.close_uidvalidity(account, status.name, cursor.uidvalidity)
+            # Nothing superseded (an empty folder): nothing to warn about.
+            (flog.warning if closed else flog.info)(
+                "folder.uidvalidity_changed",
+                old=cursor.uidvalidity,
+                new=sel.uidvalidity,
+                superseded=closed,
+            )
             reuse_from = (status.name,)
         return _download_folder(
             source,
@@ -455,6 +495,7 @@ def _sync_folder(  # noqa: PLR0913
             progress=progress,
             heartbeat=heartbeat,
             reuse_from=reuse_from,
+            fingerprints=fingerprints,
         )
 
     expunged, flags_changed = _reconcile(
@@ -492,6 +533,95 @@ def _sync_folder(  # noqa: PLR0913
         expunged=expunged,
         reused=reused,
     )
+
+
+# Allowed (PLR0913): one folder's sync state, passed explicitly.
+def _move_unstable(  # noqa: PLR0913
+    source: FolderSource,
+    store: ArchiveStore,
+    account: str,
+    status: FolderStatus,
+    sel: SelectedFolder,
+    cursor: FolderCursor,
+    generation: Generation,
+    fingerprints: list[HeaderFingerprint],
+    options: SyncOptions,
+    *,
+    clock: Clock,
+    progress: Progress,
+    heartbeat: Heartbeat,
+    flog: structlog.stdlib.BoundLogger,
+) -> FolderSummary | None:
+    """A second UIDVALIDITY change with the same messages: move the entries, add none.
+
+    Courier gives a folder that lost its ``courierimapuiddb`` a new UIDVALIDITY in
+    every read-only session (issue 20 #7); an ordinary reset per run added a superseded
+    generation of entries each time (271 per run for one folder) and a warning. So when
+    the folder was reset before and every live entry is still there by header
+    fingerprint, the entries move to the new UIDVALIDITY and UIDs (one superseded
+    generation stays, the one before the first reset); messages that are new are
+    downloaded. The first time, one warning says what happens and how to fix the server.
+
+    :returns: the folder's summary, or None when the contents differ (an ordinary reset).
+    """
+    headers = generation.headers
+    if not headers or len(set(headers.values())) < len(headers):
+        # Nothing to move (an ordinary reset costs nothing), or two entries share a
+        # fingerprint: moving could swap their bodies.
+        return None
+    by_key: dict[tuple[int, str], list[HeaderFingerprint]] = defaultdict(list)
+    for fp in fingerprints:
+        by_key[(fp.size, fp.header_sha256)].append(fp)
+    moves: list[Move] = []
+    for uid, (size, header) in sorted(headers.items()):
+        matches = by_key.get((size, header)) if header else None
+        if not matches:
+            return None
+        fp = matches.pop(0)
+        moves.append((uid, fp.uid, fp.flags, fp.internaldate, fp.modseq))
+    moved = {new_uid for _old, new_uid, *_rest in moves}
+    first = store.move_generation(
+        account,
+        status.name,
+        cursor.uidvalidity,
+        moves,
+        FolderCursor(
+            uidvalidity=sel.uidvalidity, uidnext=1, highestmodseq=None, messages=_INCOMPLETE
+        ),
+    )
+    (flog.warning if first else flog.info)(
+        "folder.uidvalidity_unstable" if first else "folder.uidvalidity_moved",
+        old=cursor.uidvalidity,
+        new=sel.uidvalidity,
+        moved=len(moves),
+        **({"hint": UNSTABLE_HINT} if first else {}),
+    )
+    new, size, reached = _fetch_new(
+        source,
+        store,
+        account,
+        status,
+        sel,
+        1,
+        options,
+        progress=progress,
+        heartbeat=heartbeat,
+        uids=[fp.uid for fp in fingerprints if fp.uid not in moved],
+    )
+    _finish(store, account, status.name, sel, reached, clock, full_scan=True)
+    return FolderSummary(folder=status.display_name, new=new, bytes=size)
+
+
+#: What the warning of :func:`_move_unstable` tells the user to do about the server.
+UNSTABLE_HINT = (
+    "The server gives this folder a new UIDVALIDITY on every session although its "
+    "messages stay the same; syncer moves the archived entries to the new value instead "
+    "of adding copies, and says this once. Other clients will download the folder again "
+    "every time. On Courier-IMAP the folder's courierimapuiddb file is missing or cannot "
+    "be written: check that the mail user owns the maildir folder and can write to it, "
+    "then open the folder read-write once (SELECT it with any mail client) so that "
+    "Courier writes the file again."
+)
 
 
 def _link_known(
@@ -664,18 +794,20 @@ def _download_folder(  # noqa: PLR0913
     progress: Progress,
     heartbeat: Heartbeat,
     reuse_from: tuple[str, ...],
+    fingerprints: list[HeaderFingerprint] | None = None,
 ) -> FolderSummary:
     """First sync of a folder, or a re-listing after UIDVALIDITY changed or a rename.
 
     When the archive already holds bodies from this folder (``reuse_from``),
-    a cheap fingerprint FETCH finds them, so only messages it does not
-    recognise are downloaded: by EMAILID / X-GM-MSGID where the server has
-    them, else by size and the SHA-256 of the header.
+    a cheap fingerprint FETCH finds them (or ``fingerprints``, already fetched), so
+    only messages it does not recognise are downloaded: by EMAILID / X-GM-MSGID
+    where the server has them, else by size and the SHA-256 of the header.
     """
     reused = 0
     to_fetch: list[int] | None = None  # None: every UID from 1
     if reuse_from and sel.exists:
-        fingerprints = source.fingerprints()
+        if fingerprints is None:
+            fingerprints = source.fingerprints()
         by_emailid = store.emailid_index(account) if any(fp.emailid for fp in fingerprints) else {}
         by_header = {
             key: sha

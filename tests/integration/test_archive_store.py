@@ -392,3 +392,39 @@ def test_concurrent_writers_sharing_bodies(store: ArchiveStore) -> None:
     assert store.count_entries() == 4 * 60  # duplicates within a batch are separate UIDs
     assert store.status()["totals"]["messages"] == 40 + 40
     assert store.verify() == []
+
+
+def test_a_generation_moves_to_a_new_uidvalidity_on_both_databases(
+    archive_store: ArchiveStore,
+) -> None:
+    """Issue 20 #7: the entries of a folder whose UIDVALIDITY changes on every run move
+    (new UIDVALIDITY, UIDs and flags) in one statement per batch, on SQLite and
+    PostgreSQL; the unmoved rest of the old generation is superseded."""
+    archive_store.ensure_account(ACCOUNT, "imap")
+    archive_store.upsert_folders(ACCOUNT, [FolderStatus("INBOX", "INBOX", "/")])
+    messages = [remote(n, raw_message(n)) for n in range(1, 4)]
+    archive_store.archive_batch(ACCOUNT, "INBOX", 7, messages, FolderCursor(7, 4))
+    generation = archive_store.generation(ACCOUNT, "INBOX", 7)
+    assert set(generation.headers) == {1, 2, 3} and generation.others == frozenset()
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    first = archive_store.move_generation(
+        ACCOUNT,
+        "INBOX",
+        7,
+        [(1, 11, ("\\Seen",), when, None), (2, 12, (), when, None)],
+        FolderCursor(9, 13, None, 2),
+    )
+    assert first
+    rows = archive_store.entries(ACCOUNT, "INBOX")
+    assert [(uid, v, flags) for uid, v, _s, flags, _g in rows] == [
+        (3, 7, ()),
+        (11, 9, ("\\Seen",)),
+        (12, 9, ()),
+    ]
+    assert archive_store.live_uids(ACCOUNT, "INBOX", 7) == set(), "the rest is superseded"
+    assert archive_store.generation(ACCOUNT, "INBOX", 9).others == frozenset({7})
+    record = archive_store.folders(ACCOUNT)["INBOX"]
+    assert record.uidvalidity_unstable and record.cursor == FolderCursor(9, 13, None, 2)
+    assert not archive_store.move_generation(ACCOUNT, "INBOX", 9, [], FolderCursor(10, 1))
+    archive_store.set_uidvalidity_stable(ACCOUNT, "INBOX")
+    assert not archive_store.folders(ACCOUNT)["INBOX"].uidvalidity_unstable

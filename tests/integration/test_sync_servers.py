@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,48 @@ def test_a_folder_pattern_that_matches_nothing_is_a_warning(
         with structlog.testing.capture_logs() as logs:
             world.sync(only=("Archive/*",))
         assert not [e for e in logs if e["event"] == "sync.folder_pattern.unmatched"]
+    finally:
+        courier.remove_user(user.name)
+
+
+def test_a_courier_folder_that_lost_its_uid_database_does_not_multiply_entries(
+    courier: CourierServer, store: ArchiveStore
+) -> None:
+    """Issue 20 #7: a Courier folder without ``courierimapuiddb`` gets a new UIDVALIDITY on
+    every read-only run; each run superseded the entries and added a new generation (271
+    entries and a warning per run). The first reset is an ordinary one; from the second
+    with the same contents on, the live entries move to the new UIDVALIDITY, one warning
+    says what happens and how to fix the server, and later runs say nothing more."""
+    user = courier.add_user()
+    try:
+        world = World(courier, user, store)
+        for n in range(5):
+            courier.append(user.name, "Box", _message(n), ["\\Seen"] if n % 2 else [])
+        world.sync()
+        uiddb = courier.folder_path(user.name, "Box") / "courierimapuiddb"
+        wire = courier.wire_name("Box")
+        warnings: list[str] = []
+        validities: set[int] = set()
+        for _run in range(4):
+            uiddb.unlink(missing_ok=True)  # lost, as on the server of the report
+            time.sleep(1.05)  # Courier's new UIDVALIDITY is the current second
+            with structlog.testing.capture_logs() as logs:
+                spy, _ = world.sync()
+            warnings += [e["event"] for e in logs if e["log_level"] == "warning"]
+            assert spy.bodies == [], "every body is already archived"
+            rows = world.store.entries(ACCOUNT, wire)
+            validities.add(max(r[1] for r in rows))
+        assert len(validities) == 4, "the server changed UIDVALIDITY on every run"
+        rows = world.store.entries(ACCOUNT, wire)
+        generations = sorted({r[1] for r in rows})
+        assert len(generations) == 2, "one superseded generation (the first), the live one"
+        assert len(rows) == 10
+        assert warnings.count("folder.uidvalidity_unstable") == 1
+        assert warnings.count("folder.uidvalidity_changed") == 1, warnings
+        record = world.store.folders(ACCOUNT)[wire]
+        assert record.cursor is not None
+        live = [r for r in rows if r[1] == record.cursor.uidvalidity]
+        assert len(live) == 5 and not any(r[4] for r in live)
     finally:
         courier.remove_user(user.name)
 

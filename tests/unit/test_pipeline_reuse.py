@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from syncer.archive.engine import upgrade
 from syncer.archive.store import ArchiveStore
 from syncer.sources.memory import ALL_CAPABILITIES, MemorySource
@@ -62,4 +64,73 @@ def test_emailid_tells_apart_bodies_whose_headers_are_identical(tmp_path: Path) 
         (summary,) = sync_folders(server, store, ACCOUNT, SyncOptions())
         assert server.bodies_fetched == before
         assert summary.reused == 2
+        assert _live(store, server) == _expected(server)
+
+
+def _generations(store: ArchiveStore) -> int:
+    return len({v for _u, v, _s, _f, _g in store.entries(ACCOUNT, "INBOX")})
+
+
+def test_a_uidvalidity_that_changes_every_run_moves_entries_instead_of_adding_them(
+    tmp_path: Path,
+) -> None:
+    """Issue 20 #7 (the real server is in test_sync_servers): the second change with the
+    same messages moves the live entries; a message that arrived meanwhile is downloaded,
+    and one warning is given, once."""
+    server = MemorySource(ALL_CAPABILITIES)
+    for n in range(6):
+        server.append("INBOX", f"Message-ID: <{n}@x>\r\n\r\nbody {n}\r\n".encode())
+    with _store(tmp_path) as store, capture_logs() as logs:
+        sync_folders(server, store, ACCOUNT, SyncOptions())
+        for run in range(3):
+            server.reset_uidvalidity("INBOX")
+            if run == 2:
+                server.append("INBOX", b"Message-ID: <new@x>\r\n\r\nnew\r\n")
+            before = server.bodies_fetched
+            (summary,) = sync_folders(server, store, ACCOUNT, SyncOptions())
+            assert server.bodies_fetched - before == (1 if run == 2 else 0)
+            assert summary.new == (1 if run == 2 else 0)
+            assert _live(store, server) == _expected(server)
+        assert _generations(store) == 2
+        assert len(store.entries(ACCOUNT, "INBOX")) == 6 + 7
+        assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+            "folder.uidvalidity_changed",
+            "folder.uidvalidity_unstable",
+        ]
+        assert store.folders(ACCOUNT)["INBOX"].uidvalidity_unstable
+        sync_folders(server, store, ACCOUNT, SyncOptions())  # the UIDVALIDITY holds
+        assert not store.folders(ACCOUNT)["INBOX"].uidvalidity_unstable
+
+
+def test_a_second_reset_with_other_contents_is_an_ordinary_reset(tmp_path: Path) -> None:
+    """A message expunged between the resets: the contents differ, so the old entries
+    are superseded (nothing is moved onto a message that is not there)."""
+    server = MemorySource(ALL_CAPABILITIES)
+    for n in range(4):
+        server.append("INBOX", f"Message-ID: <{n}@x>\r\n\r\nbody {n}\r\n".encode())
+    with _store(tmp_path) as store:
+        sync_folders(server, store, ACCOUNT, SyncOptions())
+        server.reset_uidvalidity("INBOX")
+        sync_folders(server, store, ACCOUNT, SyncOptions())
+        server.remove("INBOX", 1)
+        server.reset_uidvalidity("INBOX")
+        (summary,) = sync_folders(server, store, ACCOUNT, SyncOptions())
+        assert summary.reused == 3
+        assert _generations(store) == 3
+        assert _live(store, server) == _expected(server)
+        assert not store.folders(ACCOUNT)["INBOX"].uidvalidity_unstable
+
+
+def test_identical_headers_are_never_moved(tmp_path: Path) -> None:
+    """Two bodies behind one header fingerprint could swap places in a move: an ordinary
+    reset (here EMAILID decides) instead."""
+    server = MemorySource(ALL_CAPABILITIES | {"OBJECTID"})
+    server.append("INBOX", HEADER + b"first body\r\n")
+    server.append("INBOX", HEADER + b"other body\r\n")
+    with _store(tmp_path) as store:
+        sync_folders(server, store, ACCOUNT, SyncOptions())
+        for _ in range(2):
+            server.reset_uidvalidity("INBOX")
+            sync_folders(server, store, ACCOUNT, SyncOptions())
+        assert _generations(store) == 3
         assert _live(store, server) == _expected(server)

@@ -82,6 +82,7 @@ from syncer.model import (
     MessageIdentity,
     RemoteMessage,
     SelectedFolder,
+    header_message_id,
 )
 from syncer.sources.imap.batch import BatchGuard
 from syncer.sources.imap.connection import Arg, CommandFailed, astring
@@ -752,12 +753,14 @@ class IMAPSource:
             return []
         found: dict[int, FetchItem] = {}
         hashes: dict[int, str] = {}
+        ids: dict[int, str | None] = {}
 
         def on_item(item: FetchItem) -> None:
             assert item.uid is not None
             header = item.sections.pop("HEADER", None)
             if header is not None:
                 hashes[item.uid] = hashlib.sha256(header).hexdigest()
+                ids[item.uid] = header_message_id(header, len(header))
             previous = found.get(item.uid)
             if previous is None:
                 found[item.uid] = item
@@ -797,6 +800,7 @@ class IMAPSource:
                     modseq=item.modseq,
                     emailid=_emailid(item),
                     labels=_labels(item),
+                    message_id=ids.get(uid),
                 )
             )
         return out

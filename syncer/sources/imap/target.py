@@ -164,18 +164,23 @@ class IMAPTarget:
                 log.warning("imap.subscribe.failed", folder=name, answer=subscribe.text)
         log.info("imap.folder.created", folder=name)
 
-    def fingerprints(self, folder: str, known: Collection[int] = ()) -> list[HeaderFingerprint]:
-        """EXAMINE ``folder``; return the header fingerprints (size and SHA-256 of
-        ``BODY[HEADER]``) of its messages, except those whose UID is in ``known``.
+    def fingerprints(
+        self, folder: str, known: Collection[int] = (), *, only: Collection[int] | None = None
+    ) -> list[HeaderFingerprint]:
+        """EXAMINE ``folder``; return the header fingerprints (size, SHA-256 of
+        ``BODY[HEADER]``, Message-ID, INTERNALDATE) of its messages, except those whose
+        UID is in ``known`` -- or of exactly the UIDs ``only``.
 
-        One ``UID SEARCH`` lists the UIDs, one pipelined FETCH reads the headers of
-        the rest (none at all when every message is known).
+        One ``UID SEARCH`` lists the UIDs (none with ``only``), one pipelined FETCH
+        reads the headers of the rest (none at all when every message is known).
 
         :raises SourceError:
         """
         selected = self.source.select(folder)
         if selected.exists == 0:
             return []
+        if only is not None:
+            return self.source.fingerprints(only)
         skip = set(known)
         uids = [uid for uid in self.source.uids() if uid not in skip]
         return self.source.fingerprints(uids) if uids else []
