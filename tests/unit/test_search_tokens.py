@@ -142,6 +142,11 @@ def test_document_tokens_are_the_pieces_of_the_query_tokenizer() -> None:
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(40))) for _ in range(2000)]
     texts += ["".join(chr(rng.randrange(0x110000)) for _ in range(30)) for _ in range(300)]
     texts += ["".join(chr(rng.randrange(0x10000)) for _ in range(30)) for _ in range(300)]
+    texts += [
+        "".join(chr(rng.randrange(128)) for _ in range(rng.randrange(90)))
+        + "Q" * rng.choice([0, 70])
+        for _ in range(500)
+    ]
     texts += ["ж" * 100, "ж" * 70 + "中文" + "ж" * 65 + " ж", "क़ि" * 50, "ж" * 80 + "\U00020001"]
     for text in texts:
         expected: list[str] = []

@@ -233,11 +233,31 @@ def _bmp_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
 _BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
 
 
+#: ASCII text to its folded letters and digits, everything else to blanks.
+_ASCII_WORDS = str.maketrans(
+    {
+        chr(code): chr(code).lower() if chr(code).isalpha() else " "
+        for code in range(128)
+        if not ("a" <= chr(code) <= "z" or "0" <= chr(code) <= "9")
+    }
+)
+
+
+def _ascii_tokens(text: str) -> list[str]:
+    """``_ASCII_RUN.findall(fold(text))`` of ASCII text: a translation and a split, in C."""
+    found = text.translate(_ASCII_WORDS).split()
+    if max(map(len, found), default=0) > MAX_TOKEN_CHARS:
+        return [token[:MAX_TOKEN_CHARS] for token in found]
+    return found
+
+
 def tokens(text: str) -> list[str]:
     """The tokens of a document field, in order (CJK runs as bigrams + last character)."""
+    if text.isascii():
+        return _ascii_tokens(text)
     folded = fold(text)
     if folded.isascii():
-        return _ASCII_RUN.findall(folded)
+        return _ascii_tokens(folded)
     if _BEYOND_BMP.search(folded) is not None:
         return _run_tokens(folded)
     word, pieces = _bmp_patterns()
