@@ -24,7 +24,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Update,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from syncer.archive.models import (
     accounts,
@@ -40,7 +50,7 @@ from syncer.archive.models import (
 )
 from syncer.archive.search.document import IndexRow
 from syncer.archive.search.document import clean as _clean
-from syncer.archive.store_base import StoreCore, chunks, labels_tuple
+from syncer.archive.store_base import StoreCore, chunks, execute_many, labels_tuple
 from syncer.archive.views import AddressView, AttachmentView, MessageDetail, PlacementView
 from syncer.errors import ArchiveError
 from syncer.mime.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thread_key_of
@@ -176,14 +186,8 @@ class StoreNormalize(StoreCore):
         pks = [pk for pk, _ in ordered]
         now = utcnow()
         with self._write(f"saving {len(ordered)} normalized messages") as conn:
-            values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in _MESSAGE_FIELDS}
-            # The ingest found the Message-ID with a regex; keep it when the parser found none.
-            values["message_id_header"] = func.coalesce(
-                bindparam("b_message_id_header"), messages.c.message_id_header
-            )
-            conn.execute(
-                update(messages).where(messages.c.id == bindparam("b_pk")).values(values),
-                [_message_row(pk, result, now) for pk, result in ordered],
+            execute_many(
+                conn, _UPDATE_MESSAGE, [_message_row(pk, result, now) for pk, result in ordered]
             )
             for table in (addresses, attachments, attachment_texts, message_texts):
                 for part in chunks(pks, self._caps.max_params):
@@ -200,8 +204,7 @@ class StoreNormalize(StoreCore):
                 for pk, result in ordered
                 for a in result.addresses
             ]
-            if address_rows:
-                conn.execute(addresses.insert(), address_rows)
+            execute_many(conn, _INSERT[addresses.name], address_rows)
             attachment_rows = [
                 {
                     "message_pk": pk,
@@ -219,15 +222,13 @@ class StoreNormalize(StoreCore):
                 for a in result.attachments
                 if len(a.part_path) <= 64
             ]
-            if attachment_rows:
-                conn.execute(attachments.insert(), attachment_rows)
+            execute_many(conn, _INSERT[attachments.name], attachment_rows)
             text_rows = [
                 {"message_pk": pk, "text": _clean(result.text)}
                 for pk, result in ordered
                 if result.text
             ]
-            if text_rows:
-                conn.execute(message_texts.insert(), text_rows)
+            execute_many(conn, _INSERT[message_texts.name], text_rows)
             extracted_rows = [
                 {
                     "message_pk": pk,
@@ -239,8 +240,7 @@ class StoreNormalize(StoreCore):
                 for t in result.attachment_texts
                 if len(t.part_path) <= 64
             ]
-            if extracted_rows:
-                conn.execute(attachment_texts.insert(), extracted_rows)
+            execute_many(conn, _INSERT[attachment_texts.name], extracted_rows)
             self._join_threads(conn, ordered)
             # The search index follows the rows it is built from, in the same transaction.
             if index_rows is not None and all(pk in index_rows for pk in pks):
@@ -516,6 +516,23 @@ _MESSAGE_FIELDS = (
     "normalizer_version",
     "normalized_at",
 )
+
+
+def _update_message() -> Update:
+    values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in _MESSAGE_FIELDS}
+    # The ingest found the Message-ID with a regex; keep it when the parser found none.
+    values["message_id_header"] = func.coalesce(
+        bindparam("b_message_id_header"), messages.c.message_id_header
+    )
+    return update(messages).where(messages.c.id == bindparam("b_pk")).values(values)
+
+
+#: The statements of save_normalized, made once (execute_many caches their compiled form).
+_UPDATE_MESSAGE = _update_message()
+_INSERT = {
+    table.name: table.insert()
+    for table in (addresses, attachments, attachment_texts, message_texts)
+}
 
 
 def _message_row(pk: int, n: NormalizedMessage, now: datetime) -> dict[str, Any]:

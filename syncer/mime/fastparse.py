@@ -1,20 +1,28 @@
-"""The stdlib MIME parse without feeding base64 bodies through it line by line.
+"""The stdlib MIME parse without feeding body lines through it one by one.
 
 Why this module exists: :class:`email.parser.BytesParser` reads a message one
 line at a time in Python and tests every line against every open multipart
 boundary; for a message with a 1 MB attachment that is 14,000 base64 lines,
-and it was most of the normalizer's time. This module hands the parser the
-message with each long run of base64 lines replaced by one marker line, and
-puts the original lines back into the parsed tree afterwards. The tree is the
-one the parser builds from the whole message, field for field:
+and a text body costs a few microseconds a line too: that was most of the
+normalizer's time. This module hands the parser the message with each long
+run of body lines replaced by one marker line, and puts the original lines
+back into the parsed tree afterwards. The tree is the one the parser builds
+from the whole message, field for field:
 
-* A run is whole lines of base64 characters only (``A-Z a-z 0-9 + / =``),
-  each ended by CR LF or LF (lines the parser splits the same way; runs of
-  lines ended by a bare CR are left alone). Such a line is
-  never a boundary (those start with ``--``), a header (no colon), a header
-  continuation (no leading blank) or the empty line ending a header block; the
-  marker line (letters and digits) is none of those either, so the parser makes
-  the same decisions at the marker as at the run it stands for.
+* A run is whole lines, each ended by CR LF or LF, none holding a CR that the
+  parser would take for a line end, none starting with ``-`` (so none is a
+  multipart boundary). Its first line is neither empty nor one the parser's
+  ``headerRE`` takes for a header line or continuation (``Name:``, ``From ``,
+  a leading blank). Whatever the parser is doing when it meets that first
+  line (reading a header block or a body), it makes the same decision for
+  the marker line (letters and digits): in a header block both end it (with
+  the same defect) and start the body; in a body both are body lines. From
+  there on it is in a body, where only boundaries end a part; the lines after
+  the first (empty ones included) are never read as headers. The one
+  exception is message/delivery-status, whose body is header blocks separated
+  by empty lines: a tree holding such a part is parsed again the plain way
+  (the marker parse reaches that part's headers exactly as the plain one does,
+  so it sees the part whenever the plain parse would).
 * The marker sits where the run was; it ends up inside the same payload (a
   leaf's body, a preamble or an epilogue), where it is replaced by the run. A
   run at the end of a part loses its last line break to the boundary, as the
@@ -45,17 +53,19 @@ from email.policy import Policy
 __all__ = ["parse"]
 
 #: Runs shorter than this many bytes are left to the parser (a marker costs more).
-MIN_RUN = 2048
-#: The first line of a run (after a line feed, so at the start of a line as the parser splits).
-_START = re.compile(rb"\n[A-Za-z0-9+/=]{40}")
-#: A run: whole lines ended by CR LF or LF (a bare CR ends a line too, but such runs stay).
-_RUN = re.compile(rb"(?:[A-Za-z0-9+/=]+\r?\n){8,}")
+MIN_RUN = 512
+#: Lines the parser may read as a header line (its ``headerRE``) or as the empty line
+#: ending a header block, at the start of a stretch: a run starts after them.
+_HEADER_LINES = re.compile(rb"(?:(?:[\t ]|From |[\x21-\x39\x3b-\x7e]*:)[^\n]*\n|\r?\n)*")
+_BARE_CR = re.compile(rb"\r(?!\n)")
+#: The one type whose body the parser reads as header blocks separated by empty lines.
+_DELIVERY_STATUS = "message/delivery-status"
 _MARK = b"SyncerBase64Run"
 _MARK_TEXT = _MARK.decode()
 
 
 def parse(raw: bytes, policy: Policy) -> Message:
-    """``BytesParser(policy=policy).parsebytes(raw)``, with long base64 runs set aside."""
+    """``BytesParser(policy=policy).parsebytes(raw)``, with long runs of body lines set aside."""
     runs: list[tuple[int, int]] = []
     if _MARK not in raw:
         runs = _runs(raw)
@@ -68,7 +78,7 @@ def parse(raw: bytes, policy: Policy) -> Message:
         run = raw[start:end]
         ending = b"\r\n" if run.endswith(b"\r\n") else run[-1:]
         marker = f"{_MARK_TEXT}{number:08d}x"
-        saved[marker] = run[: -len(ending)].decode("ascii")
+        saved[marker] = run[: -len(ending)].decode("ascii", "surrogateescape")
         pieces += (raw[position:start], marker.encode("ascii"), ending)
         position = end
     pieces.append(raw[position:])
@@ -128,24 +138,48 @@ setattr(email.feedparser, "re", _ParserRe())  # noqa: B010 - a module attribute 
 
 
 def _runs(raw: bytes) -> list[tuple[int, int]]:
-    """The spans of the runs worth setting aside (searching from line feeds: fast in C)."""
+    """The spans of the runs worth setting aside (found with ``bytes.find``: fast in C)."""
+    excluded = _lines_at(raw, b"\n-")
+    if _BARE_CR.search(raw):
+        excluded += _lines_with_bare_cr(raw)
+    excluded.append((raw.rfind(b"\n") + 1, len(raw)))  # an unfinished last line
     runs: list[tuple[int, int]] = []
-    position = 0
-    while start := _START.search(raw, position):
-        run = _RUN.match(raw, start.start() + 1)
-        if run is None:
-            position = start.end()
-            continue
-        if run.end() - run.start() >= MIN_RUN:
-            runs.append(run.span())
-        position = run.end() - 1
+    position = raw.find(b"\n") + 1  # never the first line
+    for start, end in sorted(excluded):
+        if start - position > MIN_RUN:
+            first = _HEADER_LINES.match(raw, position, start)
+            if first is not None and start - first.end() > MIN_RUN:
+                runs.append((first.end(), start))
+        position = max(position, end)
     return runs
+
+
+def _lines_at(raw: bytes, start: bytes) -> list[tuple[int, int]]:
+    """The spans of the lines that begin with ``start[1:]`` (``start`` begins with a line feed)."""
+    spans: list[tuple[int, int]] = []
+    at = raw.find(start)
+    while at >= 0:
+        end = raw.find(b"\n", at + 1)
+        spans.append((at + 1, len(raw) if end < 0 else end + 1))
+        at = raw.find(start, at + 1)
+    return spans
+
+
+def _lines_with_bare_cr(raw: bytes) -> list[tuple[int, int]]:
+    """The spans of the lines (ended by a line feed) holding a CR the parser ends a line at."""
+    spans: list[tuple[int, int]] = []
+    for match in _BARE_CR.finditer(raw):
+        end = raw.find(b"\n", match.start())
+        spans.append((raw.rfind(b"\n", 0, match.start()) + 1, len(raw) if end < 0 else end + 1))
+    return spans
 
 
 def _restore(msg: Message, saved: dict[str, str]) -> bool:
     """Put the runs back in place of their markers; False when one is not found once."""
     found = 0
     for part in msg.walk():
+        if part.get_content_type() == _DELIVERY_STATUS:
+            return False
         for attribute in ("_payload", "preamble", "epilogue"):
             value = getattr(part, attribute, None)
             if isinstance(value, str) and _MARK_TEXT in value:

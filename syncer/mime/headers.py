@@ -14,6 +14,7 @@ Public API: :class:`RawHeaders`, :func:`parse_addresses`, :func:`bare_address`, 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -102,6 +103,17 @@ def bare_address(value: str | None) -> str | None:
     return found.strip("<>") or None
 
 
+@functools.lru_cache(maxsize=4096)
+def _name_address_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """The stdlib's (name, address) pairs of one header text; cached, as the same
+    correspondents' headers recur across a mailbox and this is a pure function of the text.
+    """
+    try:
+        return tuple(getaddresses([text]))
+    except Exception:  # the stdlib's parser, on pathological input
+        return tuple(("", m) for m in re.findall(r"[^\s<>,;:\"]+@[^\s<>,;:\"]+", text))
+
+
 def parse_addresses(role: str, values: Iterable[str], hints: Sequence[str] = ()) -> list[Address]:
     """The mailboxes in the header values of one role, in order.
 
@@ -113,11 +125,7 @@ def parse_addresses(role: str, values: Iterable[str], hints: Sequence[str] = ())
         text = header_text(value, hints, words=False)
         if not text:
             continue
-        try:
-            found = getaddresses([text])
-        except Exception:  # the stdlib's parser, on pathological input
-            found = [("", m) for m in re.findall(r"[^\s<>,;:\"]+@[^\s<>,;:\"]+", text)]
-        pairs.extend(found)
+        pairs.extend(_name_address_pairs(text))
     merged: list[tuple[str, str]] = []
     for name, addr in pairs:
         if merged and not merged[-1][0] and "@" not in merged[-1][1] and merged[-1][1] and name:

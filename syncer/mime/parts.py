@@ -27,6 +27,7 @@ Public API: :class:`Walk`, :func:`declared_charsets`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
@@ -116,14 +117,21 @@ def _first_raw(part: Message, name: str) -> str | None:
 
 
 def _param(part: Message, header: str, name: str, hints: tuple[str, ...] = ()) -> str | None:
-    """A parameter of a raw header, RFC 2231 (``name*=utf-8''...``, continuations) decoded.
+    """A parameter of a raw header, RFC 2231 (``name*=utf-8''...``, continuations) decoded."""
+    raw = _first_raw(part, header)
+    if raw is None:
+        return None
+    return _param_of(raw, header, name, hints)
+
+
+@functools.lru_cache(maxsize=4096)
+def _param_of(raw: str, header: str, name: str, hints: tuple[str, ...]) -> str | None:
+    """:func:`_param` of a raw header value; cached, as header values repeat across parts
+    and messages (``text/plain; charset=utf-8``) and this is a pure function of them.
 
     Read from the raw header through a throwaway compat32 message, so
     undecodable bytes are decoded by our rules (``hints``) and not replaced.
     """
-    raw = _first_raw(part, header)
-    if raw is None:
-        return None
     holder = Message()
     holder[header] = strip_surrogates(re.sub(r"\r?\n(?=[ \t])", "", raw), hints)
     value: Any = holder.get_param(name, header=header)

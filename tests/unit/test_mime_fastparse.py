@@ -15,6 +15,12 @@ from syncer.mime.normalize import _POLICY
 from tests.golden import corpus
 
 _B64 = base64.encodebytes(random.Random(5).randbytes(9000))
+#: Text lines: paragraphs, indented lines, 8-bit bytes, colons, "From " inside.
+_TEXT = (
+    b"Hello Bob,\n\nthe figures: see below.\n  indented, as a continuation would be\n"
+    + "Gr\u00fc\u00dfe aus K\u00f6ln\n".encode()
+    + b"\n\nFrom here on: more text.\n\tand a tab\n"
+) * 40
 
 
 def _stored_payload(part: Message) -> object:
@@ -71,6 +77,34 @@ CASES = {
     "forwarded": b"Content-Type: message/rfc822\n\nSubject: in\n\n" + _B64,
     "marker text present": b"Subject: SyncerBase64Run00000000x\n\n" + _B64,
     "bare CR lines": b"Subject: x\n\n" + _B64.replace(b"\n", b"\r"),
+    "text": b"Subject: x\n\n" + _TEXT,
+    "text with a bare CR": b"Subject: x\n\n" + _TEXT + b"a\rb\n" + _TEXT + b"a\r-b\n" + _TEXT,
+    "text after header-like lines": b"Subject: x\n\nNote: x\nFrom me\n\n" + _TEXT,
+    "text in the header block": b"Subject: x\n" + _TEXT,
+    "text parts": (
+        b'Content-Type: multipart/alternative; boundary="b"\n\n' + _TEXT + b"--b\n"
+        b"Content-Type: text/plain\n\n"
+        + _TEXT
+        + b"--b\nContent-Type: text/html\n\n"
+        + _TEXT
+        + b"\n--b--\n"
+        + _TEXT
+    ),
+    "text with dash lines": b"Subject: x\n\n" + _TEXT + b"-- \nsig\n" + _TEXT,
+    "delivery status text": (
+        b'Content-Type: multipart/report; boundary="b"\n\n--b\n\n' + _TEXT + b"--b\n"
+        b"Content-Type: message/delivery-status\n\nReporting-MTA: x\n\n"
+        + _TEXT
+        + b"\nAction: failed\n\n"
+        + _TEXT
+        + b"--b--\n"
+    ),
+    "forwarded text": b"Content-Type: message/rfc822\n\n" + _TEXT,
+    "forwarded text without separator": b"Content-Type: message/rfc822\n" + _TEXT,
+    "digest": (
+        b'Content-Type: multipart/digest; boundary="b"\n\n--b\n\n' + _TEXT + b"--b\n"
+        b"Subject: in\n\n" + _TEXT + b"--b--\n"
+    ),
 }
 
 

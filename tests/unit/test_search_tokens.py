@@ -133,9 +133,22 @@ def test_document_tokens_are_the_pieces_of_the_query_tokenizer() -> None:
     from syncer.archive.search.tokens import _pieces, fold, tokens
 
     rng = random.Random(9)
-    alphabet = "aZ9 éßÅ-_.メール메일을中文ไทยक़ि\u0301\u3000" + "x" * 70
-    for _ in range(2000):
-        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(40)))
+    # Marks, CJK punctuation (\u30fb, \u309b), numbers that are not digits, characters
+    # beyond the BMP (a Han extension, a mathematical letter, a mark, an emoji).
+    alphabet = (
+        "aZ9 éßÅ-_.メール메일을中文ไทยक़ि\u0301\u3000\u30fb\u309b\u0e3f²½\u0903\u093c"
+        "\U00020001\U0001d400\U0001d167\U0001f600\U000e0101" + "x" * 70
+    )
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(40))) for _ in range(2000)]
+    texts += ["".join(chr(rng.randrange(0x110000)) for _ in range(30)) for _ in range(300)]
+    texts += ["".join(chr(rng.randrange(0x10000)) for _ in range(30)) for _ in range(300)]
+    texts += [
+        "".join(chr(rng.randrange(128)) for _ in range(rng.randrange(90)))
+        + "Q" * rng.choice([0, 70])
+        for _ in range(500)
+    ]
+    texts += ["ж" * 100, "ж" * 70 + "中文" + "ж" * 65 + " ж", "क़ि" * 50, "ж" * 80 + "\U00020001"]
+    for text in texts:
         expected: list[str] = []
         for piece, cjk in _pieces(fold(text)):
             if cjk:

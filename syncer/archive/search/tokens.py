@@ -44,11 +44,14 @@ Public API: :func:`fold`, :func:`tokens`, :func:`query_tokens`,
 
 from __future__ import annotations
 
+import array
 import functools
+import operator
 import re
+import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -111,8 +114,8 @@ _ASCII_RUN = re.compile(f"([a-z0-9]{{1,{MAX_TOKEN_CHARS}}})[a-z0-9]*")
 
 
 @functools.cache
-def _run_pattern() -> re.Pattern[str]:
-    """Runs of letters, digits and combining marks.
+def _mark_ranges() -> tuple[tuple[int, int], ...]:
+    """The combining marks' code points (categories M*), as inclusive ranges.
 
     ``\\w`` alone misses combining marks (Python's ``re`` counts only letters
     and numbers), which would split Devanagari or Thai words at every vowel
@@ -125,11 +128,20 @@ def _run_pattern() -> re.Pattern[str]:
                 ranges[-1] = (ranges[-1][0], code)
             else:
                 ranges.append((code, code))
-    marks = "".join(
+    return tuple(ranges)
+
+
+def _class_body(ranges: Iterable[tuple[int, int]]) -> str:
+    return "".join(
         re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
         for a, b in ranges
     )
-    return re.compile(f"(?:[^\\W_]|[{marks}])+")
+
+
+@functools.cache
+def _run_pattern() -> re.Pattern[str]:
+    """Runs of letters, digits and combining marks (see :func:`_mark_ranges`)."""
+    return re.compile(f"(?:[^\\W_]|[{_class_body(_mark_ranges())}])+")
 
 
 def fold(text: str) -> str:
@@ -158,11 +170,111 @@ def _pieces(folded: str) -> Iterator[tuple[str, bool]]:
                 yield match.group(0)[:MAX_TOKEN_CHARS], False
 
 
+def _ranges(pattern: str, text: str) -> list[tuple[int, int]]:
+    """Where the runs of ``pattern`` are in ``text``, as inclusive ranges."""
+    return [(m.start(), m.end() - 1) for m in re.finditer(pattern, text)]
+
+
+def _merged(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(high, merged[-1][1]))
+        else:
+            merged.append((low, high))
+    return merged
+
+
+def _split_ranges(
+    ranges: Sequence[tuple[int, int]], cut: Sequence[tuple[int, int]]
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(the parts of ``ranges`` inside ``cut``, the parts outside); ``cut`` sorted, disjoint."""
+    inside: list[tuple[int, int]] = []
+    outside: list[tuple[int, int]] = []
+    for low, high in ranges:
+        start = low
+        for cut_low, cut_high in cut:
+            if cut_high < start or cut_low > high:
+                continue
+            if cut_low > start:
+                outside.append((start, cut_low - 1))
+            inside.append((max(start, cut_low), min(high, cut_high)))
+            start = cut_high + 1
+            if start > high:
+                break
+        if start <= high:
+            outside.append((start, high))
+    return inside, outside
+
+
+@functools.cache
+def _bmp_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Whole-text patterns equal to :func:`_pieces` for text within the Basic Multilingual Plane.
+
+    Each kind of run character (letters, digits and marks; the CJK ones; the
+    others) is spelled out as one character class of code points up to
+    U+FFFF, which ``re`` tests with one table lookup (classes reaching beyond
+    it are tested range by range, and alternatives cost a step per character):
+    the first pattern gives the runs (cut at MAX_TOKEN_CHARS) of a text
+    without CJK, the second the CJK pieces (group 1) and the other pieces,
+    cut (group 2). Built from the same definitions, for every code point.
+    """
+    every = array.array("I", range(0x10000)).tobytes()
+    text = every.decode(f"utf-32-{sys.byteorder[0]}e", "surrogatepass")
+    letters = _merged([*_ranges(r"[^\W_]+", text), *_mark_ranges()])
+    letters = [(low, min(high, 0xFFFF)) for low, high in letters if low <= 0xFFFF]
+    inside, outside = _split_ranges(letters, _ranges(f"[{_CJK_RANGES}]+", text))
+    any_, cjk, other = (f"[{_class_body(r)}]" for r in (letters, inside, outside))
+    word = re.compile(f"({any_}{{1,{MAX_TOKEN_CHARS}}}){any_}*")
+    pieces = re.compile(f"({cjk}+)|({other}{{1,{MAX_TOKEN_CHARS}}}){other}*")
+    return word, pieces
+
+
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
+
+
+#: ASCII text to its folded letters and digits, everything else to blanks.
+_ASCII_WORDS = str.maketrans(
+    {
+        chr(code): chr(code).lower() if chr(code).isalpha() else " "
+        for code in range(128)
+        if not ("a" <= chr(code) <= "z" or "0" <= chr(code) <= "9")
+    }
+)
+
+
+def _ascii_tokens(text: str) -> list[str]:
+    """``_ASCII_RUN.findall(fold(text))`` of ASCII text: a translation and a split, in C."""
+    found = text.translate(_ASCII_WORDS).split()
+    if max(map(len, found), default=0) > MAX_TOKEN_CHARS:
+        return [token[:MAX_TOKEN_CHARS] for token in found]
+    return found
+
+
 def tokens(text: str) -> list[str]:
     """The tokens of a document field, in order (CJK runs as bigrams + last character)."""
+    if text.isascii():
+        return _ascii_tokens(text)
     folded = fold(text)
     if folded.isascii():
-        return _ASCII_RUN.findall(folded)
+        return _ascii_tokens(folded)
+    if _BEYOND_BMP.search(folded) is not None:
+        return _run_tokens(folded)
+    word, pieces = _bmp_patterns()
+    if _CJK_CHAR.search(folded) is None:
+        return word.findall(folded)
+    out: list[str] = []
+    for cjk, other in pieces.findall(folded):
+        if cjk:
+            out.extend(map(operator.add, cjk, cjk[1:]))  # the bigrams
+            out.append(cjk[-1])
+        else:
+            out.append(other)
+    return out
+
+
+def _run_tokens(folded: str) -> list[str]:
+    """:func:`tokens` of folded text, run by run (any text; the patterns cover the BMP only)."""
     out: list[str] = []
     for run in _run_pattern().findall(folded):
         if run.isascii() or _CJK_CHAR.search(run) is None:
