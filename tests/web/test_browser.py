@@ -6,8 +6,9 @@ one browser for the whole module; each test gets a fresh browser context
 make, and a loopback "canary" HTTP server that every remote reference in the
 hostile corpus points at records any request that slips through.
 
-The screenshots of the README's "Web archive" section are made here
-(docs/images/web-*.png).
+The screenshots of the README's "Web archive" section are made here: into the
+test's temporary directory, or into docs/images/web-*.png with
+``SYNCER_UPDATE_SCREENSHOTS=1`` (so a test run leaves the checkout as it was).
 """
 
 from __future__ import annotations
@@ -37,7 +38,18 @@ from tests.web.corpus import HOME, PASSWORD, WORK, WebArchive, build_archive
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: docs/images only when asked to update them."""
+    if os.environ.get("SYNCER_UPDATE_SCREENSHOTS") == "1":
+        DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+        return DOC_IMAGES
+    return tmp_path_factory.mktemp("screenshots")
+
+
 _ARGS = [
     "--no-sandbox",
     "--headless=new",
@@ -149,7 +161,7 @@ def _cli(archive: WebArchive, *args: str) -> bytes:
 
 
 def test_sign_in_search_read_download_export_and_hold(
-    page: Any, site: tuple[str, WebArchive], tmp_path: Path
+    page: Any, site: tuple[str, WebArchive], tmp_path: Path, images: Path
 ) -> None:
     base, archive = site
     _sign_in(page, "root")
@@ -157,14 +169,13 @@ def test_sign_in_search_read_download_export_and_hold(
     page.fill("input[name=q]", "subject:nested OR from:mallory")
     page.click("form.search button[type=submit]")
     assert page.text_content("#total") == "2"
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMAGES / "web-search.png"), full_page=True)
+    page.screenshot(path=str(images / "web-search.png"), full_page=True)
 
     name = "04-nested-mixed-alternative-related"
     page.click(f"a.hit[href='/messages/{archive.ids[name]}']")
     page.wait_for_selector("#mail-frame")
     assert page.frame_locator("#mail-frame").locator("img").first.get_attribute("src", timeout=5000)
-    page.screenshot(path=str(IMAGES / "web-message.png"), full_page=True)
+    page.screenshot(path=str(images / "web-message.png"), full_page=True)
     raw = _download(page, "#raw")
     assert raw == mail(name) == _cli(archive, "show", str(archive.ids[name]), "--raw")
     report = _download(page, "a.attachment >> nth=1")
@@ -186,7 +197,7 @@ def test_sign_in_search_read_download_export_and_hold(
     page.click("form.hold-add button[type=submit]")
     row = page.locator("tr[data-hold='browser-case']")
     assert "from:mallory" in row.inner_text()
-    page.screenshot(path=str(IMAGES / "web-holds.png"), full_page=True)
+    page.screenshot(path=str(images / "web-holds.png"), full_page=True)
     page.once("dialog", lambda dialog: dialog.accept())
     row.locator("button").click()
     page.wait_for_load_state()
@@ -269,7 +280,7 @@ def test_ten_wrong_passwords_lock_out_without_saying_who_exists(page: Any) -> No
 
 
 def test_every_read_is_in_the_audit_trail_and_it_verifies(
-    page: Any, site: tuple[str, WebArchive]
+    page: Any, site: tuple[str, WebArchive], images: Path
 ) -> None:
     _base, archive = site
     _sign_in(page, "rita")
@@ -283,7 +294,7 @@ def test_every_read_is_in_the_audit_trail_and_it_verifies(
     _sign_in(page, "audrey")
     page.goto("/audit")
     assert "chain intact" in page.inner_text("#verdict")
-    page.screenshot(path=str(IMAGES / "web-audit.png"))
+    page.screenshot(path=str(images / "web-audit.png"))
     trail = page.inner_text("table.audit")
     sha = archive.shas["10-unsafe-filenames"]
     for kind in ("web.message_viewed", "web.raw_downloaded", "web.attachment_downloaded",
