@@ -57,7 +57,7 @@ log = structlog.get_logger(__name__)
 #: Messages per batch (one read, one write transaction).
 BATCH_MESSAGES = 200
 #: A batch is also cut when its raw bytes pass this.
-BATCH_BYTES = 16 * 1024 * 1024
+BATCH_BYTES = 8 * 1024 * 1024
 #: Below this many messages awaiting, the work is done in-process.
 POOL_THRESHOLD = 400
 #: Batches handed to the pool and not yet saved (the bounded queue).
@@ -242,9 +242,10 @@ class _Stage:
             self.save(batch, results, problems)
             return
         futures = [
-            self.pool.submit(normalize_many, raws[i : i + _CHUNK], self.verify_dkim, self.dialect)
-            for i in range(0, len(raws), _CHUNK)
+            self.pool.submit(normalize_many, task, self.verify_dkim, self.dialect)
+            for task in _tasks(raws)
         ]
+        del raws  # the pool's work items hold the bytes until each task is done
         self.in_flight.append((batch, futures, problems))
         while len(self.in_flight) >= IN_FLIGHT:
             self.save_oldest()
