@@ -6,7 +6,8 @@ the work needs (the normalizer, the attachment extractor, the index document),
 not structlog or the stage's machinery: each worker is smaller and starts
 sooner. Pure functions of the raw bytes; nothing here touches the archive.
 
-Public API: :func:`normalize_many`, :func:`normalize_one`, :func:`failed`, :data:`Done`.
+Public API: :func:`normalize_many`, :func:`normalize_one`, :func:`failed`,
+:func:`release_heap`, :func:`map_large_allocations`, :data:`Done`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ Done = tuple["NormalizedMessage", "list[IndexRow]"]
 
 #: A pool process's attachment text extractor (its child process lives as long as it).
 _POOL_EXTRACTOR: TextExtractor | None = None
+#: glibc's ``mallopt`` parameter and the size from which allocations get their own mapping.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 256 * 1024
 #: glibc's ``malloc_trim`` once looked up (False: not available).
 _TRIM: Any = None
 
@@ -40,18 +44,39 @@ def normalize_many(raws: Sequence[bytes], verify_dkim: bool, dialect: str) -> li
         _POOL_EXTRACTOR = TextExtractor()
         atexit.register(_POOL_EXTRACTOR.close)
     done = [normalize_one(raw, verify_dkim, None, _POOL_EXTRACTOR, dialect) for raw in raws]
-    _release_heap()
+    release_heap()
     return done
 
 
-def _release_heap() -> None:
+def map_large_allocations() -> None:
+    """Serve every allocation of 256 KiB or more with its own mapping (glibc ``mallopt``).
+
+    Why: glibc raises its mmap threshold to the size of each mapped block that
+    is freed (up to 32 MiB), so after the first large message freed, message
+    bodies, compressed blobs and pickled tasks came from the heap, which a
+    long sync fragmented: the downloading process held ~30 MB more than its
+    batches (docs/performance.md, "Memory of the default sync"). A fixed
+    threshold keeps them mapped and given back the moment they are freed.
+    Elsewhere than glibc this does nothing.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+
+
+def release_heap() -> None:
     """Hand the task's freed heap back to the system (glibc's ``malloc_trim``).
 
     Why: a task's parse trees and decoded attachments are freed when it ends,
     but glibc keeps the pages, so each pool process stayed at the high-water
     mark of its largest task for the rest of the run (the process tree's peak
-    RSS is bounded, docs/performance.md). Trimming costs well under a
-    millisecond per task. Elsewhere than glibc this does nothing.
+    RSS is bounded, docs/performance.md); the saving process likewise after
+    each batch's results. Trimming costs well under a millisecond. Elsewhere
+    than glibc this does nothing.
     """
     global _TRIM
     if _TRIM is None:
