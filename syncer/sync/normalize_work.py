@@ -29,6 +29,8 @@ _POOL_EXTRACTOR: TextExtractor | None = None
 #: glibc's ``mallopt`` parameter and the size from which allocations get their own mapping.
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD = 256 * 1024
+#: A pool process gives its freed heap back after a task of at least this many raw bytes.
+_TRIM_AFTER_BYTES = 1024 * 1024
 #: glibc's ``malloc_trim`` once looked up (False: not available).
 _TRIM: Any = None
 
@@ -44,7 +46,8 @@ def normalize_many(raws: Sequence[bytes], verify_dkim: bool, dialect: str) -> li
         _POOL_EXTRACTOR = TextExtractor()
         atexit.register(_POOL_EXTRACTOR.close)
     done = [normalize_one(raw, verify_dkim, None, _POOL_EXTRACTOR, dialect) for raw in raws]
-    release_heap()
+    if sum(len(raw) for raw in raws) >= _TRIM_AFTER_BYTES:
+        release_heap()  # after large tasks only: each trim costs page faults in the next
     return done
 
 
