@@ -459,7 +459,6 @@ class Follower:
         self._thread = threading.Thread(target=self._run, name="normalize-follower", daemon=True)
 
     def __enter__(self) -> Follower:
-        map_large_allocations()  # this process downloads and saves: large blocks, long run
         self._thread.start()
         return self
 
@@ -502,6 +501,8 @@ class Follower:
                 # Read before looking: what was committed before the sync ended is then seen.
                 finished = self._downloaded.is_set()
                 if stage is None and self._store.normalization_backlog():
+                    # Mail arrives: this process downloads and saves large blocks for a while.
+                    map_large_allocations()
                     stage = _Stage(
                         self._store,
                         since=None,
