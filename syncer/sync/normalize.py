@@ -44,7 +44,6 @@ from syncer.errors import ArchiveError, SyncerError
 from syncer.sync.normalize_work import (
     Done,
     failed,
-    map_large_allocations,
     normalize_many,
     normalize_one,
     release_heap,
@@ -501,8 +500,6 @@ class Follower:
                 # Read before looking: what was committed before the sync ended is then seen.
                 finished = self._downloaded.is_set()
                 if stage is None and self._store.normalization_backlog():
-                    # Mail arrives: this process downloads and saves large blocks for a while.
-                    map_large_allocations()
                     stage = _Stage(
                         self._store,
                         since=None,

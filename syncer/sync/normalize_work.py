@@ -7,7 +7,7 @@ not structlog or the stage's machinery: each worker is smaller and starts
 sooner. Pure functions of the raw bytes; nothing here touches the archive.
 
 Public API: :func:`normalize_many`, :func:`normalize_one`, :func:`failed`,
-:func:`release_heap`, :func:`map_large_allocations`, :data:`Done`.
+:func:`release_heap`, :data:`Done`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ Done = tuple["NormalizedMessage", "list[IndexRow]"]
 
 #: A pool process's attachment text extractor (its child process lives as long as it).
 _POOL_EXTRACTOR: TextExtractor | None = None
-#: glibc's ``mallopt`` parameter and the size from which allocations get their own mapping.
-_M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD = 256 * 1024
 #: A pool process gives its freed heap back after a task of at least this many raw bytes.
 _TRIM_AFTER_BYTES = 1024 * 1024
 #: glibc's ``malloc_trim`` once looked up (False: not available).
@@ -49,26 +46,6 @@ def normalize_many(raws: Sequence[bytes], verify_dkim: bool, dialect: str) -> li
     if sum(len(raw) for raw in raws) >= _TRIM_AFTER_BYTES:
         release_heap()  # after large tasks only: each trim costs page faults in the next
     return done
-
-
-def map_large_allocations() -> None:
-    """Serve every allocation of 256 KiB or more with its own mapping (glibc ``mallopt``).
-
-    Why: glibc raises its mmap threshold to the size of each mapped block that
-    is freed (up to 32 MiB), so after the first large message freed, message
-    bodies, compressed blobs and pickled tasks came from the heap, which a
-    long sync fragmented: the downloading process held ~30 MB more than its
-    batches (docs/performance.md, "Memory of the default sync"). A fixed
-    threshold keeps them mapped and given back the moment they are freed.
-    Elsewhere than glibc this does nothing.
-    """
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
 
 
 def release_heap() -> None:
