@@ -158,7 +158,9 @@ class StoreNormalize(StoreCore):
         missing = [sha for sha in shas if sha not in data]
         if missing:
             raise ArchiveError(f"Message blob {missing[0]} is missing from the archive.")
-        raws = {sha: self._blobs.load(sha, data[sha]) for sha in shas}
+        # Each stored copy is dropped as soon as it is decompressed: a batch is never
+        # held compressed and raw at once (the normalize stage's memory bound).
+        raws = {sha: self._blobs.load(sha, data.pop(sha)) for sha in shas}
         return [raws[item.sha256] for item in items]
 
     # ------------------------------------------------------------------ results

@@ -79,10 +79,11 @@ def sync(
                     store, selected, folder_globs=folders, wait=wait, progress=progress
                 )
         else:
-            from syncer.sync.normalize import Follower
+            from syncer.sync.normalize import Follower, follow_download_batches
 
             # Normalization overlaps the download: each committed batch is normalized
             # while the next downloads (the normalizer is imported only if one arrives).
+            selected = follow_download_batches(selected)
             with Follower(store, verify_dkim=cfg.archive.verify_dkim) as follower:
                 with state.progress("Syncing", json_output=as_json) as progress:
                     summaries = sync_accounts(

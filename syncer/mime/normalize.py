@@ -89,7 +89,10 @@ class _Policy(EmailPolicy):
 _POLICY = _Policy()
 
 
-@functools.lru_cache(maxsize=2048)
+# 64, not more: the hits are a message's own repeated reads (Content-Type above
+# all); 2,048 entries hit as often on the benchmark corpus (76,797 against
+# 76,948 hits in 5,000 messages) but held ~25 MB of parse trees per pool process.
+@functools.lru_cache(maxsize=64)
 def _fetch_header(name: str, value: str) -> Any:
     return EmailPolicy.header_fetch_parse(_POLICY, name, value)
 

@@ -23,7 +23,8 @@ Nothing heavy is imported with this module: a sync with nothing new must not
 pay for the normalizer (the parser, the index, the extractors are imported
 when the first message awaits).
 
-Public API: :func:`normalize_pending`, :class:`Follower`, :class:`NormalizeCounts`.
+Public API: :func:`normalize_pending`, :class:`Follower`, :func:`follow_download_batches`,
+:class:`NormalizeCounts`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -40,7 +41,13 @@ from typing import TYPE_CHECKING
 import structlog
 
 from syncer.errors import ArchiveError, SyncerError
-from syncer.sync.normalize_work import Done, failed, normalize_many, normalize_one
+from syncer.sync.normalize_work import (
+    Done,
+    failed,
+    normalize_many,
+    normalize_one,
+    release_heap,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -48,6 +55,7 @@ if TYPE_CHECKING:
     from syncer.archive.search.document import IndexRow
     from syncer.archive.store import ArchiveStore
     from syncer.archive.store_normalize import Pending
+    from syncer.config.schema import AccountConfig
     from syncer.mime.attachments import TextExtractor
     from syncer.mime.auth import DNSFunc
     from syncer.mime.parsed import NormalizedMessage
@@ -57,7 +65,7 @@ log = structlog.get_logger(__name__)
 #: Messages per batch (one read, one write transaction).
 BATCH_MESSAGES = 200
 #: A batch is also cut when its raw bytes pass this.
-BATCH_BYTES = 16 * 1024 * 1024
+BATCH_BYTES = 8 * 1024 * 1024
 #: Below this many messages awaiting, the work is done in-process.
 POOL_THRESHOLD = 400
 #: Batches handed to the pool and not yet saved (the bounded queue).
@@ -67,6 +75,8 @@ _CHUNK = 16
 _CHUNK_BYTES = 4 * 1024 * 1024
 #: Seconds between looks for newly committed batches while a sync downloads.
 _POLL = 0.2
+#: Download batch size (``batch_bytes``) while the stage follows a sync, unless configured.
+FOLLOW_BATCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +234,9 @@ class _Stage:
                 initargs=(os.getpid(),),
             )
             self.pooled = True
+            if self.extractor is not None:  # the pool's processes extract from now on
+                self.extractor.close()
+                self.extractor = None
             log.info("normalize.pool_started", workers=self.processes)
         return self.pool is not None
 
@@ -242,9 +255,10 @@ class _Stage:
             self.save(batch, results, problems)
             return
         futures = [
-            self.pool.submit(normalize_many, raws[i : i + _CHUNK], self.verify_dkim, self.dialect)
-            for i in range(0, len(raws), _CHUNK)
+            self.pool.submit(normalize_many, task, self.verify_dkim, self.dialect)
+            for task in _tasks(raws)
         ]
+        del raws  # the pool's work items hold the bytes until each task is done
         self.in_flight.append((batch, futures, problems))
         while len(self.in_flight) >= IN_FLIGHT:
             self.save_oldest()
@@ -262,6 +276,8 @@ class _Stage:
                 hint="Run `syncer normalize --workers 1` to go on in one process.",
             ) from exc
         self.save(batch, results, problems)
+        del results
+        release_heap()
 
     def drain(self) -> None:
         while self.in_flight:
@@ -390,6 +406,24 @@ def normalize_pending(
     return stage.result(marked, started)
 
 
+def follow_download_batches(accounts: Sequence[AccountConfig]) -> list[AccountConfig]:
+    """The accounts to sync with a :class:`Follower`: download batches of at most
+    :data:`FOLLOW_BATCH_BYTES` where ``batch_bytes`` is not configured.
+
+    Why: a downloaded batch is held raw and compressed until it commits, next to
+    the stage's batches in flight and its pool processes; 32 MiB download
+    batches made the saving process the largest of the tree (docs/performance.md,
+    "Memory of the default sync"). Alone (``--no-normalize``) the download keeps
+    its own default, and a configured ``batch_bytes`` is always kept.
+    """
+    return [
+        account
+        if "batch_bytes" in account.model_fields_set or account.batch_bytes <= FOLLOW_BATCH_BYTES
+        else account.model_copy(update={"batch_bytes": FOLLOW_BATCH_BYTES})
+        for account in accounts
+    ]
+
+
 class Follower:
     """Normalizes, in a thread of this process, each batch a running sync commits.
 
@@ -398,7 +432,9 @@ class Follower:
     processes) and the download (mostly waiting on the server) can overlap.
     The thread looks for committed messages awaiting normalization every
     :data:`_POLL` seconds; the pool starts when more than
-    :data:`POOL_THRESHOLD` await. Until the first message awaits nothing of
+    :data:`POOL_THRESHOLD` await, and until then (or the download's end, for a
+    small delta) nothing is normalized in this process, so a large sync never
+    imports the normalizer here. Until the first message awaits nothing of
     the normalizer is imported. Each batch commits with its marker, so a crash
     of the sync leaves what is not saved awaiting ``syncer normalize``.
 
@@ -443,6 +479,18 @@ class Follower:
             raise self._error
         return self._counts
 
+    def _awaits_pool(self, stage: _Stage, finished: bool) -> bool:
+        """Whether to wait for the pool rather than normalize in this process.
+
+        While the download goes on, work done here would load the normalizer
+        and an extractor child into the downloading process for the rest of the
+        run (the process tree's memory bound, docs/performance.md); the pool
+        starts once enough awaits, and a small delta is done here at the end.
+        """
+        if stage.pool is not None or stage.use_pool(self._store.normalization_backlog()):
+            return False
+        return not finished and stage.processes > 1
+
     def _run(self) -> None:
         started = time.monotonic()
         stage: _Stage | None = None
@@ -462,8 +510,9 @@ class Follower:
                     )
                     log.info("normalize.started", follow=True, workers=stage.processes)
                 if stage is not None:
-                    if stage.pool is None:
-                        stage.use_pool(self._store.normalization_backlog())
+                    if self._awaits_pool(stage, finished):
+                        self._downloaded.wait(_POLL)
+                        continue
                     if batch := stage.next_batch():
                         stage.step(batch)
                         continue

@@ -94,3 +94,20 @@ def test_a_sync_that_fails_leaves_the_rest_for_syncer_normalize(
     assert 0 <= left < len(RAWS)
     assert normalize_pending(archive_store, workers=1).processed == left
     assert archive_store.normalization_backlog() == 0
+
+
+def test_a_small_delta_waits_for_the_download_instead_of_loading_the_normalizer_here(
+    archive_store: ArchiveStore,
+) -> None:
+    """Below the pool's threshold nothing is normalized while the download goes on (in
+    this process that would hold the normalizer and an extractor child for the rest of a
+    long run); the delta is normalized in-process once the download ends."""
+    archive_store.ensure_account("work", "imap")
+    batch = [RemoteMessage(folder="INBOX", uid=i + 1, raw=r) for i, r in enumerate(RAWS[:50])]
+    with Follower(archive_store, workers=2) as follower:
+        archive_store.archive_batch("work", "INBOX", 1, batch, None)
+        time.sleep(1.0)  # five looks of the follower
+        assert archive_store.normalization_backlog() == 50
+        counts = follower.finish()
+    assert counts.processed == 50 and counts.workers == 1
+    assert archive_store.normalization_backlog() == 0
