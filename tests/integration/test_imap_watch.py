@@ -37,7 +37,11 @@ def _watch(
         watcher.close()
 
 
-def _events_until(watcher: IMAPWatcher, wanted: WatchEvent, timeout: float = 5) -> list[WatchEvent]:
+def _events_until(
+    watcher: IMAPWatcher, wanted: WatchEvent, timeout: float = 15
+) -> list[WatchEvent]:
+    """Events until *wanted* arrives. They come within milliseconds; the generous
+    ceiling is for a machine running the whole suite on both cores."""
     seen: list[WatchEvent] = []
     deadline = time.monotonic() + timeout
     while wanted not in seen:
