@@ -36,9 +36,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple, Protocol, TypeAlias
 
-from imapclient import imap_utf7
-
 from syncer.protocols.errors import ConnectionLost, Malformed, OutOfStep
+from syncer.sources.folder_names import decode_level
 
 # Literals larger than this are refused as a framing error: no IMAP server sends a
 # 2 GiB message, and trusting a bogus length would try to read the rest of the stream.
@@ -403,11 +402,9 @@ def _atoms(value: Value, what: str) -> list[bytes]:
 
 
 def decode_mutf7(raw: bytes) -> str:
-    """Modified UTF-7 (RFC 3501 5.1.3) to str; undecodable names stay as sent."""
-    try:
-        return str(imap_utf7.decode(raw))
-    except Exception:  # imapclient raises assorted errors on malformed base64
-        return raw.decode("utf-8", "surrogateescape")
+    """Modified UTF-7 (RFC 3501 5.1.3) to str; undecodable names stay as sent
+    (:func:`syncer.sources.folder_names.decode_level` on the wire bytes)."""
+    return decode_level(raw.decode("utf-8", "surrogateescape"))
 
 
 def normalise_flags(flags: Iterable[bytes]) -> tuple[str, ...]:
