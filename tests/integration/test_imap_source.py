@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from structlog.testing import capture_logs
 
-from syncer.errors import SourceAuthError, SourceUnavailable
+from syncer.errors import SourceAuthError, SourceError, SourceUnavailable
 from syncer.model import RemoteMessage
 from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
@@ -117,14 +117,16 @@ class TestConnect:
     @pytest.mark.parametrize("security", ["tls", "starttls"])
     def test_certificate_for_another_name(self, open_source: OpenSource, security: str) -> None:
         # The certificate names "localhost" only; dialling the IP must not verify.
-        with pytest.raises(SourceUnavailable) as caught:
+        with pytest.raises(SourceError) as caught:
             open_source(security, host="127.0.0.1")
         assert "certificate for 127.0.0.1 did not verify" in caught.value.message
+        assert not caught.value.transient
         assert caught.value.hint is not None and "ca_file" in caught.value.hint
 
     def test_unknown_ca(self, open_source: OpenSource) -> None:
-        with pytest.raises(SourceUnavailable, match="did not verify"):
+        with pytest.raises(SourceError, match="did not verify") as caught:
             open_source("tls", ca_file=None)
+        assert not caught.value.transient
 
     def test_verification_can_be_switched_off(self, open_source: OpenSource) -> None:
         with capture_logs() as logs:

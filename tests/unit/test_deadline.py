@@ -109,15 +109,16 @@ def test_uid_ranges_behave_as_a_set_without_expanding() -> None:
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
 def test_a_missed_deadline_is_transient_and_says_why(protocol: str) -> None:
     from syncer.errors import SourceUnavailable
+    from syncer.sources.wording import ErrorContext
 
     if protocol == "imap":
-        from syncer.sources.imap.errors import ErrorContext, map_errors
+        from syncer.sources.imap.errors import map_errors
 
         context = map_errors(ErrorContext("acct", "acct", "h", 143, 3.0, lambda: None))
     else:
         from syncer.sources.pop3 import errors as pop3
 
-        context = pop3.map_errors(pop3.ErrorContext("acct", "acct", "h", 110, 3.0, lambda: None))
+        context = pop3.map_errors(ErrorContext("acct", "acct", "h", 110, 3.0, lambda: None))
     guard = Guard(3.0)
     guard.arm("UID FETCH", 1000)
     expected = r"is too slow.*the answer to UID FETCH"

@@ -66,6 +66,7 @@ EXPECTED: list[tuple[type[BaseException], type[SourceError]]] = [
     (imapclient.exceptions.ProtocolError, ProtocolViolation),
     (imaplib.IMAP4.abort, SourceUnavailable),  # also readonly, IMAPClientAbortError
     (imaplib.IMAP4.error, SourceError),  # NO/BAD, CapabilityError, IllegalStateError, ...
+    (ssl.SSLCertVerificationError, SourceError),  # not transient: a retry cannot help
     (ssl.SSLError, SourceUnavailable),
     (OSError, SourceUnavailable),
 ]
@@ -147,11 +148,12 @@ def test_messages(source: IMAPSource) -> None:
     assert auth.value.hint is not None
     assert auth.value.hint.startswith("Check the account's password source.")
 
-    with pytest.raises(SourceUnavailable) as cert, source._map_errors():
+    with pytest.raises(SourceError) as cert, source._map_errors():
         raise ssl.SSLCertVerificationError(1, "certificate verify failed")
     assert "certificate for imap.example.com did not verify" in cert.value.message
     assert cert.value.hint is not None and "ca_file" in cert.value.hint
     assert "tls_verify" in cert.value.hint
+    assert not cert.value.transient  # retrying cannot make it verify (as POP3 and SMTP say)
 
     with pytest.raises(SourceError) as missing, source._map_errors("Nope"):
         raise CommandFailed("EXAMINE", Completion("NO", None, None, "Mailbox doesn't exist: Nope"))

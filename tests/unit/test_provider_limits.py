@@ -12,8 +12,9 @@ from syncer.config.providers import GMAIL_BYTES_PER_DAY
 from syncer.config.schema import AccountConfig
 from syncer.errors import SourceThrottled
 from syncer.sources.imap.connection import CommandFailed
-from syncer.sources.imap.errors import ErrorContext, IMAPWording, provider_limit
+from syncer.sources.imap.errors import IMAPWording, provider_limit
 from syncer.sources.imap.parser import Completion
+from syncer.sources.wording import ErrorContext
 from syncer.transfer.labels import LABEL_FOLDER, label_placements, one_per_message
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from syncer.errors import (
@@ -25,11 +24,9 @@ from syncer.errors import (
     SourceThrottled,
     SourceUnavailable,
 )
-from syncer.oauth.sasl import BearerRefused, NoMechanism
 from syncer.protocols.errors import map_exceptions
-from syncer.sources.deadline import DeadlineExceeded
 from syncer.sources.imap.connection import CommandFailed
-from syncer.sources.oauth_errors import oauth_error
+from syncer.sources.wording import ErrorContext, SourceWording
 
 #: NO answers that mean "later", not "never" (RFC 5530 codes, Dovecot's wording).
 TRANSIENT = re.compile(r"\[(?:UNAVAILABLE|INUSE)\]|try again|temporar", re.IGNORECASE)
@@ -84,18 +81,6 @@ def provider_limit(answer: str) -> tuple[str, float, str] | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorContext:
-    """Who failed: for the messages, and how to forget a connection gone bad."""
-
-    label: str  # the account name, or user@host when none was given
-    account: str | None
-    host: str
-    port: int
-    timeout: float
-    drop: Callable[[], None]
-
-
 def map_errors(
     ctx: ErrorContext, folder: str | None = None
 ) -> contextlib.AbstractContextManager[None]:
@@ -105,26 +90,20 @@ def map_errors(
 
 
 @dataclass(frozen=True, slots=True)
-class IMAPWording:
-    """The IMAP adapter's :class:`~syncer.protocols.errors.Wording`."""
+class IMAPWording(SourceWording):
+    """The IMAP adapter's :class:`~syncer.protocols.errors.Wording`: what IMAP answers
+    say, and in which folder (the rest: :class:`~syncer.sources.wording.SourceWording`)."""
 
-    ctx: ErrorContext
+    protocol = "IMAP"
     folder: str | None
 
     @property
-    def _where(self) -> str:
-        return f" in folder {self.folder!r}" if self.folder is not None else ""
+    def _folder(self) -> str | None:
+        return self.folder
 
     @property
-    def _server(self) -> str:
-        return f"{self.ctx.host}:{self.ctx.port}"
-
-    def sign_in(self, exc: BaseException) -> SourceError:
-        assert isinstance(exc, BearerRefused | NoMechanism)
-        ctx = self.ctx
-        return oauth_error(
-            exc, protocol="IMAP", label=ctx.label, server=self._server, account=ctx.account
-        )
+    def _suffix(self) -> str:
+        return f" in folder {self.folder!r}" if self.folder is not None else ""
 
     def not_offered(self, exc: BaseException) -> SourceError:  # STARTTLS
         ctx = self.ctx
@@ -153,7 +132,7 @@ class IMAPWording:
         if not isinstance(exc, CommandFailed):  # NO/BAD via imaplib, CapabilityError, ...
             message = (
                 f"Account {ctx.label!r}: IMAP server {self._server} refused a command"
-                f"{self._where}: {exc}."
+                f"{self._suffix}: {exc}."
             )
             limited = provider_limit(str(exc))
             if limited is not None:
@@ -172,7 +151,7 @@ class IMAPWording:
         answer = f"{completion.status} {code}{completion.text}".strip()
         message = (
             f"Account {ctx.label!r}: IMAP server {self._server} answered {exc.command}"
-            f"{self._where} with {answer!r}."
+            f"{self._suffix} with {answer!r}."
         )
         limited = provider_limit(answer)
         if limited is not None:
@@ -197,7 +176,7 @@ class IMAPWording:
     def malformed(self, exc: BaseException) -> SourceError:
         return ProtocolViolation(
             f"Account {self.ctx.label!r}: IMAP server {self._server} sent a malformed "
-            f"answer{self._where}: {exc}",
+            f"answer{self._suffix}: {exc}",
             account=self.ctx.account,
             folder=self.folder,
         )
@@ -211,47 +190,7 @@ class IMAPWording:
         else:
             what = f"the connection to {self._server} was lost"
         return SourceUnavailable(
-            f"Account {self.ctx.label!r}: {what}{self._where}: {exc}.",
+            f"Account {self.ctx.label!r}: {what}{self._suffix}: {exc}.",
             account=self.ctx.account,
             folder=self.folder,
-        )
-
-    def certificate(self, exc: BaseException) -> SourceError:
-        ctx = self.ctx
-        return SourceUnavailable(
-            f"Account {ctx.label!r}: the TLS certificate for {ctx.host} did not verify "
-            f"({getattr(exc, 'verify_message', None) or exc}).",
-            account=ctx.account,
-            hint="Set ca_file to the CA that signed the server's certificate, or "
-            "tls_verify = false if you accept an unverified connection.",
-        )
-
-    def tls(self, exc: BaseException) -> SourceError:
-        return SourceUnavailable(
-            f"Account {self.ctx.label!r}: TLS with {self._server} failed: {exc}.",
-            account=self.ctx.account,
-            folder=self.folder,
-        )
-
-    def timeout(self, exc: BaseException) -> SourceError:
-        ctx = self.ctx
-        if isinstance(exc, DeadlineExceeded):  # its text says which answer took too long
-            return SourceUnavailable(
-                f"Account {ctx.label!r}: {self._server} is too slow{self._where}: {exc}.",
-                account=ctx.account,
-                folder=self.folder,
-            )
-        return SourceUnavailable(
-            f"Account {ctx.label!r}: {self._server} did not answer within {ctx.timeout:g} s"
-            f"{self._where}.",
-            account=ctx.account,
-            folder=self.folder,
-        )
-
-    def network(self, exc: BaseException) -> SourceError:
-        return SourceUnavailable(
-            f"Account {self.ctx.label!r}: cannot talk to IMAP server {self._server}: {exc}.",
-            account=self.ctx.account,
-            folder=self.folder,
-            hint="Check the host, the port and the network.",
         )

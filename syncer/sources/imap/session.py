@@ -44,7 +44,7 @@ from syncer.sources.imap.connection import (
     run_commands,
     ssl_context,
 )
-from syncer.sources.imap.errors import ErrorContext, map_errors
+from syncer.sources.imap.errors import map_errors
 from syncer.sources.imap.listing import Namespaces, parse_namespace
 from syncer.sources.imap.parser import (
     DEFAULT_MAX_LITERAL,
@@ -55,6 +55,7 @@ from syncer.sources.imap.parser import (
     ThrottledReader,
 )
 from syncer.sources.imap.settings import IMAPSettings
+from syncer.sources.wording import ErrorContext
 
 __all__ = ["IMAPSession", "check_ok"]
 

@@ -58,7 +58,7 @@ from syncer.sources.imap.connection import (
     run_commands,
     ssl_context,
 )
-from syncer.sources.imap.errors import ErrorContext, map_errors
+from syncer.sources.imap.errors import map_errors
 from syncer.sources.imap.listing import Namespaces, name_to_str, parse_namespace, parse_status
 from syncer.sources.imap.parser import (
     ConnectionClosed,
@@ -68,6 +68,7 @@ from syncer.sources.imap.parser import (
     parse_completion,
     read_response,
 )
+from syncer.sources.wording import ErrorContext
 
 log = structlog.get_logger(__name__)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import poplib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from syncer.errors import (
@@ -24,23 +23,9 @@ from syncer.errors import (
     SourceError,
     SourceUnavailable,
 )
-from syncer.oauth.sasl import BearerRefused, NoMechanism
 from syncer.protocols.errors import map_exceptions
-from syncer.sources.deadline import DeadlineExceeded
-from syncer.sources.oauth_errors import oauth_error
 from syncer.sources.pop3.wire import TRANSIENT, NotOffered, Truncated
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorContext:
-    """Who failed: for the messages, and how to forget a connection gone bad."""
-
-    label: str  # the account name, or user@host when none was given
-    account: str | None
-    host: str
-    port: int
-    timeout: float
-    drop: Callable[[], None]
+from syncer.sources.wording import ErrorContext, SourceWording
 
 
 def _text(value: object) -> str:
@@ -63,27 +48,17 @@ def map_errors(
 
 
 @dataclass(frozen=True, slots=True)
-class POP3Wording:
-    """The POP3 adapter's :class:`~syncer.protocols.errors.Wording`."""
+class POP3Wording(SourceWording):
+    """The POP3 adapter's :class:`~syncer.protocols.errors.Wording`: what POP3 answers
+    say, and during which command (the rest: :class:`~syncer.sources.wording.SourceWording`)."""
 
-    ctx: ErrorContext
+    protocol = "POP3"
     command: str | None
     login_mechanism: str | None
 
     @property
-    def _during(self) -> str:
+    def _suffix(self) -> str:
         return f" during {self.command}" if self.command else ""
-
-    @property
-    def _server(self) -> str:
-        return f"{self.ctx.host}:{self.ctx.port}"
-
-    def sign_in(self, exc: BaseException) -> SourceError:
-        assert isinstance(exc, BearerRefused | NoMechanism)
-        ctx = self.ctx
-        return oauth_error(
-            exc, protocol="POP3", label=ctx.label, server=self._server, account=ctx.account
-        )
 
     def not_offered(self, exc: BaseException) -> SourceError:
         what, hint = (exc.what, exc.hint) if isinstance(exc, NotOffered) else (str(exc), None)
@@ -115,7 +90,7 @@ class POP3Wording:
                 hint=f"Check the account's password source. The server said: {answer}",
             )
         message = (
-            f"Account {ctx.label!r}: POP3 server {self._server} answered {answer!r}{self._during}."
+            f"Account {ctx.label!r}: POP3 server {self._server} answered {answer!r}{self._suffix}."
         )
         if TRANSIENT.search(answer):
             return SourceUnavailable(
@@ -138,9 +113,9 @@ class POP3Wording:
 
     def out_of_step(self, exc: BaseException) -> SourceError:
         if isinstance(exc, poplib.error_proto):  # poplib's own line-length check
-            what = f"an over-long status line{self._during}"
+            what = f"an over-long status line{self._suffix}"
         else:
-            what = f"a malformed answer{self._during}: {exc}"
+            what = f"a malformed answer{self._suffix}: {exc}"
         return ProtocolViolation(
             f"Account {self.ctx.label!r}: POP3 server {self._server} sent {what}.",
             account=self.ctx.account,
@@ -150,44 +125,6 @@ class POP3Wording:
         said = "" if isinstance(exc, poplib.error_proto) else f": {exc}"  # poplib's EOF: nothing
         return SourceUnavailable(
             f"Account {self.ctx.label!r}: the connection to {self._server} was lost"
-            f"{self._during}{said}.",
+            f"{self._suffix}{said}.",
             account=self.ctx.account,
-        )
-
-    def certificate(self, exc: BaseException) -> SourceError:
-        ctx = self.ctx
-        # Not transient: retrying cannot make a certificate verify.
-        return SourceError(
-            f"Account {ctx.label!r}: the TLS certificate for {ctx.host} did not verify "
-            f"({getattr(exc, 'verify_message', None) or exc}).",
-            account=ctx.account,
-            hint="Set ca_file to the CA that signed the server's certificate, or "
-            "tls_verify = false if you accept an unverified connection.",
-        )
-
-    def tls(self, exc: BaseException) -> SourceError:
-        return SourceUnavailable(
-            f"Account {self.ctx.label!r}: TLS with {self._server} failed{self._during}: {exc}.",
-            account=self.ctx.account,
-        )
-
-    def timeout(self, exc: BaseException) -> SourceError:
-        ctx = self.ctx
-        if isinstance(exc, DeadlineExceeded):  # its text says which answer took too long
-            return SourceUnavailable(
-                f"Account {ctx.label!r}: {self._server} is too slow{self._during}: {exc}.",
-                account=ctx.account,
-            )
-        return SourceUnavailable(
-            f"Account {ctx.label!r}: {self._server} did not answer within {ctx.timeout:g} s"
-            f"{self._during}.",
-            account=ctx.account,
-        )
-
-    def network(self, exc: BaseException) -> SourceError:
-        return SourceUnavailable(
-            f"Account {self.ctx.label!r}: cannot talk to POP3 server {self._server}"
-            f"{self._during}: {exc}.",
-            account=self.ctx.account,
-            hint="Check the host, the port and the network.",
         )

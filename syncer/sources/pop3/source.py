@@ -72,7 +72,7 @@ from syncer.oauth.sasl import (
     sign_in,
 )
 from syncer.sources.deadline import Guard, LineTooLong, read_line, read_some
-from syncer.sources.pop3.errors import ErrorContext, map_errors
+from syncer.sources.pop3.errors import map_errors
 from syncer.sources.pop3.settings import Auth, POP3Settings, Security
 from syncer.sources.pop3.wire import (
     MAX_LISTING,
@@ -88,6 +88,7 @@ from syncer.sources.pop3.wire import (
     read_multiline,
     ssl_context,
 )
+from syncer.sources.wording import ErrorContext
 
 __all__ = ["Auth", "POP3Source", "Security"]
 
