@@ -189,7 +189,8 @@ class IMAPSource:
 
         :raises SourceAuthError: when the login is refused.
         :raises SourceUnavailable: network trouble, timeouts, TLS failures.
-        :raises SourceError: when STARTTLS is asked for but not offered.
+        :raises SourceError: when STARTTLS is asked for but not offered, or the
+            certificate does not verify.
         """
         self.session.connect()
         return self
