@@ -179,22 +179,9 @@ class StorePOP3(StoreCore):
 
         :returns: how many rows were newly marked (already marked ones are left alone).
         """
-        wanted = sorted(set(uidls))
-        count = 0
-        with self._write(f"recording POP3 deletions of {account!r}") as conn:
-            account_id = self._account_id(conn, account)
-            for part in chunks(wanted, self._caps.max_params):
-                result = conn.execute(
-                    update(pop3_seen)
-                    .where(
-                        pop3_seen.c.account_id == account_id,
-                        pop3_seen.c.uidl.in_(part),
-                        pop3_seen.c.deleted_at.is_(None),
-                    )
-                    .values(deleted_at=at)
-                )
-                count += result.rowcount
-        return count
+        return self._set_pop3_deleted_at(
+            account, uidls, at, f"recording POP3 deletions of {account!r}"
+        )
 
     def mark_pop3_on_server(self, account: str, uidls: Iterable[str]) -> int:
         """Record that these UIDLs, once recorded as deleted, are on the server again.
@@ -204,19 +191,27 @@ class StorePOP3(StoreCore):
 
         :returns: how many rows changed.
         """
-        wanted = sorted(set(uidls))
+        return self._set_pop3_deleted_at(
+            account, uidls, None, f"recording POP3 messages of {account!r} back on the server"
+        )
+
+    def _set_pop3_deleted_at(
+        self, account: str, uidls: Iterable[str], at: datetime | None, doing: str
+    ) -> int:
+        """Set ``deleted_at`` of these UIDLs' rows where it changes (none -> ``at`` or back)."""
+        differs = pop3_seen.c.deleted_at.is_(None) if at else pop3_seen.c.deleted_at.is_not(None)
         count = 0
-        with self._write(f"recording POP3 messages of {account!r} back on the server") as conn:
+        with self._write(doing) as conn:
             account_id = self._account_id(conn, account)
-            for part in chunks(wanted, self._caps.max_params):
+            for part in chunks(sorted(set(uidls)), self._caps.max_params):
                 result = conn.execute(
                     update(pop3_seen)
                     .where(
                         pop3_seen.c.account_id == account_id,
                         pop3_seen.c.uidl.in_(part),
-                        pop3_seen.c.deleted_at.is_not(None),
+                        differs,
                     )
-                    .values(deleted_at=None)
+                    .values(deleted_at=at)
                 )
                 count += result.rowcount
         return count
