@@ -1,11 +1,12 @@
-"""The MailDropSource contract, run against Dovecot POP3 and the in-memory maildrop.
+"""The MailDropSource contract, run against three real POP3 servers and the in-memory one.
 
 One class of behaviour tests (vdirsyncer's ``StorageTests``, apscheduler's
 parametrized data stores) over every maildrop syncer has: what the POP3
 pipeline relies on -- stable UIDLs, LIST sizes that match the bytes, exact
-bytes from RETR, deletion only at a successful QUIT -- must hold on the real
-server and on the fake the pipeline tests use (syncer.sources.memory), so the
-fake is checked against Dovecot here.
+bytes from RETR, deletion only at a successful QUIT -- must hold on Dovecot,
+Cyrus and Courier POP3 and on the fake the pipeline tests use
+(syncer.sources.memory), so the fake is checked against the servers here. Mail
+arrives by IMAP APPEND to the user's INBOX, which each server's POP3 serves.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from syncer.sources.base import MailDropSource
 from syncer.sources.memory import MemoryMaildrop
 from syncer.sources.pop3.settings import POP3Settings
 from syncer.sources.pop3.source import POP3Source
-from tests.servers.dovecot import DovecotServer, MailUser
+from tests.fixtures_servers import AnyServer
+from tests.servers.dovecot import MailUser
 
 
 @dataclass
@@ -43,7 +45,7 @@ def _memory() -> Maildrop:
     return Maildrop(deliver=drop.deliver, open=drop.session)
 
 
-def _dovecot(server: DovecotServer, user: MailUser) -> Maildrop:
+def _server(server: AnyServer, user: MailUser) -> Maildrop:
     settings = POP3Settings(
         server.host, server.ports.pop3, "plain", user.name, user.password, account="contract"
     )
@@ -53,13 +55,26 @@ def _dovecot(server: DovecotServer, user: MailUser) -> Maildrop:
     )
 
 
-@pytest.fixture(params=["memory", pytest.param("dovecot", marks=pytest.mark.integration)])
+#: The real servers (fixture names of tests/fixtures_servers.py); one Cyrus layout is
+#: enough, as POP3 serves only the INBOX.
+SERVERS = ("dovecot", "cyrus_debian", "courier")
+
+
+@pytest.fixture(
+    params=["memory", *(pytest.param(name, marks=pytest.mark.integration) for name in SERVERS)]
+)
 def maildrop(request: pytest.FixtureRequest) -> Iterator[Maildrop]:
     if request.param == "memory":
-        backend = _memory()
-    else:
-        server: DovecotServer = request.getfixturevalue("dovecot")
-        backend = _dovecot(server, request.getfixturevalue("dovecot_user"))
+        yield from _closing(_memory())
+        return
+    server: AnyServer = request.getfixturevalue(request.param)
+    user = server.add_user()
+    yield from _closing(_server(server, user))
+    server.remove_user(user.name)
+
+
+def _closing(backend: Maildrop) -> Iterator[Maildrop]:
+    """The backend, then every session the test opened closed (before its user goes)."""
     yield backend
     for source in backend.opened:
         source.close()

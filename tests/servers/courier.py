@@ -10,7 +10,8 @@ directories it owns; nothing on the host changes.
 
 Inside: ``authdaemond`` with the ``authuserdb`` module (users in ``userdb.dat`` made
 with ``makedatprog``, passwords as ``{SHA256}``), one ``couriertcpd`` serving IMAP
-(plaintext until STARTTLS) and one serving IMAPS through ``couriertls``. Mail is
+(plaintext until STARTTLS), one serving IMAPS through ``couriertls`` and one serving
+POP3 (``courierpop3d``, USER/PASS, the same Maildir's INBOX). Mail is
 Maildir++ under ``home/<user>/Maildir`` (uid/gid 9000): personal folders are
 ``INBOX.<name>`` with separator ``.``. Capabilities are Debian's default list: no
 CONDSTORE, QRESYNC, LIST-STATUS, OBJECTID, UNSELECT or MOVE.
@@ -92,6 +93,8 @@ TCPD="$ROOT/usr/sbin/couriertcpd -address=127.0.0.1 -nodnslookup -noidentlookup"
 TCPD="$TCPD -maxprocs=60 -maxperip=60"
 LOGIN="$ROOT/usr/lib/courier/courier/imaplogin $ROOT/usr/bin/imapd Maildir"
 IMAP_TLS=1 $TCPD "$IMAPS_PORT" "$COURIERTLS" -server -tcpd $LOGIN &
+POP3="$ROOT/usr/lib/courier/courier/courierpop3login $ROOT/usr/lib/courier/courier/courierpop3d"
+AUTHSERVICE=pop3 POP3AUTH="" POP3_STARTTLS=NO $TCPD "$POP3_PORT" $POP3 Maildir &
 exec $TCPD "$IMAP_PORT" $LOGIN
 """
 
@@ -117,6 +120,7 @@ def _kill_namespace(namespace: str) -> None:
 class CourierPorts:
     imap: int
     imaps: int
+    pop3: int
 
 
 class CourierServer(ImapHelpers):
@@ -192,7 +196,7 @@ class CourierServer(ImapHelpers):
         self._root = debs.ensure("courier")
         self._prepare_dirs()
         for attempt in range(3):
-            ports = CourierPorts(*free_ports(2))
+            ports = CourierPorts(*free_ports(3))
             self._daemon = Daemon(
                 ["unshare", "-m", "--propagation", "private", "/bin/sh", "-c", _MOUNTS_AND_RUN],
                 self.log_path,
@@ -243,6 +247,7 @@ class CourierServer(ImapHelpers):
             MAIL_UID=str(MAIL_UID),
             MAIL_GID=str(MAIL_GID),
             IMAPS_PORT=str(ports.imaps),
+            POP3_PORT=str(ports.pop3),
             COURIERTLS=f"{root}/usr/bin/couriertls",
             TLS_CERTFILE=str(self.base_dir / "etc" / "imapd.pem"),
             IMAP_SHAREDINDEXFILE=str(self.base_dir / "etc" / "shared" / "index"),

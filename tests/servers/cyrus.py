@@ -5,7 +5,8 @@ binaries come unpacked from the .deb files (:mod:`tests.servers.debs`) and run w
 ``LD_LIBRARY_PATH`` pointing there. :class:`CyrusServer` writes its own ``imapd.conf``
 and ``cyrus.conf`` into a directory, keeps logins in its own sasldb (``saslpasswd2``),
 and runs ``master`` (as the ``cyrus`` user, which Debian's build insists on) with an
-IMAP port (plaintext until STARTTLS) and an IMAPS port on 127.0.0.1.
+IMAP port (plaintext until STARTTLS), an IMAPS port and a POP3 port (plaintext until
+STLS; the INBOX of each user) on 127.0.0.1.
 
 Two namespace layouts, the two a user meets:
 
@@ -62,6 +63,7 @@ ADMIN = "cyrusadmin"
 class CyrusPorts:
     imap: int
     imaps: int
+    pop3: int
 
 
 class CyrusServer(ImapHelpers):
@@ -140,7 +142,7 @@ class CyrusServer(ImapHelpers):
         self._root = debs.ensure("cyrus")
         self._prepare_dirs()
         for attempt in range(3):
-            ports = CyrusPorts(*free_ports(2))
+            ports = CyrusPorts(*free_ports(3))
             self._write_config(ports)
             self._daemon = Daemon(
                 [self._bin("master"), "-C", str(self.config_path), "-M",
@@ -218,6 +220,8 @@ class CyrusServer(ImapHelpers):
             "prefork=1\n"
             f'  imaps cmd="{self._bin("imapd")} -s -C {conf}" '
             f'listen="127.0.0.1:{ports.imaps}" prefork=0\n'
+            f'  pop3 cmd="{self._bin("pop3d")} -C {conf}" listen="127.0.0.1:{ports.pop3}" '
+            "prefork=0\n"
             "}\nEVENTS {\n}\n"
         )
 

@@ -1,7 +1,8 @@
-"""Cyrus IMAP and Courier-IMAP unpacked from Debian's .deb files into a private folder.
+"""Cyrus IMAP and Courier-IMAP (with their POP3 servers) unpacked from Debian's .deb files.
 
 Debian's ``cyrus-imapd``, ``courier-imap`` and ``dovecot-imapd`` conflict (each provides
-``imap-server``), so only Dovecot is installed as a package. The other two are fetched
+``imap-server``), as do ``cyrus-pop3d``, ``courier-pop`` and ``dovecot-pop3d``
+(``pop3-server``), so only Dovecot is installed as a package. The other two are fetched
 with ``apt-get download`` and unpacked with ``dpkg-deb -x`` into :data:`CACHE_DIR`
 (``/var/cache/syncer-test-servers`` unless ``SYNCER_TEST_SERVERS_DIR`` says otherwise);
 the servers run from there with ``LD_LIBRARY_PATH`` pointing at the unpacked libraries.
@@ -33,9 +34,10 @@ CACHE_DIR = Path(os.environ.get("SYNCER_TEST_SERVERS_DIR", "/var/cache/syncer-te
 
 #: The .deb files each server is unpacked from (never installed: they conflict with Dovecot).
 SERVER_DEBS = {
-    "cyrus": ("cyrus-common", "cyrus-imapd"),
+    "cyrus": ("cyrus-common", "cyrus-imapd", "cyrus-pop3d"),
     "courier": (
         "courier-imap",
+        "courier-pop",
         "courier-base",
         "courier-authlib",
         "courier-authdaemon",
@@ -58,6 +60,7 @@ LIBRARY_PACKAGES = (
     "gamin",
     "libltdl7",
     "libgdbm6",
+    "libwrap0",
 )
 
 #: The user Debian's Cyrus binaries run as (``become_cyrus``); group ``mail`` as Debian has it.
@@ -70,8 +73,17 @@ COURIER_MOUNT_POINTS = (
     Path("/usr/lib/courier-authlib"),
 )
 
-#: A file per server that says its unpacking finished.
+#: A file per server that says its unpacking finished, holding the packages it unpacked
+#: (a tree unpacked before a package joined :data:`SERVER_DEBS` is unpacked again).
 _DONE = ".unpacked-{name}"
+
+
+def _unpacked(name: str) -> bool:
+    try:
+        done = (CACHE_DIR / _DONE.format(name=name)).read_text().split()
+    except FileNotFoundError:
+        return False
+    return set(SERVER_DEBS[name]) <= set(done)
 
 
 class ServerNotInstalled(RuntimeError):
@@ -86,7 +98,7 @@ def root_dir() -> Path:
 def _missing(name: str) -> list[str]:
     """What is still missing for *name* ("cyrus" or "courier"), in words."""
     missing = []
-    if not (CACHE_DIR / _DONE.format(name=name)).exists():
+    if not _unpacked(name):
         missing.append(f"the unpacked {' '.join(SERVER_DEBS[name])} in {root_dir()}")
     if name == "cyrus":
         if shutil.which("saslpasswd2") is None:
@@ -146,7 +158,7 @@ def _install_libraries() -> None:
 
 def _unpack(name: str) -> None:
     """``apt-get download`` the server's .deb files and ``dpkg-deb -x`` them into the root."""
-    if (CACHE_DIR / _DONE.format(name=name)).exists():
+    if _unpacked(name):
         return
     debs = CACHE_DIR / "debs"
     debs.mkdir(parents=True, exist_ok=True)
@@ -161,7 +173,7 @@ def _unpack(name: str) -> None:
         if not files:
             raise ServerNotInstalled(f"apt-get download {package} left no .deb in {debs}")
         subprocess.run(["dpkg-deb", "-x", str(files[-1]), str(root_dir())], check=True)
-    (CACHE_DIR / _DONE.format(name=name)).touch()
+    (CACHE_DIR / _DONE.format(name=name)).write_text(" ".join(SERVER_DEBS[name]) + "\n")
 
 
 def _make_cyrus_user() -> None:

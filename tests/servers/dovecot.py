@@ -71,6 +71,7 @@ from types import TracebackType
 
 from imapclient import imap_utf7
 
+from tests.servers.daemon import free_ports
 from tests.servers.dovecot_conf import render_config, render_oauth2_config
 from tests.servers.imap_helpers import Flag, ImapHelpers, ServerError
 from tests.servers.maildir import MaildirWriter, make_maildir
@@ -146,24 +147,6 @@ def find_binaries(search_path: str | None = None) -> tuple[str, str]:
             f"Install the Debian packages: apt-get install {DEBIAN_PACKAGES}"
         )
     return dovecot, doveadm
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ask the kernel for *count* distinct free loopback ports.
-
-    All sockets stay open until every port is picked, so the ports differ; another
-    process may still grab one before Dovecot binds it, which ``start`` retries.
-    """
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 class DovecotServer(ImapHelpers):
@@ -278,7 +261,7 @@ class DovecotServer(ImapHelpers):
         self._dovecot, _doveadm = find_binaries()
         self._prepare_dirs()
         for attempt in range(3):
-            ports = Ports(*_free_ports(4))
+            ports = Ports(*free_ports(4))  # another process may take one first: retried
             self._write_config(ports)
             self.log_path.write_bytes(b"")
             self._launch()
