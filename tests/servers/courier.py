@@ -40,14 +40,14 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from imapclient import imap_utf7
 
 from tests.servers import debs
 from tests.servers.daemon import Daemon, free_ports, wait_for_greeting
-from tests.servers.dovecot import MAIL_GID, MAIL_UID, MailUser
-from tests.servers.imap_helpers import ImapHelpers, ServerError
+from tests.servers.dovecot import MAIL_GID, MAIL_UID
+from tests.servers.imap_helpers import ServerError
+from tests.servers.running import MailUser, RunningServer
 from tests.servers.tls import SERVER_HOSTNAME, TLSFiles, make_tls_files
 
 #: Debian's ``IMAP_CAPABILITY`` from /etc/courier/imapd, less IDLE.
@@ -123,7 +123,7 @@ class CourierPorts:
     pop3: int
 
 
-class CourierServer(ImapHelpers):
+class CourierServer(RunningServer[CourierPorts]):
     """One private Courier-IMAP instance; see the module docstring.
 
     :param base_dir: config, runtime files, homes and logs (under ``/tmp``).
@@ -132,6 +132,7 @@ class CourierServer(ImapHelpers):
     """
 
     host = SERVER_HOSTNAME
+    server_name = "Courier"
     personal_prefix = "INBOX."
     separator = "."
 
@@ -153,37 +154,6 @@ class CourierServer(ImapHelpers):
         self._root = debs.root_dir()
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def ports(self) -> CourierPorts:
-        if self._ports is None:
-            raise ServerError("the Courier server is not running")
-        return self._ports
-
-    @property
-    def tls(self) -> TLSFiles:
-        if self._tls is None:
-            raise ServerError("the Courier server has not been started")
-        return self._tls
-
-    def password(self, user: str) -> str:
-        return self._users[user]
-
-    @property
-    def users(self) -> list[MailUser]:
-        return [MailUser(n, p) for n, p in self._users.items()]
-
-    def __enter__(self) -> CourierServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self, timeout: float = 15.0) -> None:
         """Start the daemons in a private mount namespace and wait for a greeting.

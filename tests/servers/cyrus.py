@@ -36,13 +36,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 from tests.servers import debs
 from tests.servers.daemon import Daemon, free_ports, wait_for_greeting
-from tests.servers.dovecot import MailUser
-from tests.servers.imap_helpers import ImapHelpers, ServerError
+from tests.servers.imap_helpers import ServerError
+from tests.servers.running import MailUser, RunningServer
 from tests.servers.tls import SERVER_HOSTNAME, TLSFiles, make_tls_files
 
 Layout = Literal["debian", "upstream"]
@@ -66,7 +65,7 @@ class CyrusPorts:
     pop3: int
 
 
-class CyrusServer(ImapHelpers):
+class CyrusServer(RunningServer[CyrusPorts]):
     """One private Cyrus instance; see the module docstring.
 
     :param base_dir: config, sasldb, spool and logs (under ``/tmp``: the ``cyrus``
@@ -77,6 +76,8 @@ class CyrusServer(ImapHelpers):
     """
 
     host = SERVER_HOSTNAME
+    server_name = "Cyrus"
+    internal_users = frozenset({ADMIN})
 
     def __init__(
         self,
@@ -99,37 +100,6 @@ class CyrusServer(ImapHelpers):
         self._root = debs.root_dir()
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def ports(self) -> CyrusPorts:
-        if self._ports is None:
-            raise ServerError("the Cyrus server is not running")
-        return self._ports
-
-    @property
-    def tls(self) -> TLSFiles:
-        if self._tls is None:
-            raise ServerError("the Cyrus server has not been started")
-        return self._tls
-
-    def password(self, user: str) -> str:
-        return self._users[user]
-
-    @property
-    def users(self) -> list[MailUser]:
-        return [MailUser(n, p) for n, p in self._users.items() if n != ADMIN]
-
-    def __enter__(self) -> CyrusServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self, timeout: float = 15.0) -> None:
         """Write the configuration, start ``master`` and wait for a greeting.

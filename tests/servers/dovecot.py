@@ -67,14 +67,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 
 from imapclient import imap_utf7
 
 from tests.servers.daemon import free_ports
 from tests.servers.dovecot_conf import render_config, render_oauth2_config
-from tests.servers.imap_helpers import Flag, ImapHelpers, ServerError
+from tests.servers.imap_helpers import Flag, ServerError
 from tests.servers.maildir import MaildirWriter, make_maildir
+from tests.servers.running import MailUser as MailUser
+from tests.servers.running import RunningServer
 from tests.servers.tls import SERVER_HOSTNAME, TLSFiles, make_tls_files
 
 #: uid/gid of every mail user: deliberately not a system account.
@@ -123,14 +124,6 @@ class Ports:
     pop3s: int  # POP3 over implicit TLS
 
 
-@dataclass(frozen=True, slots=True)
-class MailUser:
-    """A login on the test server."""
-
-    name: str
-    password: str
-
-
 def find_binaries(search_path: str | None = None) -> tuple[str, str]:
     """Return the paths of ``dovecot`` and ``doveadm``.
 
@@ -149,7 +142,7 @@ def find_binaries(search_path: str | None = None) -> tuple[str, str]:
     return dovecot, doveadm
 
 
-class DovecotServer(ImapHelpers):
+class DovecotServer(RunningServer[Ports]):
     """One Dovecot instance owned by this process; see the module docstring.
 
     :param base_dir: directory for config, sockets, logs and mail. Every ancestor
@@ -172,6 +165,8 @@ class DovecotServer(ImapHelpers):
 
     #: The name clients connect to; the certificate is valid for this name only.
     host = SERVER_HOSTNAME
+    server_name = "Dovecot"
+    error = DovecotError
 
     def __init__(
         self,
@@ -213,42 +208,9 @@ class DovecotServer(ImapHelpers):
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
-    def ports(self) -> Ports:
-        """Ports of the running server.
-
-        :raises DovecotError: before :meth:`start`.
-        """
-        if self._ports is None:
-            raise DovecotError("the Dovecot server is not running")
-        return self._ports
-
-    @property
     def pid(self) -> int | None:
         """Process id of the Dovecot master (also its process group), or None."""
         return self._proc.pid if self._proc is not None else None
-
-    @property
-    def tls(self) -> TLSFiles:
-        """The CA and server certificate (made on :meth:`start` when not passed in)."""
-        if self._tls is None:
-            raise DovecotError("the Dovecot server has not been started")
-        return self._tls
-
-    @property
-    def users(self) -> list[MailUser]:
-        return [MailUser(n, p) for n, p in self._users.items()]
-
-    def __enter__(self) -> DovecotServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self, timeout: float = 10.0) -> None:
         """Write the configuration, start Dovecot and wait until every port answers.
@@ -440,9 +402,6 @@ class DovecotServer(ImapHelpers):
     def home(self, user: str) -> Path:
         """The user's home directory; mail is in ``home / "Maildir"``."""
         return self.home_root / user
-
-    def password(self, user: str) -> str:
-        return self._users[user]
 
     def add_user(self, name: str | None = None, password: str | None = None) -> MailUser:
         """Create a login with an empty mailbox; works while the server runs.

@@ -7,7 +7,7 @@ with ``/`` as separator (``Archive/2024``); :meth:`ImapHelpers.wire_name` turns 
 into the server's own name (``INBOX.Archive.2024`` on Courier and Debian's Cyrus).
 A name that already is a wire name (it starts with the personal prefix) passes through.
 
-Public API: :class:`ImapHelpers`, :class:`ServerError`, :func:`uid_set`,
+Public API: :class:`ImapHelpers`, :class:`IMAPPorts`, :class:`ServerError`, :func:`uid_set`,
 :data:`Flag`, :data:`TLSMode`.
 """
 
@@ -32,7 +32,9 @@ class ServerError(RuntimeError):
     """A test server could not be started, or a helper failed."""
 
 
-class _Ports(Protocol):
+class IMAPPorts(Protocol):
+    """The ports every test server listens on for IMAP."""
+
     @property
     def imap(self) -> int: ...
 
@@ -73,7 +75,7 @@ class ImapHelpers:
     separator = "/"
 
     @property
-    def ports(self) -> _Ports:
+    def ports(self) -> IMAPPorts:
         raise NotImplementedError
 
     @property
