@@ -45,7 +45,8 @@ from syncer.model import (
 from syncer.sync.renames import match_renames
 
 if TYPE_CHECKING:
-    from syncer.archive.store import ArchiveStore, FolderRecord, Generation, Link, Move
+    from syncer.archive.account import AccountArchive
+    from syncer.archive.store import FolderRecord, Generation, Link, Move
     from syncer.sources.base import FolderSource
 
 log = structlog.get_logger(__name__)
@@ -159,15 +160,14 @@ class _Budget:
 
 def sync_folders(
     source: FolderSource,
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     options: SyncOptions,
     *,
     clock: Clock = utcnow,
     progress: Progress | None = None,
     heartbeat: Heartbeat = _no_heartbeat,
 ) -> list[FolderSummary]:
-    """Bring the archive of ``account`` up to date with ``source``.
+    """Bring the archive of one account (``archive``) up to date with ``source``.
 
     A failure in one folder is recorded in its summary and the next folder is
     tried; a lost connection (``SourceUnavailable``) ends the run, since every
@@ -185,19 +185,19 @@ def sync_folders(
         for f in listed
         if options.in_scope(f.display_name) and f.special_use not in options.exclude_special_use
     ]
-    known = store.folders(account)
+    known = archive.folders()
     # Only folders whose listing differs from the archive's record: usually none, so a
     # no-change re-sync writes nothing here.
-    store.upsert_folders(
-        account, [f for f in remote if f.name not in known or not known[f.name].is_current(f)]
+    archive.upsert_folders(
+        [f for f in remote if f.name not in known or not known[f.name].is_current(f)]
     )
-    renamed_from = _record_vanished_folders(store, account, options, known, remote)
+    renamed_from = _record_vanished_folders(archive, options, known, remote)
     for status in remote:
         record = known.get(status.name)
         share = planned_download(status, record.cursor if record and not record.deleted else None)
         if share is not None:
             budget.planned(*share)
-    events = _folder_events(store, account, known, remote)
+    events = _folder_events(archive, known, remote)
     # Gmail: All Mail (SPECIAL-USE \All) first, so every body is archived from there once
     # and each label folder after it only links what All Mail brought (by X-GM-MSGID).
     remote.sort(key=lambda f: f.special_use != "\\All")
@@ -212,8 +212,7 @@ def sync_folders(
         try:
             summary = _sync_folder(
                 source,
-                store,
-                account,
+                archive,
                 status,
                 record.cursor if record and not record.deleted else None,
                 options,
@@ -263,8 +262,7 @@ def sync_folders(
 
 
 def _folder_events(
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     before: dict[str, FolderRecord],
     remote: list[FolderStatus],
 ) -> dict[str, tuple[str, str | None]]:
@@ -280,7 +278,7 @@ def _folder_events(
     vanished = any(not r.deleted and n not in listed for n, r in before.items())
     if not before or not (appeared or vanished):
         return {}
-    after = store.folders(account)
+    after = archive.folders()
     events: dict[str, tuple[str, str | None]] = {}
     renamed_into: dict[str, str] = {}
     for name, record in after.items():
@@ -317,8 +315,7 @@ def _warn_unmatched_patterns(options: SyncOptions, names: Sequence[str]) -> None
 
 
 def _record_vanished_folders(
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     options: SyncOptions,
     known: dict[str, FolderRecord],
     remote: list[FolderStatus],
@@ -348,11 +345,11 @@ def _record_vanished_folders(
     for name, record in vanished.items():
         new_name = renames.get(name)
         if new_name is not None:
-            store.mark_folder_renamed(account, name, new_name)
+            archive.mark_folder_renamed(name, new_name)
             renamed[new_name] = (name,)
             log.info("folder.renamed", folder=record.display_name, to=new_name)
         else:
-            store.mark_folder_deleted(account, name)
+            archive.mark_folder_deleted(name)
             log.info("folder.deleted", folder=record.display_name)
     for new_name, old_names in _reuse_candidates(vanished, renames, appeared).items():
         renamed.setdefault(new_name, old_names)
@@ -417,8 +414,7 @@ def _unchanged(status: FolderStatus, cursor: FolderCursor) -> bool:
 # Allowed (PLR0913): one folder's sync state, passed explicitly.
 def _sync_folder(  # noqa: PLR0913
     source: FolderSource,
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     status: FolderStatus,
     cursor: FolderCursor | None,
     options: SyncOptions,
@@ -432,7 +428,7 @@ def _sync_folder(  # noqa: PLR0913
 ) -> FolderSummary:
     now = clock()
     if unstable and cursor is not None and status.uidvalidity == cursor.uidvalidity:
-        store.set_uidvalidity_stable(account, status.name)
+        archive.set_uidvalidity_stable(status.name)
         flog.info("folder.uidvalidity_stable", uidvalidity=cursor.uidvalidity)
     scan_due = cursor is not None and (
         cursor.last_full_scan is None
@@ -454,14 +450,13 @@ def _sync_folder(  # noqa: PLR0913
     if cursor is None or sel.uidvalidity != cursor.uidvalidity:
         fingerprints = None
         if cursor is not None:
-            generation = store.generation(account, status.name, cursor.uidvalidity)
+            generation = archive.generation(status.name, cursor.uidvalidity)
             if generation.others and sel.uidvalidity not in generation.others:
                 # Reset before: perhaps a server that resets on every run (issue 20 #7).
                 fingerprints = source.fingerprints() if sel.exists else []
                 moved = _move_unstable(
                     source,
-                    store,
-                    account,
+                    archive,
                     status,
                     sel,
                     cursor,
@@ -475,7 +470,7 @@ def _sync_folder(  # noqa: PLR0913
                 )
                 if moved is not None:
                     return moved
-            closed = store.close_uidvalidity(account, status.name, cursor.uidvalidity)
+            closed = archive.close_uidvalidity(status.name, cursor.uidvalidity)
             # Nothing superseded (an empty folder): nothing to warn about.
             (flog.warning if closed else flog.info)(
                 "folder.uidvalidity_changed",
@@ -486,8 +481,7 @@ def _sync_folder(  # noqa: PLR0913
             reuse_from = (status.name,)
         return _download_folder(
             source,
-            store,
-            account,
+            archive,
             status,
             sel,
             options,
@@ -499,21 +493,20 @@ def _sync_folder(  # noqa: PLR0913
         )
 
     expunged, flags_changed = _reconcile(
-        source, store, account, status, sel, cursor, full_scan=scan_due, flog=flog
+        source, archive, status, sel, cursor, full_scan=scan_due, flog=flog
     )
     start, pending = cursor.uidnext, None
     if cursor.messages == _INCOMPLETE:
         # An earlier run stopped mid-download: fetch only what is not archived yet.
-        have = store.live_uids(account, status.name, sel.uidvalidity)
+        have = archive.live_uids(status.name, sel.uidvalidity)
         pending = [u for u in source.uids() if u not in have]
         start = min(pending, default=cursor.uidnext)
     reused = 0
     if sel.uidnext > start and sel.exists:
-        reused, pending = _link_known(source, store, account, status.name, sel, start, pending)
+        reused, pending = _link_known(source, archive, status.name, sel, start, pending)
     new, size, reached = _fetch_new(
         source,
-        store,
-        account,
+        archive,
         status,
         sel,
         start,
@@ -522,9 +515,7 @@ def _sync_folder(  # noqa: PLR0913
         heartbeat=heartbeat,
         uids=pending,
     )
-    _finish(
-        store, account, status.name, sel, max(reached, cursor.uidnext), clock, full_scan=scan_due
-    )
+    _finish(archive, status.name, sel, max(reached, cursor.uidnext), clock, full_scan=scan_due)
     return FolderSummary(
         folder=status.display_name,
         new=new,
@@ -538,8 +529,7 @@ def _sync_folder(  # noqa: PLR0913
 # Allowed (PLR0913): one folder's sync state, passed explicitly.
 def _move_unstable(  # noqa: PLR0913
     source: FolderSource,
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     status: FolderStatus,
     sel: SelectedFolder,
     cursor: FolderCursor,
@@ -580,8 +570,7 @@ def _move_unstable(  # noqa: PLR0913
         fp = matches.pop(0)
         moves.append((uid, fp.uid, fp.flags, fp.internaldate, fp.modseq))
     moved = {new_uid for _old, new_uid, *_rest in moves}
-    first = store.move_generation(
-        account,
+    first = archive.move_generation(
         status.name,
         cursor.uidvalidity,
         moves,
@@ -598,8 +587,7 @@ def _move_unstable(  # noqa: PLR0913
     )
     new, size, reached = _fetch_new(
         source,
-        store,
-        account,
+        archive,
         status,
         sel,
         1,
@@ -608,7 +596,7 @@ def _move_unstable(  # noqa: PLR0913
         heartbeat=heartbeat,
         uids=[fp.uid for fp in fingerprints if fp.uid not in moved],
     )
-    _finish(store, account, status.name, sel, reached, clock, full_scan=True)
+    _finish(archive, status.name, sel, reached, clock, full_scan=True)
     return FolderSummary(folder=status.display_name, new=new, bytes=size)
 
 
@@ -626,8 +614,7 @@ UNSTABLE_HINT = (
 
 def _link_known(
     source: FolderSource,
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     folder: str,
     sel: SelectedFolder,
     start_uid: int,
@@ -650,9 +637,9 @@ def _link_known(
     ]
     if not idents:
         return 0, pending
-    have = store.live_uids(account, folder, sel.uidvalidity)
+    have = archive.live_uids(folder, sel.uidvalidity)
     idents = [i for i in idents if i.uid not in have]
-    known = store.emailid_index(account)
+    known = archive.emailid_index()
     links: list[Link] = [
         (i.uid, known[i.emailid], i.flags, i.internaldate, i.modseq, i.emailid)
         for i in idents
@@ -662,8 +649,7 @@ def _link_known(
     if links:
         # Linked entries may sit above the stored UIDNEXT: mark the folder incomplete
         # first, so a crash before the rest is fetched re-lists it (see _INCOMPLETE).
-        store.set_cursor(
-            account,
+        archive.set_cursor(
             folder,
             FolderCursor(
                 uidvalidity=sel.uidvalidity,
@@ -673,15 +659,14 @@ def _link_known(
             ),
         )
         labels = {i.uid: i.labels for i in idents if i.labels is not None}
-        linked = store.link_existing(account, folder, sel.uidvalidity, links, labels=labels)
+        linked = archive.link_existing(folder, sel.uidvalidity, links, labels=labels)
     done = {link[0] for link in links}
     return linked, [i.uid for i in idents if i.uid not in done]
 
 
 def _reconcile(
     source: FolderSource,
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     status: FolderStatus,
     sel: SelectedFolder,
     cursor: FolderCursor,
@@ -705,10 +690,10 @@ def _reconcile(
     use_qresync = sel.qresync and modseq_sane and not full_scan
     # Every live entry counts, not only those below the cursor's UIDNEXT: an interrupted
     # re-listing (UIDVALIDITY reset, rename) leaves linked entries above it.
-    live = store.live_uids(account, status.name, sel.uidvalidity)
+    live = archive.live_uids(status.name, sel.uidvalidity)
     gone = sorted(live & sel.vanished if use_qresync else live - set(source.uids()))
     new_cursor = replace(cursor, highestmodseq=sel.highestmodseq)
-    expunged = store.mark_gone(account, status.name, sel.uidvalidity, gone, None) if gone else 0
+    expunged = archive.mark_gone(status.name, sel.uidvalidity, gone, None) if gone else 0
 
     # Changes for UIDs the archive does not hold yet are ignored by the store: those
     # messages are fetched below with their current flags.
@@ -721,15 +706,14 @@ def _reconcile(
         changes = source.flags_since(cursor.highestmodseq)
     else:
         changes = source.all_flags()
-    flags_changed = store.update_flags(account, status.name, sel.uidvalidity, changes, new_cursor)
+    flags_changed = archive.update_flags(status.name, sel.uidvalidity, changes, new_cursor)
     return expunged, flags_changed
 
 
 # Allowed (PLR0913): one folder's sync state, passed explicitly.
 def _fetch_new(  # noqa: PLR0913
     source: FolderSource,
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     status: FolderStatus,
     sel: SelectedFolder,
     start_uid: int,
@@ -772,7 +756,7 @@ def _fetch_new(  # noqa: PLR0913
             highestmodseq=sel.highestmodseq,
             messages=_INCOMPLETE,
         )
-        new += store.archive_batch(account, status.name, sel.uidvalidity, batch, cursor)
+        new += archive.archive_batch(status.name, sel.uidvalidity, batch, cursor)
         batch_bytes = sum(len(m.raw) for m in batch)
         size += batch_bytes
         progress.advanced(len(batch), batch_bytes)
@@ -784,8 +768,7 @@ def _fetch_new(  # noqa: PLR0913
 # Allowed (PLR0913): one folder's sync state, passed explicitly.
 def _download_folder(  # noqa: PLR0913
     source: FolderSource,
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     status: FolderStatus,
     sel: SelectedFolder,
     options: SyncOptions,
@@ -808,11 +791,9 @@ def _download_folder(  # noqa: PLR0913
     if reuse_from and sel.exists:
         if fingerprints is None:
             fingerprints = source.fingerprints()
-        by_emailid = store.emailid_index(account) if any(fp.emailid for fp in fingerprints) else {}
+        by_emailid = archive.emailid_index() if any(fp.emailid for fp in fingerprints) else {}
         by_header = {
-            key: sha
-            for name in reuse_from
-            for key, sha in store.header_index(account, name).items()
+            key: sha for name in reuse_from for key, sha in archive.header_index(name).items()
         }
         links = []
         missing: list[int] = []
@@ -825,9 +806,8 @@ def _download_folder(  # noqa: PLR0913
             else:
                 links.append((fp.uid, sha, fp.flags, fp.internaldate, fp.modseq, fp.emailid))
         if links:
-            reused = store.link_existing(account, status.name, sel.uidvalidity, links)
-        store.set_cursor(
-            account,
+            reused = archive.link_existing(status.name, sel.uidvalidity, links)
+        archive.set_cursor(
             status.name,
             FolderCursor(
                 uidvalidity=sel.uidvalidity, uidnext=1, highestmodseq=None, messages=_INCOMPLETE
@@ -835,11 +815,10 @@ def _download_folder(  # noqa: PLR0913
         )
         to_fetch = missing
     elif sel.exists:
-        reused, to_fetch = _link_known(source, store, account, status.name, sel, 1, None)
+        reused, to_fetch = _link_known(source, archive, status.name, sel, 1, None)
     new, size, reached = _fetch_new(
         source,
-        store,
-        account,
+        archive,
         status,
         sel,
         1,
@@ -848,13 +827,12 @@ def _download_folder(  # noqa: PLR0913
         heartbeat=heartbeat,
         uids=to_fetch,
     )
-    _finish(store, account, status.name, sel, reached, clock, full_scan=True)
+    _finish(archive, status.name, sel, reached, clock, full_scan=True)
     return FolderSummary(folder=status.display_name, new=new, bytes=size, reused=reused)
 
 
 def _finish(
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     folder: str,
     sel: SelectedFolder,
     floor_uidnext: int,
@@ -863,8 +841,7 @@ def _finish(
     full_scan: bool,
 ) -> None:
     """Record the folder as complete up to what SELECT reported."""
-    store.set_cursor(
-        account,
+    archive.set_cursor(
         folder,
         FolderCursor(
             uidvalidity=sel.uidvalidity,
@@ -874,4 +851,4 @@ def _finish(
         ),
     )
     if full_scan:
-        store.record_full_scan(account, folder, clock())
+        archive.record_full_scan(folder, clock())

@@ -54,6 +54,7 @@ from syncer.sync.folders import Clock, Heartbeat, Progress, utcnow
 from syncer.sync.holds import Protection, protection
 
 if TYPE_CHECKING:
+    from syncer.archive.account import AccountArchive
     from syncer.archive.store import ArchiveStore
     from syncer.archive.store_pop3 import POP3Seen
     from syncer.sources.base import MailDropSource
@@ -148,15 +149,14 @@ def maildrop_keys(
 
 def sync_maildrop(
     source: MailDropSource,
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     options: POP3Options,
     *,
     clock: Clock = utcnow,
     progress: Progress | None = None,
     heartbeat: Heartbeat = _no_heartbeat,
 ) -> MaildropResult:
-    """Bring the archive of POP3 ``account`` up to date with ``source``, then delete as configured.
+    """Bring the archive of a POP3 account up to date with ``source``, then delete as configured.
 
     A message that cannot be retrieved intact (a size mismatch, a refused
     RETR) is recorded in the summary's ``error`` and the others go on; the
@@ -171,21 +171,21 @@ def sync_maildrop(
     started = time.monotonic()
     listing = source.listing()
     keys, warnings = maildrop_keys(source, listing)
-    seen = store.pop3_seen(account)
+    seen = archive.pop3_seen()
 
     listed = set(keys.values())
     vanished = {u for u, row in seen.items() if row.deleted_at is None} - listed
-    gone = store.mark_pop3_deleted(account, vanished, clock()) if vanished else 0
+    gone = archive.mark_pop3_deleted(vanished, clock()) if vanished else 0
     if gone:
         log.info("pop3.vanished", count=gone)
     back = {u for u in listed if u in seen and seen[u].deleted_at is not None}
     if back:
-        log.warning("pop3.back_on_server", count=store.mark_pop3_on_server(account, back))
+        log.warning("pop3.back_on_server", count=archive.mark_pop3_on_server(back))
 
-    errors = _reused_uidls(account, listing, keys, seen)
+    errors = _reused_uidls(archive.name, listing, keys, seen)
     wanted = [e for e in listing if keys[e.number] not in seen]
     new, size, failed = _download(
-        source, store, account, wanted, keys, options, progress=progress, heartbeat=heartbeat
+        source, archive, wanted, keys, options, progress=progress, heartbeat=heartbeat
     )
     errors += failed
     deleted = 0
@@ -194,10 +194,10 @@ def sync_maildrop(
             log.warning("pop3.dele_skipped", reason="the download had errors")
     elif options.deletes:
         deleted, problems = _delete_due(
-            source, store, account, listing, keys, options, clock=clock, heartbeat=heartbeat
+            source, archive, listing, keys, options, clock=clock, heartbeat=heartbeat
         )
         errors.extend(problems)
-    store.record_pop3_sync(account, clock())
+    archive.record_pop3_sync(clock())
     summary = FolderSummary(
         folder=FOLDER,
         new=new,
@@ -244,8 +244,7 @@ def _reused_uidls(
 
 def _download(
     source: MailDropSource,
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     wanted: Sequence[MaildropEntry],
     keys: dict[int, str],
     options: POP3Options,
@@ -262,7 +261,7 @@ def _download(
     def commit() -> None:
         nonlocal new, size, batch, pending
         if batch:
-            new += store.archive_pop3(account, batch)
+            new += archive.archive_pop3(batch)
             size += pending
             heartbeat()
         batch, pending = [], 0
@@ -299,8 +298,7 @@ def _due(row: POP3Seen | None, options: POP3Options, cutoff: datetime) -> bool:
 
 def _delete_due(
     source: MailDropSource,
-    store: ArchiveStore,
-    account: str,
+    archive: AccountArchive,
     listing: Sequence[MaildropEntry],
     keys: dict[int, str],
     options: POP3Options,
@@ -312,13 +310,13 @@ def _delete_due(
 
     :raises SourceError: when DELE or QUIT fails (nothing is recorded as deleted).
     """
-    seen = store.pop3_seen(account)  # now with this run's messages
+    seen = archive.pop3_seen()  # now with this run's messages
     cutoff = clock() - timedelta(days=options.delete_after_days or 0)
     due = [(entry, keys[entry.number]) for entry in listing]
     due = [(entry, key) for entry, key in due if _due(seen.get(key), options, cutoff)]
     # Legal holds protect server copies too, also what they cannot see yet (syncer.sync.holds).
     pks = [pk for _entry, key in due if (pk := seen[key].message_pk) is not None]
-    guard = protection(store, pks) if due else Protection()
+    guard = protection(archive.store, pks) if due else Protection()
     problems: list[str] = []
     marked: list[str] = []
     for entry, key in due:
@@ -328,7 +326,7 @@ def _delete_due(
         if held is not None:
             log.info("pop3.dele_held", number=entry.number, uidl=key, reason=held)
             continue
-        problem = verify_copy(store, account, entry, key, row.sha256, row.size)
+        problem = verify_copy(archive.store, archive.name, entry, key, row.sha256, row.size)
         if problem is not None:
             log.error("pop3.dele_refused", number=entry.number, uidl=key, reason=problem)
             problems.append(problem)
@@ -340,13 +338,13 @@ def _delete_due(
     if not marked:
         return 0, problems
     source.quit()
-    deleted = store.mark_pop3_deleted(account, marked, clock())
-    _audit_deleted(store, account, options, [(key, seen[key].sha256 or "") for key in marked])
+    deleted = archive.mark_pop3_deleted(marked, clock())
+    _audit_deleted(archive, options, [(key, seen[key].sha256 or "") for key in marked])
     return deleted, problems
 
 
 def _audit_deleted(
-    store: ArchiveStore, account: str, options: POP3Options, removed: list[tuple[str, str]]
+    archive: AccountArchive, options: POP3Options, removed: list[tuple[str, str]]
 ) -> None:
     """The ``pop3.deleted`` audit event: every server-side deletion is accounted for,
     as retention's expunges are (``retention.expunged``)."""
@@ -355,12 +353,12 @@ def _audit_deleted(
         if options.delete_after_archive
         else f"delete_after_days = {options.delete_after_days}"
     )
-    store.audit(
+    archive.store.audit(
         "pop3.deleted",
         actor=None,
-        subject=account,
+        subject=archive.name,
         details={
-            "account": account,
+            "account": archive.name,
             "folder": FOLDER,
             "rule": rule,
             "uidls": [uidl for uidl, _sha in removed],

@@ -27,6 +27,7 @@ import structlog
 import tenacity
 from structlog.contextvars import bound_contextvars
 
+from syncer.archive.account import AccountArchive
 from syncer.archive.leases import Lease, account_lease, hold_lease
 from syncer.connect import open_maildrop, open_source
 from syncer.errors import SourceError, SourceThrottled, Stopped, SyncerError
@@ -159,7 +160,8 @@ def sync_account(  # noqa: PLR0913
                 store.start_run(account.name, run_id, worker=current.holder)
                 started_run = True
                 budget, frees_at = _budget(account, store, clock())
-                pipeline = _Pipeline(account, store, counted, heartbeat, budget)
+                archive = AccountArchive(store, account.name)
+                pipeline = _Pipeline(account, archive, counted, heartbeat, budget)
                 if account.protocol == "pop3":
                     folders, error, warnings = pipeline.maildrop(folder_globs, connect_pop3)
                 else:
@@ -301,7 +303,7 @@ class _Pipeline:
     """
 
     account: AccountConfig
-    store: ArchiveStore
+    archive: AccountArchive
     progress: Progress | None
     heartbeat: Callable[[], None]
     budget: int | None = None
@@ -314,8 +316,7 @@ class _Pipeline:
         def work(source: FolderSource) -> _Outcome:
             summaries = sync_folders(
                 source,
-                self.store,
-                self.account.name,
+                self.archive,
                 options,
                 progress=self.progress,
                 heartbeat=self.heartbeat,
@@ -334,8 +335,7 @@ class _Pipeline:
         def work(source: MailDropSource) -> _Outcome:
             result = sync_maildrop(
                 source,
-                self.store,
-                self.account.name,
+                self.archive,
                 options,
                 progress=self.progress,
                 heartbeat=self.heartbeat,

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from syncer.archive.account import AccountArchive
 from syncer.archive.store import ArchiveStore
 from syncer.config.schema import AccountConfig
 from syncer.sources.imap.settings import IMAPSettings
@@ -62,7 +63,7 @@ class Mailbox:
     def sync(self, store: ArchiveStore, **options: Any) -> list[Any]:
         source = self.source()
         try:
-            return sync_folders(source, store, ACCOUNT, SyncOptions(**options))
+            return sync_folders(source, AccountArchive(store, ACCOUNT), SyncOptions(**options))
         finally:
             source.close()
 
@@ -302,10 +303,7 @@ def _push_to(store: ArchiveStore, host: str, port: int, user: MailUser, target: 
 
 
 def _message_ids(raws: list[bytes]) -> set[str]:
-    return {
-        email.message_from_bytes(raw)["Message-ID"].strip("<>")
-        for raw in raws
-    }
+    return {email.message_from_bytes(raw)["Message-ID"].strip("<>") for raw in raws}
 
 
 def test_export_and_migration_keep_every_label_and_flag(

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from syncer.archive.account import AccountArchive
 from syncer.archive.models import messages
 from syncer.archive.search.document import IndexRow
 from syncer.archive.store import ArchiveStore
@@ -115,12 +116,12 @@ def test_nul_in_folder_names_and_flags_does_not_fail_the_account(archive_url: st
     server.append("Odd\x00Name", HOSTILE)
     with ArchiveStore.open(archive_url, migrate=True) as store:
         store.ensure_account("acct", "imap")
-        summary = sync_folders(server, store, "acct", SyncOptions())
+        summary = sync_folders(server, AccountArchive(store, "acct"), SyncOptions())
         assert all(f.error is None for f in summary), summary
         assert store.count_entries("acct") == 3
         normalize_pending(store, workers=1)
         server.append("Odd\x00Name", _plain(3))
-        again = sync_folders(server, store, "acct", SyncOptions())
+        again = sync_folders(server, AccountArchive(store, "acct"), SyncOptions())
         assert sum(f.new for f in again) == 1, "the odd folder is found again, not re-created"
         assert store.count_entries("acct") == 4
         assert store.verify() == []

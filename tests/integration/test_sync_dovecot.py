@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from syncer.archive.account import AccountArchive
 from syncer.archive.store import ArchiveStore
 from syncer.sources.imap.settings import IMAPSettings
 from syncer.sources.imap.source import IMAPSource
@@ -77,7 +78,7 @@ class World:
         spy = Spy(source)
         try:
             opts = SyncOptions(batch_messages=7, batch_bytes=256 * 1024, **options)
-            summaries = sync_folders(spy, self.store, ACCOUNT, opts)
+            summaries = sync_folders(spy, AccountArchive(self.store, ACCOUNT), opts)
         finally:
             source.close()
         return spy, summaries
@@ -251,7 +252,9 @@ def test_other_users_and_public_folders_are_archived_when_configured(
                 )
             )
             try:
-                summaries = sync_folders(source, archive_store, ACCOUNT, SyncOptions())
+                summaries = sync_folders(
+                    source, AccountArchive(archive_store, ACCOUNT), SyncOptions()
+                )
             finally:
                 source.close()
             return {s.folder for s in summaries if s.new}

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from syncer.archive.account import AccountArchive
 from syncer.archive.engine import upgrade
 from syncer.archive.models import folders
 from syncer.archive.store import ArchiveStore
@@ -56,7 +57,7 @@ def _sync_recording_upserts(
         real(account, statuses)
 
     monkeypatch.setattr(store, "upsert_folders", spy)
-    sync_folders(server, store, ACCOUNT, SyncOptions())
+    sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
     monkeypatch.undo()
     return upserted
 
@@ -119,9 +120,9 @@ def test_globs_match_shown_names_on_an_inbox_prefixed_source(store: ArchiveStore
             if store.entries(ACCOUNT, r.name)
         }
 
-    sync_folders(server, store, ACCOUNT, SyncOptions(only=("Archive/*",)))
+    sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions(only=("Archive/*",)))
     assert archived() == {"Archive/2024", "Archive/2023"}
-    sync_folders(server, store, ACCOUNT, SyncOptions(exclude=("Trash",)))
+    sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions(exclude=("Trash",)))
     assert archived() == {"INBOX", "Archive/2024", "Archive/2023"}
 
 
@@ -131,12 +132,12 @@ def test_the_next_sync_rewrites_display_names_of_an_older_archive(store: Archive
     does, with no message downloaded again."""
     server = MemorySource(naming=FolderNaming("INBOX.", "."))
     server.append("INBOX.Archive.2024", b"Subject: old\r\n\r\nold\r\n")
-    sync_folders(server, store, ACCOUNT, SyncOptions())
+    sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
     wire = "INBOX.Archive.2024"
     with store.engine.begin() as conn:  # what the older code stored
         conn.execute(folders.update().where(folders.c.name == wire).values(display_name=wire))
     assert store.folders(ACCOUNT)[wire].display_name == wire
     fetched = server.bodies_fetched
-    sync_folders(server, store, ACCOUNT, SyncOptions())
+    sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
     assert store.folders(ACCOUNT)[wire].display_name == "Archive/2024"
     assert server.bodies_fetched == fetched

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from syncer.archive.account import AccountArchive
 from syncer.archive.engine import upgrade
 from syncer.archive.store import ArchiveStore
 from syncer.sources.memory import ALL_CAPABILITIES, MemorySource
@@ -42,10 +43,10 @@ def test_reset_relists_without_downloading_known_bodies(tmp_path: Path) -> None:
     for n in range(20):
         server.append("INBOX", f"Message-ID: <{n}@x>\r\n\r\nbody {n}\r\n".encode(), ["\\Seen"])
     with _store(tmp_path) as store:
-        sync_folders(server, store, ACCOUNT, SyncOptions())
+        sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
         server.reset_uidvalidity("INBOX")
         before = server.bodies_fetched
-        (summary,) = sync_folders(server, store, ACCOUNT, SyncOptions())
+        (summary,) = sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
         assert server.bodies_fetched == before
         assert summary.reused == 20 and summary.new == 0
         assert _live(store, server) == _expected(server)
@@ -58,10 +59,10 @@ def test_emailid_tells_apart_bodies_whose_headers_are_identical(tmp_path: Path) 
     server.append("INBOX", HEADER + b"first body\r\n")
     server.append("INBOX", HEADER + b"other body\r\n")
     with _store(tmp_path) as store:
-        sync_folders(server, store, ACCOUNT, SyncOptions())
+        sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
         server.reset_uidvalidity("INBOX")
         before = server.bodies_fetched
-        (summary,) = sync_folders(server, store, ACCOUNT, SyncOptions())
+        (summary,) = sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
         assert server.bodies_fetched == before
         assert summary.reused == 2
         assert _live(store, server) == _expected(server)
@@ -81,13 +82,13 @@ def test_a_uidvalidity_that_changes_every_run_moves_entries_instead_of_adding_th
     for n in range(6):
         server.append("INBOX", f"Message-ID: <{n}@x>\r\n\r\nbody {n}\r\n".encode())
     with _store(tmp_path) as store, capture_logs() as logs:
-        sync_folders(server, store, ACCOUNT, SyncOptions())
+        sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
         for run in range(3):
             server.reset_uidvalidity("INBOX")
             if run == 2:
                 server.append("INBOX", b"Message-ID: <new@x>\r\n\r\nnew\r\n")
             before = server.bodies_fetched
-            (summary,) = sync_folders(server, store, ACCOUNT, SyncOptions())
+            (summary,) = sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
             assert server.bodies_fetched - before == (1 if run == 2 else 0)
             assert summary.new == (1 if run == 2 else 0)
             assert _live(store, server) == _expected(server)
@@ -98,7 +99,7 @@ def test_a_uidvalidity_that_changes_every_run_moves_entries_instead_of_adding_th
             "folder.uidvalidity_unstable",
         ]
         assert store.folders(ACCOUNT)["INBOX"].uidvalidity_unstable
-        sync_folders(server, store, ACCOUNT, SyncOptions())  # the UIDVALIDITY holds
+        sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())  # the UIDVALIDITY holds
         assert not store.folders(ACCOUNT)["INBOX"].uidvalidity_unstable
 
 
@@ -109,12 +110,12 @@ def test_a_second_reset_with_other_contents_is_an_ordinary_reset(tmp_path: Path)
     for n in range(4):
         server.append("INBOX", f"Message-ID: <{n}@x>\r\n\r\nbody {n}\r\n".encode())
     with _store(tmp_path) as store:
-        sync_folders(server, store, ACCOUNT, SyncOptions())
+        sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
         server.reset_uidvalidity("INBOX")
-        sync_folders(server, store, ACCOUNT, SyncOptions())
+        sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
         server.remove("INBOX", 1)
         server.reset_uidvalidity("INBOX")
-        (summary,) = sync_folders(server, store, ACCOUNT, SyncOptions())
+        (summary,) = sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
         assert summary.reused == 3
         assert _generations(store) == 3
         assert _live(store, server) == _expected(server)
@@ -128,9 +129,9 @@ def test_identical_headers_are_never_moved(tmp_path: Path) -> None:
     server.append("INBOX", HEADER + b"first body\r\n")
     server.append("INBOX", HEADER + b"other body\r\n")
     with _store(tmp_path) as store:
-        sync_folders(server, store, ACCOUNT, SyncOptions())
+        sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
         for _ in range(2):
             server.reset_uidvalidity("INBOX")
-            sync_folders(server, store, ACCOUNT, SyncOptions())
+            sync_folders(server, AccountArchive(store, ACCOUNT), SyncOptions())
         assert _generations(store) == 3
         assert _live(store, server) == _expected(server)

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from syncer.archive.account import AccountArchive
 from syncer.archive.engine import upgrade
 from syncer.archive.store import ArchiveStore
 from syncer.sources.memory import ALL_CAPABILITIES, BASIC_CAPABILITIES, MemorySource
@@ -135,7 +136,7 @@ class SyncMachine(RuleBasedStateMachine):
     def sync(self) -> None:
         before = self.server.bodies_fetched
         not_archived = self._server_messages_not_archived()
-        sync_folders(self.server, self.store, ACCOUNT, self._options())
+        sync_folders(self.server, AccountArchive(self.store, ACCOUNT), self._options())
         self.synced_once = True
         self._assert_archive_equals_server()
         fetched = self.server.bodies_fetched - before
@@ -144,14 +145,18 @@ class SyncMachine(RuleBasedStateMachine):
     @rule(batches=st.integers(0, 3))
     def crash_during_sync(self, batches: int) -> None:
         with contextlib.suppress(Crash):
-            sync_folders(CrashingSource(self.server, batches), self.store, ACCOUNT, self._options())
+            sync_folders(
+                CrashingSource(self.server, batches),
+                AccountArchive(self.store, ACCOUNT),
+                self._options(),
+            )
 
     @precondition(lambda self: self.synced_once)
     @rule()
     def resync_without_change_fetches_nothing(self) -> None:
-        sync_folders(self.server, self.store, ACCOUNT, self._options())
+        sync_folders(self.server, AccountArchive(self.store, ACCOUNT), self._options())
         before_bodies, before_selects = self.server.bodies_fetched, self.server.selects
-        summaries = sync_folders(self.server, self.store, ACCOUNT, self._options())
+        summaries = sync_folders(self.server, AccountArchive(self.store, ACCOUNT), self._options())
         assert self.server.bodies_fetched == before_bodies
         assert all(s.new == 0 and s.flags_changed == 0 and s.expunged == 0 for s in summaries)
         if "CONDSTORE" in self.capabilities:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, update
 
+from syncer.archive.account import AccountArchive
 from syncer.archive.models import blobs, pop3_seen
 from syncer.archive.store import ArchiveStore
 from syncer.errors import ArchiveError, SourceUnavailable
@@ -45,7 +46,7 @@ def message(subject: str = "", size: int = 300) -> bytes:
 
 
 def sync(store: ArchiveStore, source: Session, options: POP3Options = KEEP, **kw: Any) -> Any:
-    return sync_maildrop(source, store, ACCOUNT, options, **kw)
+    return sync_maildrop(source, AccountArchive(store, ACCOUNT), options, **kw)
 
 
 @pytest.fixture
