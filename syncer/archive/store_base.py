@@ -94,34 +94,45 @@ def execute_many(
         prepared = _prepared(statement, conn.dialect, tuple(rows[0]))
         if prepared is not None:
             sql, names, processors = prepared
-            conn.exec_driver_sql(
-                sql,
-                [
-                    tuple(
-                        row[name] if process is None else process(row[name])
-                        for name, process in zip(names, processors, strict=True)
-                    )
-                    for row in rows
-                ],
-            )
+            conn.exec_driver_sql(sql, [_bound(row, names, processors) for row in rows])
             return
     conn.execute(statement, list(rows))
+
+
+def _bound(
+    row: Mapping[str, Any],
+    names: tuple[str, ...],
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...],
+) -> tuple[Any, ...]:
+    """One row's values in ``names`` order, each non-NULL value through its bind processor."""
+    values = [row[name] for name in names]
+    for index, process in processors:
+        value = values[index]
+        if value is not None:
+            values[index] = process(value)
+    return tuple(values)
 
 
 @functools.lru_cache(maxsize=64)
 def _prepared(
     statement: UpdateBase, dialect: Dialect, keys: tuple[str, ...]
-) -> tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]] | None:
-    """(SQL, parameter names in order, their bind processors) for ``rows`` with ``keys``;
-    None when the statement needs parameters the rows do not give (defaults)."""
+) -> tuple[str, tuple[str, ...], tuple[tuple[int, Callable[[Any], Any]], ...]] | None:
+    """(SQL, parameter names in order, ``(position, bind processor)`` of the parameters
+    that have one) for rows with ``keys``; None when the statement needs parameters
+    the rows do not give (defaults), or a processor binds NULL as something else
+    (:func:`_bound` passes NULL as is)."""
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     names = tuple(compiled.positiontup or ())
     if not compiled.positional or not set(names) <= set(keys):
         return None
-    processors = tuple(
-        compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-    )
-    return str(compiled), names, processors
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(names):
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            if process(None) is not None:
+                return None
+            processors.append((index, process))
+    return str(compiled), names, tuple(processors)
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -23,8 +23,11 @@ makes the archive re-derive every message (``syncer normalize`` after an upgrade
 from __future__ import annotations
 
 import hashlib
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 #: Bump when the normalizer derives anything differently; older rows are then re-derived.
 #: 2: text extracted from attachments (for the search index).
@@ -32,6 +35,26 @@ NORMALIZER_VERSION = 2
 
 #: Address roles, in the order they are stored and shown.
 ROLES = ("from", "sender", "reply-to", "to", "cc", "bcc", "delivered-to")
+
+
+#: Per class: an attrgetter of its fields in ``__init__`` order (see :func:`_reduced`).
+_FIELD_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _reduced(value: Any) -> tuple[type, tuple[Any, ...]]:
+    """What ``pickle`` stores for one of these values: its class and its fields, in order.
+
+    Why: normalization's pool processes send every result to the saving process;
+    a frozen slots dataclass pickles through ``__getstate__``/``__setstate__``,
+    which walk ``dataclasses.fields()`` for each object on both sides (about a
+    quarter of the pickling; docs/performance.md, "Normalize stage CPU").
+    Unpickling calls the class with the same values, which builds an equal object.
+    """
+    cls = type(value)
+    getter = _FIELD_GETTERS.get(cls)
+    if getter is None:  # every class here has several fields: attrgetter gives a tuple
+        getter = _FIELD_GETTERS[cls] = operator.attrgetter(*cls.__match_args__)
+    return cls, getter(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +88,9 @@ class Address:
             return f"{self.display_name} <{shown}>" if shown else self.display_name
         return shown
 
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return _reduced(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
@@ -91,6 +117,9 @@ class Attachment:
     inline: bool
     content_id: str | None = None
 
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return _reduced(self)
+
 
 @dataclass(frozen=True, slots=True)
 class AttachmentText:
@@ -103,6 +132,9 @@ class AttachmentText:
     part_path: str
     text: str
     note: str | None = None
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return _reduced(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +150,9 @@ class AuthResults:
     dmarc: str | None = None
     authserv_id: str | None = None
     raw: str | None = None
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return _reduced(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +232,9 @@ class NormalizedMessage:
 
     def by_role(self, role: str) -> tuple[Address, ...]:
         return tuple(a for a in self.addresses if a.role == role)
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return _reduced(self)
 
 
 def thread_key_of(root: str | bytes) -> str:

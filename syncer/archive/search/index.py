@@ -94,6 +94,8 @@ Scope = Literal["all", "subject", "body", "addresses", "attachments"]
 #: FTS5 rowid = message id * _ROWS_PER_MESSAGE + chunk number.
 _ROWS_PER_MESSAGE = 256
 _SHIFT = 8
+#: insert_rows reads the stored rows of ids at most this far apart with one range query.
+_RUN_GAP = 64
 #: Messages per statement group in index_messages / remove_messages.
 _BATCH = 500
 #: PostgreSQL weight of each field (ts_rank weighs A highest); None for "all".
@@ -336,6 +338,8 @@ def _documents(conn: Connection, pks: Sequence[int]) -> dict[int, list[list[str]
 
 
 def _delete_rows(conn: Connection, pks: Sequence[int]) -> None:
+    if not pks:
+        return
     if conn.dialect.name == "sqlite":
         conn.execute(
             text("DELETE FROM search_fts WHERE rowid >= :low AND rowid < :high"),
@@ -345,19 +349,60 @@ def _delete_rows(conn: Connection, pks: Sequence[int]) -> None:
         conn.execute(delete(_chunks).where(_chunks.c.message_pk.in_(pks)))
 
 
+def _stored_sqlite(conn: Connection, pks: Sequence[int]) -> dict[int, list[tuple[Any, ...]]]:
+    """The FTS5 rows stored for ``pks``, by message id, in rowid order.
+
+    Read by rowid ranges over runs of nearby ids (a batch of normalization is a
+    run of ids), so ids far apart never make one query read all between them.
+    """
+    stored: dict[int, list[tuple[Any, ...]]] = {}
+    wanted = sorted(set(pks))
+    runs: list[list[int]] = []
+    for pk in wanted:
+        if runs and pk - runs[-1][-1] <= _RUN_GAP:
+            runs[-1].append(pk)
+        else:
+            runs.append([pk])
+    select_rows = (
+        "SELECT rowid, subject, addresses, body, attachments FROM search_fts "
+        "WHERE rowid >= ? AND rowid < ? ORDER BY rowid"
+    )
+    keep = set(wanted)
+    for run in runs:
+        low, high = run[0] * _ROWS_PER_MESSAGE, (run[-1] + 1) * _ROWS_PER_MESSAGE
+        for row in conn.exec_driver_sql(select_rows, (low, high)):
+            pk = row[0] >> _SHIFT
+            if pk in keep:
+                stored.setdefault(pk, []).append(tuple(row))
+    return stored
+
+
 def insert_rows(conn: Connection, rows: Sequence[tuple[int, Sequence[IndexRow]]]) -> None:
     """Replace the index rows of messages by ``(message id, document_rows(...))``, in bulk.
 
     The caller makes sure the messages exist (PostgreSQL's foreign key would
     refuse others; SQLite's FTS5 table has none).
+
+    SQLite: a message whose stored rows are already exactly these is left
+    alone. Why: FTS5 pays for a deleted row about twice what it pays to insert
+    one (it re-tokenizes the old text to write delete markers), and a
+    ``syncer normalize --rebuild`` mostly derives what is already indexed:
+    reading the stored rows back costs a few per cent of replacing them
+    (docs/performance.md, "Normalize stage CPU").
     """
-    _delete_rows(conn, [pk for pk, _ in rows])
     if conn.dialect.name == "sqlite":
-        flat = [
-            (pk * _ROWS_PER_MESSAGE + number, subject, names, body, files)
-            for pk, prepared in rows
-            for number, subject, names, body, files in prepared
-        ]
+        stored = _stored_sqlite(conn, [pk for pk, _ in rows])
+        flat: list[tuple[Any, ...]] = []
+        changed: list[int] = []
+        for pk, prepared in rows:
+            mine = [
+                (pk * _ROWS_PER_MESSAGE + number, subject, names, body, files)
+                for number, subject, names, body, files in prepared
+            ]
+            if stored.get(pk, []) != mine:  # unchanged rows are neither deleted nor written
+                changed.extend([pk] if pk in stored else [])
+                flat.extend(mine)
+        _delete_rows(conn, changed)
         if flat:
             # One executemany through the driver: the rows are plain tuples already.
             conn.exec_driver_sql(
@@ -366,6 +411,7 @@ def insert_rows(conn: Connection, rows: Sequence[tuple[int, Sequence[IndexRow]]]
                 flat,
             )
         return
+    _delete_rows(conn, [pk for pk, _ in rows])
     params = [
         {"b_pk": pk, "b_chunk": number, "b_doc": doc, "b_subject": subject}
         for pk, prepared in rows
@@ -394,7 +440,7 @@ def index_messages(conn: Connection, message_pks: Sequence[int]) -> None:
     for start in range(0, len(wanted), _BATCH):
         part = wanted[start : start + _BATCH]
         docs = _documents(conn, part)
-        _delete_rows(conn, part)
+        _delete_rows(conn, [pk for pk in part if pk not in docs])  # insert_rows replaces the rest
         insert_rows(
             conn,
             [
