@@ -562,7 +562,7 @@ def _sections_model(sections: frozenset[str]) -> type[_Root]:
         for name, info in Config.model_fields.items()
         if name in sections
     }
-    return create_model("Config", __base__=_Root, __module__=__name__, **fields)
+    return create_model("ConfigSections", __base__=_Root, __module__=__name__, **fields)
 
 
 class _Unread:
