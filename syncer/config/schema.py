@@ -1,7 +1,11 @@
 """The TOML configuration: found, parsed, validated into frozen pydantic models.
 
 Every problem in a file is collected and raised at once as one ``ConfigError``
-(exit status 2), each naming the file, the key path and what was expected.
+(exit status 2), each naming the file, the key path and what was expected. A
+command validates only the sections it reads (``load_config(sections=...)``:
+``syncer search`` reads ``[archive]`` and ``[logging]``, builds no account
+model, and is not stopped by a mistake in ``[web]``); ``syncer config check``
+and the daemon validate every section.
 Values are never echoed for keys that could hold a secret, and secrets are
 never read from the file itself: each comes from an environment variable, a
 file or a command, resolved only when a command needs it (``resolve_secret``).
