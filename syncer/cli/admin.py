@@ -28,7 +28,7 @@ def init(state: State) -> None:
 
     with state.open_store(create=True) as store:
         rev = current_revision(store.engine)
-    click.echo(f"Archive ready at {_masked(state.config.archive_url)} (schema {rev}).")
+    click.echo(f"Archive ready at {_masked(state.read_config().archive_url)} (schema {rev}).")
 
 
 @click.group()
@@ -48,7 +48,7 @@ def db_upgrade(state: State, revision: str) -> None:
     """
     from syncer.archive.engine import current_revision, make_engine, upgrade
 
-    engine = make_engine(state.config.archive_url)
+    engine = make_engine(state.read_config().archive_url)
     try:
         upgrade(engine, revision)
         click.echo(f"Schema at {current_revision(engine)}.")
@@ -68,7 +68,7 @@ def db_current(state: State, as_json: bool) -> None:
     """
     from syncer.archive.engine import current_revision, head_revision, make_engine
 
-    engine = make_engine(state.config.archive_url)
+    engine = make_engine(state.read_config().archive_url)
     try:
         current = current_revision(engine)
     finally:
@@ -243,10 +243,11 @@ def status(state: State, as_json: bool, check: bool) -> None:
     from syncer.daemon.push import push_status
     from syncer.daemon.scheduler import jobs_status
 
+    config = state.config
     with state.open_store() as store:
         data = store.status()
-        data["jobs"] = jobs_status(state.config, store)
-        data["push"] = push_status(state.config, store)
+        data["jobs"] = jobs_status(config, store)
+        data["push"] = push_status(config, store)
     if as_json:
         emit_json(data)
         return
@@ -290,8 +291,9 @@ def _check(state: State, as_json: bool) -> None:
     from syncer.errors import SyncerError
 
     try:
+        config = state.config
         with state.open_store() as store:
-            healths = account_health(state.config, store)
+            healths = account_health(config, store)
     except ConfigError:
         raise
     except SyncerError as exc:

@@ -31,6 +31,9 @@ class State:
     #: stderr's log level when neither ``[logging] level`` nor ``-v`` says (the daemon: info).
     default_level: str = "warning"
     _config: Config | None = None
+    #: The sections of ``_config`` that were read (:func:`~syncer.config.schema.load_config`);
+    #: None: all of them.
+    _read: frozenset[str] | None = None
 
     def configure_logs(self) -> None:
         """(Re)configure logging from the options and, once loaded, the configuration."""
@@ -49,11 +52,29 @@ class State:
 
     @property
     def config(self) -> Config:
-        if self._config is None:
-            from syncer.config.schema import load_config
+        """The whole configuration, every section validated (the daemon, `config check`,
+        the commands that read many sections)."""
+        return self._load(None)
 
-            self._config = load_config(self.config_path)
-            self.configure_logs()
+    def read_config(self, *sections: str) -> Config:
+        """The configuration with only ``sections`` (and the archive and logging ones)
+        read and validated: what a command uses, and nothing else
+        (:func:`syncer.config.schema.load_config`). Reading more later reads the file again.
+        """
+        return self._load(frozenset(sections))
+
+    def _load(self, sections: frozenset[str] | None) -> Config:
+        if self._config is not None and (
+            self._read is None or (sections is not None and sections <= self._read)
+        ):
+            return self._config
+        from syncer.config.schema import BASE_SECTIONS, load_config
+
+        if sections is not None:
+            sections |= BASE_SECTIONS | (self._read or frozenset())
+        self._config = load_config(self.config_path, sections=sections)
+        self._read = sections
+        self.configure_logs()
         return self._config
 
     def note(self, text: str, event: str, **fields: Any) -> None:
@@ -96,7 +117,7 @@ class State:
         from syncer.archive.engine import sqlite_file
         from syncer.archive.store import ArchiveStore
 
-        cfg = self.config
+        cfg = self.read_config()
         path = sqlite_file(cfg.archive_url)
         if path is not None and not path.exists():
             if not first_use and not create:
@@ -141,7 +162,7 @@ def complete_accounts(
 
     root = ctx.find_root()
     try:
-        config = load_config(root.params.get("config_path"))
+        config = load_config(root.params.get("config_path"), sections=("accounts",))
     except SyncerError:
         return []
     return [

@@ -114,12 +114,13 @@ def retention_apply(state: State, force: bool, as_json: bool) -> None:
     from syncer.archive.leases import holder_id
     from syncer.retention.job import run_retention
 
+    config = state.config
     with (
         state.open_store() as store,
         state.progress("Applying retention", json_output=as_json) as progress,
     ):
         plan, result = run_retention(
-            store, state.config, holder=holder_id(), actor=actor(), force=force, progress=progress
+            store, config, holder=holder_id(), actor=actor(), force=force, progress=progress
         )
     if as_json:
         emit_json({"plan": plan.to_dict(), "result": result.to_dict()})

@@ -63,7 +63,7 @@ def sync(
     """
     from syncer.sync.runner import sync_accounts
 
-    cfg = state.config
+    cfg = state.read_config("accounts")
     selected = [cfg.account(n) for n in accounts] if accounts else list(cfg.accounts)
     if not selected:
         raise ConfigError(f"{cfg.path}: no [[accounts]] configured; nothing to sync.")
@@ -118,7 +118,7 @@ def preview(
     from syncer.archive.engine import sqlite_file
     from syncer.sync.preview import preview_account
 
-    path = sqlite_file(state.config.archive_url)
+    path = sqlite_file(state.read_config().archive_url)
     missing = path is not None and not path.exists()
     with nullcontext(None) if missing else state.open_store() as store:
         previews = [preview_account(a, store, folder_globs=folders) for a in accounts]
@@ -163,7 +163,7 @@ def _normalize(
             since=since,
             workers=workers,
             progress=progress,
-            verify_dkim=state.config.archive.verify_dkim,
+            verify_dkim=state.read_config().archive.verify_dkim,
         )
 
 
@@ -207,8 +207,9 @@ def run(state: State, once: bool, worker: str | None, metrics_file: str | None) 
     if not once:
         state.default_level = "info"  # a service: its journal is the record of every run
         state.configure_logs()
+    config = state.config  # every section (before the store, which needs only the archive)
     store = state.open_store(first_use=True)
-    sys.exit(run_daemon(state.config, store, once=once, worker=worker, metrics_file=metrics_file))
+    sys.exit(run_daemon(config, store, once=once, worker=worker, metrics_file=metrics_file))
 
 
 @click.command()

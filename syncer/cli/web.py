@@ -49,5 +49,6 @@ def serve_command(state: State, listen: str | None, cert: Path | None, key: Path
     from syncer.web.server import serve
 
     address = _listen(listen)
+    config = state.config
     with state.open_store() as store:
-        serve(state.config, store, listen=address, cert=cert, key=key)
+        serve(config, store, listen=address, cert=cert, key=key)

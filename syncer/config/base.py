@@ -44,7 +44,17 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    """Every model of the file: unknown keys refused, values frozen.
+
+    ``defer_build``: a model's validator is built when something first validates
+    with it, not when its class is defined -- a command that reads only the
+    ``[archive]`` section (``syncer search``) never builds the account, relay or
+    web models (see :func:`syncer.config.schema.load_config`'s ``sections``).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, defer_build=True
+    )
 
 
 class SecretSource(Strict):

@@ -1,7 +1,11 @@
 """The TOML configuration: found, parsed, validated into frozen pydantic models.
 
 Every problem in a file is collected and raised at once as one ``ConfigError``
-(exit status 2), each naming the file, the key path and what was expected.
+(exit status 2), each naming the file, the key path and what was expected. A
+command validates only the sections it reads (``load_config(sections=...)``:
+``syncer search`` reads ``[archive]`` and ``[logging]``, builds no account
+model, and is not stopped by a mistake in ``[web]``); ``syncer config check``
+and the daemon validate every section.
 Values are never echoed for keys that could hold a secret, and secrets are
 never read from the file itself: each comes from an environment variable, a
 file or a command, resolved only when a command needs it (``resolve_secret``).
@@ -12,17 +16,19 @@ Lookup order for the file: ``--config``, ``$SYNCER_CONFIG``, ``./syncer.toml``,
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from pydantic import (
     BaseModel,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -381,7 +387,25 @@ class MonitoringConfig(Strict):
         return value
 
 
-class Config(Strict):
+class _Root(Strict):
+    """What a file is validated as: :class:`Config` (every section), or a model of only
+    the sections a command reads (:func:`_sections_model`), so both report the same
+    errors for the same section."""
+
+    @model_validator(mode="after")
+    def _relay_references(self) -> _Root:
+        fields = type(self).model_fields
+        read: dict[str, Any] = {
+            s: getattr(self, s) for s in ("smtp", "digests", "forwards") if s in fields
+        }
+        if "smtp" in read:  # a command reading digests or forwards reads smtp too
+            problems = _relay_problems(read.pop("smtp"), read)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return self
+
+
+class Config(_Root):
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     accounts: Annotated[list[AccountConfig], NAMED] = Field(default_factory=list)
     smtp: Annotated[list[SMTPConfig], NAMED] = Field(default_factory=list)
@@ -396,13 +420,6 @@ class Config(Strict):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     path: Path | None = Field(default=None, exclude=True)
-
-    @model_validator(mode="after")
-    def _relay_references(self) -> Config:
-        problems = relay_problems(self)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
 
     def account(self, name: str) -> AccountConfig:
         """The account called ``name``; the error lists the configured ones."""
@@ -465,9 +482,22 @@ def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
     )
 
 
-def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+#: The sections every command reads: where the archive is, and how to log.
+BASE_SECTIONS: frozenset[str] = frozenset({"archive", "logging"})
+#: Sections read together with another: a digest or forward names an ``[[smtp]]`` server.
+_READ_WITH = {"digests": ("smtp",), "forwards": ("smtp",)}
+
+
+def load_config(
+    explicit: str | os.PathLike[str] | None = None, *, sections: Iterable[str] | None = None
+) -> Config:
     """Find, parse and validate the configuration file.
 
+    :param sections: validate only these top-level sections (and
+        :data:`BASE_SECTIONS`), with the same models and the same errors as the whole
+        file: a command reads what it uses (``syncer search`` builds no account
+        model). The other sections of the returned :class:`Config` refuse any use
+        (:class:`_Unread`). None (``syncer config check``, the daemon): every section.
     :raises ConfigError: listing every problem, each prefixed with the file.
     """
     path = find_config_path(explicit)
@@ -479,44 +509,121 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read the file ({exc}).") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}.") from None
-    return parse_config(data, path=path.resolve())
+    return parse_config(data, path=path.resolve(), sections=sections)
 
 
-def parse_config(data: Mapping[str, Any], *, path: Path | None = None) -> Config:
-    """Validate an already-parsed TOML document."""
+def parse_config(
+    data: Mapping[str, Any], *, path: Path | None = None, sections: Iterable[str] | None = None
+) -> Config:
+    """Validate an already-parsed TOML document (``sections``: see :func:`load_config`)."""
+    read = None if sections is None else _with_companions(sections)
+    if read is None:
+        config = _validate(Config, data, data, path)
+    else:
+        # Unknown top-level keys stay in, to be refused as they are when reading every section.
+        given = {k: v for k, v in data.items() if k in read or k not in Config.model_fields}
+        part = _validate(_sections_model(read), given, data, path)
+        values = {
+            name: getattr(part, name) if name in read else _Unread(name)
+            for name in Config.model_fields
+            if name != "path"
+        }
+        config = Config.model_construct(part.model_fields_set, **values)
+    return _anchor_token_files(config.model_copy(update={"path": path}), read)
+
+
+_R = TypeVar("_R", bound="_Root")
+
+
+def _validate(
+    model: type[_R], given: Mapping[str, Any], data: Mapping[str, Any], path: Path | None
+) -> _R:
+    """``given`` (all or part of the file's ``data``) as ``model``; its problems as one error."""
     try:
-        config = Config.model_validate(data)
+        return model.model_validate(given)
     except ValidationError as exc:
         where = f"{path}: " if path else ""
         raise ConfigError([where + p for p in _describe(exc, data)]) from None
-    return _anchor_token_files(config.model_copy(update={"path": path}))
 
 
-def _anchor_token_files(config: Config) -> Config:
-    """Give every OAuth2 token file an absolute path (default: beside the archive)."""
-    if not any(a.oauth2 for a in config.accounts) and not any(s.oauth2 for s in config.smtp):
+def _with_companions(sections: Iterable[str]) -> frozenset[str]:
+    """``sections``, the base sections and what is read with them; unknown names refused."""
+    wanted = set(sections) | BASE_SECTIONS
+    unknown = wanted - (Config.model_fields.keys() - {"path"})
+    if unknown:
+        raise ValueError(f"not sections of the configuration: {sorted(unknown)}")
+    for name in list(wanted):
+        wanted.update(_READ_WITH.get(name, ()))
+    return frozenset(wanted)
+
+
+@functools.cache
+def _sections_model(sections: frozenset[str]) -> type[_Root]:
+    """A root model of only ``sections``: :class:`Config`'s own fields, validators and
+    errors, without building the models of the sections left out."""
+    fields: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in Config.model_fields.items()
+        if name in sections
+    }
+    return create_model("ConfigSections", __base__=_Root, __module__=__name__, **fields)
+
+
+class _Unread:
+    """Stands in a :class:`Config` for a section its command did not read
+    (:func:`load_config`'s ``sections``): any use of it is a bug in that command,
+    said at once rather than read silently as the defaults."""
+
+    __slots__ = ("section",)
+
+    def __init__(self, section: str) -> None:
+        self.section = section
+
+    def _refuse(self) -> NoReturn:
+        raise RuntimeError(
+            f"the [{self.section}] section was not read: the command must name it in "
+            "load_config(sections=...)"
+        )
+
+    def __getattr__(self, _name: str) -> NoReturn:
+        self._refuse()
+
+    def __iter__(self) -> NoReturn:
+        self._refuse()
+
+    def __len__(self) -> NoReturn:
+        self._refuse()
+
+    def __bool__(self) -> NoReturn:
+        self._refuse()
+
+    def __repr__(self) -> str:
+        return f"<[{self.section}] not read>"
+
+
+def _anchor_token_files(config: Config, read: frozenset[str] | None) -> Config:
+    """Give every OAuth2 token file an absolute path (default: beside the archive), in
+    the sections read (``read``; None: all)."""
+    kinds = [k for k in ("accounts", "smtp") if read is None or k in read]
+    if not any(entry.oauth2 for kind in kinds for entry in getattr(config, kind)):
         return config
     url = config.archive_url
     archive_dir = config.base_dir
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         archive_dir = Path(url[len("sqlite:///") :]).parent
-    accounts = [
-        a
-        if a.oauth2 is None
-        else a.model_copy(
-            update={"oauth2": anchor_token_file(a.oauth2, archive_dir, config.base_dir)}
-        )
-        for a in config.accounts
-    ]
-    smtp = [
-        s
-        if s.oauth2 is None
-        else s.model_copy(
-            update={"oauth2": anchor_token_file(s.oauth2, archive_dir, config.base_dir)}
-        )
-        for s in config.smtp
-    ]
-    return config.model_copy(update={"accounts": accounts, "smtp": smtp})
+    return config.model_copy(
+        update={
+            kind: [
+                entry
+                if entry.oauth2 is None
+                else entry.model_copy(
+                    update={"oauth2": anchor_token_file(entry.oauth2, archive_dir, config.base_dir)}
+                )
+                for entry in getattr(config, kind)
+            ]
+            for kind in kinds
+        }
+    )
 
 
 def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[str]:
@@ -595,12 +702,13 @@ def _key_path(loc: Sequence[Any], data: Mapping[str, Any]) -> str:
     return out
 
 
-def relay_problems(config: Config) -> list[str]:
-    """Digests and forwards that name an ``[[smtp]]`` server the file does not have."""
-    known = [s.name for s in config.smtp]
+def _relay_problems(smtp: list[SMTPConfig], sections: Mapping[str, Any]) -> list[str]:
+    """Digests and forwards (``sections``: name -> entries) that name an ``[[smtp]]``
+    server the file does not have."""
+    known = [s.name for s in smtp]
     listed = ", ".join(known) or "none"
     problems: list[str] = []
-    for section, items in (("digests", config.digests), ("forwards", config.forwards)):
+    for section, items in sections.items():
         for index, item in enumerate(items):
             if item.smtp not in known:
                 problems.append(

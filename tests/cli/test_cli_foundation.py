@@ -182,6 +182,26 @@ def test_bad_config_is_one_clear_line_and_exit_2(
     assert "Traceback" not in result.output
 
 
+def test_a_command_validates_the_sections_it_reads_and_config_check_all(
+    syncer_cli: Syncer,
+) -> None:
+    """`syncer search` reads [archive] (and [logging]): a mistake elsewhere is for the
+    commands that read it, and for `config check`; one in [archive] stops it (exit 2)."""
+    assert syncer_cli("init").exit_code == 0
+    good = '[archive]\nurl = "sqlite:///archive.db"\n'
+    path = syncer_cli.write_config(good + ACCOUNT + 'port = "nine"\n\n[web]\nlisten = "x"\n')
+    result = syncer_cli("search", "anything")
+    assert result.exit_code == 0 and result.stdout == "No messages match.\n", result.output
+    check = syncer_cli("config", "check")
+    assert check.exit_code == 2
+    assert "accounts[0] (work).port" in check.stderr and "web.listen" in check.stderr
+    assert syncer_cli("sync").stderr.startswith(f"Error: {path}: accounts[0] (work).port")
+    syncer_cli.write_config('[archive]\nurl = "mysql://x"\n' + ACCOUNT)
+    bad = syncer_cli("search", "anything")
+    assert bad.exit_code == 2
+    assert bad.stderr.startswith(f"Error: {path}: archive.url: expected a database URL")
+
+
 def test_missing_secret_env_var_is_exit_2_naming_the_variable(syncer_cli: Syncer) -> None:
     syncer_cli.write_config(ACCOUNT)
     result = syncer_cli("config", "check")

@@ -44,7 +44,10 @@ NOT_TO_SEARCH_OR_SHOW = ("alembic", "rich.traceback", "rich.pretty", "pygments",
 
 
 class Imports(dict[str, str]):
-    """Modules a process imported, each with the chain of imports that brought it in."""
+    """Modules a process imported, each with the chain of imports that brought it in, and
+    the configuration models it built (``built_models``)."""
+
+    built_models: set[str]
 
 
 def _chains(report: str) -> Imports:
@@ -65,15 +68,32 @@ def _chains(report: str) -> Imports:
     return found
 
 
-#: Runs the command line and writes the names in ``sys.modules`` at exit to argv[1].
+#: Runs the command line and writes, at exit, the names in ``sys.modules`` to argv[1] and
+#: the configuration models whose validator was built (pydantic builds them on first use:
+#: :class:`syncer.config.base.Strict`) to argv[1] + ".models".
 _RUN = (
     "import atexit, sys\n"
     "out = sys.argv.pop(1)\n"
-    "atexit.register(lambda: open(out, 'w').write('\\n'.join(sys.modules)))\n"
+    "def built():\n"
+    "    base = sys.modules.get('syncer.config.base')\n"
+    "    todo, found = [base.Strict] if base else [], []\n"
+    "    while todo:\n"
+    "        model = todo.pop()\n"
+    "        todo.extend(model.__subclasses__())\n"
+    "        if model.__pydantic_complete__:\n"
+    "            found.append(model.__module__ + '.' + model.__qualname__)\n"
+    "    return found\n"
+    "def write():\n"
+    "    open(out, 'w').write('\\n'.join(sys.modules))\n"
+    "    open(out + '.models', 'w').write('\\n'.join(built()))\n"
+    "atexit.register(write)\n"
     "sys.argv[0] = 'syncer'\n"
     "from syncer.cli.app import main\n"
     "main()\n"
 )
+#: The model of the whole configuration: only the commands that read every section build it
+#: (``config check``, the daemon, ``status``); the others validate the sections they read.
+WHOLE_CONFIG = "syncer.config.schema.Config"
 
 
 def _imported(config: Path, env: dict[str, str], *args: str) -> Imports:
@@ -97,7 +117,10 @@ def _imported(config: Path, env: dict[str, str], *args: str) -> Imports:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     present = set(loaded.read_text().split())
-    return Imports({name: chain for name, chain in _chains(done.stderr).items() if name in present})
+    chains = _chains(done.stderr)
+    found = Imports({name: chain for name, chain in chains.items() if name in present})
+    found.built_models = set(Path(f"{loaded}.models").read_text().split())
+    return found
 
 
 def _config(tmp_path: Path, account: str) -> Path:
@@ -143,6 +166,7 @@ def test_a_sync_with_nothing_new_imports_no_normalizer_index_or_extractor(
         os.chdir(cwd)
     assert "syncer.sync.normalize" in first
     assert _forbidden(again, NEVER + NOT_ON_NO_CHANGE) == []
+    assert WHOLE_CONFIG not in again.built_models  # [archive], [logging], [[accounts]] only
     if protocol == "pop3":
         assert _forbidden(again, ("imapclient",)) == []
 
@@ -190,5 +214,8 @@ def test_commands_people_type_import_no_parser_stage_or_orm(
         os.chdir(cwd)
     assert "syncer.cli.app" in modules
     assert _forbidden(modules, NEVER) == []
-    if command[0] != "status":  # status draws its tables with rich
+    if command[0] != "status":  # status draws its tables with rich, shows every job
         assert _forbidden(modules, NOT_TO_SEARCH_OR_SHOW) == []
+        # [archive] and [logging] only: no account, relay, web ... model is built.
+        assert WHOLE_CONFIG not in modules.built_models
+        assert not {m for m in modules.built_models if m.endswith(".AccountConfig")}

@@ -180,3 +180,105 @@ def test_the_web_section_is_checked() -> None:
     ):
         with pytest.raises(ConfigError, match=says):
             parse_config({"web": bad})
+
+
+# A file with a good [archive], a broken account and a broken [web], a digest naming a
+# missing [[smtp]] server, and an unknown top-level key.
+MIXED: dict[str, object] = {
+    "archive": {"url": "sqlite:///a.db"},
+    "accounts": [{**GOOD_ACCOUNT, "port": 0}],
+    "web": {"listen": "nowhere"},
+    "digests": [
+        {
+            "name": "d",
+            "smtp": "relay",
+            "query": "x",
+            "to": "a@b.example",
+            "from": "c@d.example",
+            "schedule": "0 8 * * *",
+        }
+    ],
+    "colour": "blue",
+}
+
+
+def _problems_of(data: dict[str, object], sections: list[str] | None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, path=Path("/etc/syncer.toml"), sections=sections)
+    return info.value.problems
+
+
+def test_a_command_reads_only_its_sections_with_the_same_errors() -> None:
+    every = _problems_of(MIXED, None)
+    assert len(every) == 3  # the digest's reference is checked once the sections are valid
+    # Each section's problem is reported word for word as when reading the whole file;
+    # an unknown top-level key is refused by every command.
+    unknown = [p for p in every if "unknown key 'colour'" in p]
+    assert _problems_of(MIXED, []) == unknown
+    assert _problems_of(MIXED, ["accounts"]) == [
+        p for p in every if "accounts[0]" in p or p in unknown
+    ]
+    assert _problems_of(MIXED, ["web"]) == [p for p in every if "web.listen" in p or p in unknown]
+    # A digest brings the [[smtp]] servers it names along.
+    fixed = {k: v for k, v in MIXED.items() if k != "colour"}
+    assert _problems_of(fixed, ["digests"]) == [
+        "/etc/syncer.toml: digests[0] (d).smtp: no [[smtp]] named 'relay' (configured: none)"
+    ]
+    cfg = parse_config(fixed, path=Path("/etc/syncer.toml"), sections=[])
+    assert cfg.archive_url == "sqlite:////etc/a.db"
+    assert cfg.logging.format == "auto"
+
+
+def test_duplicate_names_are_refused_when_only_accounts_are_read() -> None:
+    problems = _problems_of({"accounts": [GOOD_ACCOUNT, GOOD_ACCOUNT]}, ["accounts"])
+    assert problems == [
+        "/etc/syncer.toml: accounts: the name 'work' is used twice; give each entry its own"
+    ]
+
+
+def test_a_section_not_read_refuses_any_use() -> None:
+    cfg = parse_config({"accounts": [GOOD_ACCOUNT], "web": {"listen": "nowhere"}}, sections=[])
+    with pytest.raises(RuntimeError, match=r"the \[accounts\] section was not read"):
+        list(cfg.accounts)
+    with pytest.raises(RuntimeError, match=r"the \[web\] section was not read"):
+        _ = cfg.web.listen
+    read = parse_config({"accounts": [GOOD_ACCOUNT]}, sections=["accounts"])
+    assert [a.name for a in read.accounts] == ["work"]
+    with pytest.raises(ValueError, match="not sections of the configuration"):
+        parse_config({}, sections=["acounts"])
+
+
+def test_oauth2_token_files_are_anchored_in_the_sections_read(tmp_path: Path) -> None:
+    account = {
+        "name": "work",
+        "host": "imap.example.com",
+        "username": "me",
+        "auth": "oauth2",
+        "oauth2": {"provider": "google", "client_id": "id"},
+    }
+    cfg = parse_config({"accounts": [account]}, path=tmp_path / "s.toml", sections=["accounts"])
+    whole = parse_config({"accounts": [account]}, path=tmp_path / "s.toml")
+    assert cfg.accounts[0].oauth2 == whole.accounts[0].oauth2
+    assert cfg.accounts[0].oauth2 is not None and cfg.accounts[0].oauth2.token_file is not None
+    assert cfg.accounts[0].oauth2.token_file.is_absolute()
+
+
+def test_reading_the_archive_section_builds_no_other_model(tmp_path: Path) -> None:
+    """What ``syncer search`` pays: the models of the sections it does not read are
+    defined but never built (pydantic ``defer_build``), in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "s.toml"
+    config.write_text('[archive]\nurl = "sqlite:///a.db"\n\n[web]\nlisten = "127.0.0.1:1"\n')
+    script = (
+        "import sys\n"
+        "from syncer.config import schema, web\n"
+        "schema.load_config(sys.argv[1], sections=())\n"
+        "models = (schema.Config, schema.AccountConfig, schema.SMTPConfig, web.WebConfig)\n"
+        "print(sorted(m.__name__ for m in models if m.__pydantic_complete__))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
