@@ -51,12 +51,12 @@ def _count(store: ArchiveStore, table: object) -> int:
 def test_the_corpus_archives_normalizes_and_keeps_every_byte(archive_store: ArchiveStore) -> None:
     corpus = {name: mail(name) for name in names()}
     _archive(archive_store, list(corpus.values()))
-    assert archive_store.status()["totals"]["awaiting_normalization"] == len(corpus)
+    assert archive_store.status().totals.awaiting_normalization == len(corpus)
 
     counts = normalize_pending(archive_store, workers=1)
 
     assert counts.processed == len(corpus) and counts.failed == 0
-    assert archive_store.status()["totals"]["awaiting_normalization"] == 0
+    assert archive_store.status().totals.awaiting_normalization == 0
     assert archive_store.normalization_backlog() == 0
     for raw in corpus.values():
         sha = archive_store.find_message(__import__("hashlib").sha256(raw).hexdigest()[:12])
