@@ -1,4 +1,4 @@
-"""Typed views of the archive's bookkeeping: leases, runs, status.
+"""Typed views of the archive's bookkeeping: leases, runs, status, audit events.
 
 Why this module exists: the archive's API returns frozen dataclasses, not dicts, so
 callers (the daemon, the web archive, the CLI) read typed fields (datetimes as
@@ -7,19 +7,21 @@ printed through each view's ``to_dict()``; the JSON form is decided here, once.
 
 Public API: :class:`LeaseView` (``ArchiveStore.leases``), :class:`RunView`
 (``ArchiveStore.runs``), :class:`ArchiveStatus` with :class:`AccountStatus`,
-:class:`FolderStatus` and :class:`ArchiveTotals` (``ArchiveStore.status``).
+:class:`FolderStatus` and :class:`ArchiveTotals` (``ArchiveStore.status``),
+:class:`AuditEvent` (``ArchiveStore.audit_events``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
     "AccountStatus",
     "ArchiveStatus",
     "ArchiveTotals",
+    "AuditEvent",
     "FolderStatus",
     "LeaseView",
     "RunView",
@@ -188,4 +190,37 @@ class ArchiveStatus:
             "blob_store": self.blob_store,
             "accounts": {name: account.to_dict() for name, account in self.accounts.items()},
             "totals": self.totals.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """An event of the hash-chained audit trail; ``at`` is aware UTC, ``details`` parsed."""
+
+    id: int
+    at: datetime
+    kind: str
+    actor: str | None
+    subject: str | None
+    details: Any
+    #: None for the first event of the chain.
+    prev_hash: str | None
+    hash: str
+
+    @property
+    def at_text(self) -> str:
+        """``at`` as the chain hashes it: ISO 8601 UTC with microseconds."""
+        return self.at.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form ``syncer audit export`` and ``/api/audit`` give."""
+        return {
+            "id": self.id,
+            "at": self.at_text,
+            "kind": self.kind,
+            "actor": self.actor,
+            "subject": self.subject,
+            "details": self.details,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
         }
