@@ -1,4 +1,4 @@
-"""Typed views of the archive's bookkeeping: leases, runs, status, audit events.
+"""Typed views of the archive's bookkeeping: leases, runs, status, the search index, audit events.
 
 Why this module exists: the archive's API returns frozen dataclasses, not dicts, so
 callers (the daemon, the web archive, the CLI) read typed fields (datetimes as
@@ -8,7 +8,8 @@ printed through each view's ``to_dict()``; the JSON form is decided here, once.
 Public API: :class:`LeaseView` (``ArchiveStore.leases``), :class:`RunView`
 (``ArchiveStore.runs``), :class:`ArchiveStatus` with :class:`AccountStatus`,
 :class:`FolderStatus` and :class:`ArchiveTotals` (``ArchiveStore.status``),
-:class:`AuditEvent` (``ArchiveStore.audit_events``).
+:class:`IndexStatus` (``ArchiveStore.index_status``), :class:`AuditEvent`
+(``ArchiveStore.audit_events``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "ArchiveTotals",
     "AuditEvent",
     "FolderStatus",
+    "IndexStatus",
     "LeaseView",
     "RunView",
 ]
@@ -190,6 +192,30 @@ class ArchiveStatus:
             "blob_store": self.blob_store,
             "accounts": {name: account.to_dict() for name, account in self.accounts.items()},
             "totals": self.totals.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStatus:
+    """The search index (``syncer index --status``)."""
+
+    messages: int
+    normalized: int
+    indexed: int
+    index_rows: int
+    #: its size on disk; None where the database cannot tell.
+    index_bytes: int | None
+    #: the message an interrupted ``--rebuild`` stopped after, or None.
+    rebuild_at: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "messages": self.messages,
+            "normalized": self.normalized,
+            "indexed": self.indexed,
+            "index_rows": self.index_rows,
+            "index_bytes": self.index_bytes,
+            "rebuild_at": self.rebuild_at,
         }
 
 
