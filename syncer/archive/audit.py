@@ -45,6 +45,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, text, update
 
+from syncer.archive.admin_views import AuditEvent
 from syncer.archive.models import audit_events, job_state, utcnow
 
 __all__ = [
@@ -313,22 +314,22 @@ def _walk(conn: Connection) -> ChainReport:
     return ChainReport(count, head_id=prev.id, head_hash=prev.hash)
 
 
-def read_events(conn: Connection, *, newest: int | None = None) -> Iterator[dict[str, Any]]:
-    """Every event in id order (or only the ``newest`` ones, newest first), as
-    JSON-serialisable dicts (``details`` parsed)."""
+def read_events(conn: Connection, *, newest: int | None = None) -> Iterator[AuditEvent]:
+    """Every event in id order (or only the ``newest`` ones, newest first), ``details``
+    parsed."""
     rows: Iterable[Any] = _rows(conn)
     if newest is not None:
         rows = conn.execute(
             select(audit_events).order_by(audit_events.c.id.desc()).limit(newest)
         ).all()
     for row in rows:
-        yield {
-            "id": row.id,
-            "at": _at_text(row.at),
-            "kind": row.kind,
-            "actor": row.actor,
-            "subject": row.subject,
-            "details": json.loads(row.details) if row.details is not None else None,
-            "prev_hash": row.prev_hash,
-            "hash": row.hash,
-        }
+        yield AuditEvent(
+            id=row.id,
+            at=row.at.replace(tzinfo=UTC) if row.at.tzinfo is None else row.at.astimezone(UTC),
+            kind=row.kind,
+            actor=row.actor,
+            subject=row.subject,
+            details=json.loads(row.details) if row.details is not None else None,
+            prev_hash=row.prev_hash,
+            hash=row.hash,
+        )

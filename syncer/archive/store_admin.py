@@ -16,6 +16,14 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from syncer.archive import leases as lease_ops
+from syncer.archive.admin_views import (
+    AccountStatus,
+    ArchiveStatus,
+    ArchiveTotals,
+    FolderStatus,
+    LeaseView,
+    RunView,
+)
 from syncer.archive.blobs import BlobStore
 from syncer.archive.models import (
     accounts,
@@ -28,7 +36,7 @@ from syncer.archive.models import (
     sync_runs,
     utcnow,
 )
-from syncer.archive.store_base import StoreCore, iso
+from syncer.archive.store_base import StoreCore
 from syncer.archive.store_normalize import awaiting_normalization
 from syncer.errors import ArchiveError
 
@@ -83,21 +91,20 @@ class StoreAdmin(StoreCore):
         with self._read(f"reading lease {name!r}") as conn:
             return conn.execute(select(leases.c.holder).where(leases.c.name == name)).scalar()
 
-    def leases(self) -> list[dict[str, Any]]:
-        """Every lease row, by name: name, holder, acquired_at, expires_at, heartbeat_at
-        (ISO 8601 UTC) and ``expired`` (an expired lease is free to take)."""
+    def leases(self) -> list[LeaseView]:
+        """Every lease, by name; ``expired`` ones are free to take."""
         now = utcnow()
         with self._read("listing leases") as conn:
             rows = conn.execute(select(leases).order_by(leases.c.name)).all()
         return [
-            {
-                "name": row.name,
-                "holder": row.holder,
-                "acquired_at": iso(row.acquired_at),
-                "expires_at": iso(row.expires_at),
-                "heartbeat_at": iso(row.heartbeat_at),
-                "expired": row.expires_at < now,
-            }
+            LeaseView(
+                name=row.name,
+                holder=row.holder,
+                acquired_at=row.acquired_at,
+                expires_at=row.expires_at,
+                heartbeat_at=row.heartbeat_at,
+                expired=row.expires_at < now,
+            )
             for row in rows
         ]
 
@@ -237,13 +244,8 @@ class StoreAdmin(StoreCore):
         with self._read("reading the last successful runs") as conn:
             return {name: when for name, when in conn.execute(query) if when is not None}
 
-    def runs(self, account: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """The most recent runs, newest first, as JSON-serialisable dicts.
-
-        Keys: run_id, account, kind, status, started_at, finished_at (ISO 8601
-        UTC or None), seconds, error, new, flags_changed, expunged, bytes, pid,
-        host, worker.
-        """
+    def runs(self, account: str | None = None, limit: int = 20) -> list[RunView]:
+        """The most recent runs, newest first (of ``account``, or of every account)."""
         query = (
             select(sync_runs, accounts.c.name.label("account"))
             .join(accounts, accounts.c.id == sync_runs.c.account_id)
@@ -255,44 +257,31 @@ class StoreAdmin(StoreCore):
         with self._read("listing runs") as conn:
             rows = conn.execute(query).all()
         return [
-            {
-                "run_id": row.run_id,
-                "account": row.account,
-                "kind": row.kind,
-                "status": row.status,
-                "started_at": iso(row.started_at),
-                "finished_at": iso(row.finished_at),
-                "resume_at": iso(row.resume_at),
-                "seconds": (
-                    (row.finished_at - row.started_at).total_seconds()
-                    if row.finished_at is not None
-                    else None
-                ),
-                "error": row.error,
-                "new": row.new,
-                "flags_changed": row.flags_changed,
-                "expunged": row.expunged,
-                "bytes": row.bytes,
-                "pid": row.pid,
-                "host": row.host,
-                "worker": row.worker,
-            }
+            RunView(
+                run_id=row.run_id,
+                account=row.account,
+                kind=row.kind,
+                status=row.status,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+                resume_at=row.resume_at,
+                error=row.error,
+                new=row.new,
+                flags_changed=row.flags_changed,
+                expunged=row.expunged,
+                bytes=row.bytes,
+                pid=row.pid,
+                host=row.host,
+                worker=row.worker,
+            )
             for row in rows
         ]
 
     # ------------------------------------------------------------------ status
 
-    def status(self) -> dict[str, Any]:
-        """What is in the archive, as a JSON-serialisable dict.
-
-        ``{"database": url (password masked), "blob_store": ..., "accounts": {name:
-        {"protocol", "messages" (live entries), "last_synced_at", "resume_at" (when a
-        run stopped by a provider limit or the daily budget continues, or None),
-        "folders": [{"name", "display_name", "messages", "last_synced_at", "deleted",
-        "complete" (False while a download is part-way)}]}}, "totals":
-        {"messages" (distinct), "entries" (live), "blobs", "stored_bytes", "raw_bytes",
-        "awaiting_normalization" (messages not yet normalized by this syncer's normalizer)}}``.
-        """
+    def status(self) -> ArchiveStatus:
+        """What is in the archive: per account its folders and live entries, and the totals
+        (see :class:`~syncer.archive.admin_views.ArchiveStatus`)."""
         live = entries.c.gone_at.is_(None) & entries.c.superseded_at.is_(None)
         with self._read("reading the archive status") as conn:
             account_rows = conn.execute(select(accounts).order_by(accounts.c.name)).all()
@@ -317,52 +306,48 @@ class StoreAdmin(StoreCore):
             awaiting = conn.execute(
                 select(func.count()).select_from(messages).where(awaiting_normalization())
             ).scalar_one()
-        result_accounts: dict[str, Any] = {}
-        by_id: dict[int, dict[str, Any]] = {}
-        for row in account_rows:
-            info: dict[str, Any] = {
-                "protocol": row.protocol,
-                "messages": 0,
-                "last_synced_at": None,
-                "folders": [],
-                "resume_at": None,
-            }
-            result_accounts[row.name] = info
-            by_id[row.id] = info
+        by_account: dict[int, list[FolderStatus]] = {row.id: [] for row in account_rows}
         for row in folder_rows:
-            info = by_id[row.account_id]
-            count = counts.get(row.id, 0)
-            info["folders"].append(
-                {
-                    "name": row.name,
-                    "display_name": row.display_name,
-                    "messages": count,
-                    "last_synced_at": iso(row.last_synced_at),
-                    "deleted": row.deleted_at is not None,
+            by_account[row.account_id].append(
+                FolderStatus(
+                    name=row.name,
+                    display_name=row.display_name,
+                    messages=counts.get(row.id, 0),
+                    last_synced_at=row.last_synced_at,
+                    deleted=row.deleted_at is not None,
                     # -1: a download stopped part-way (budget, limit, crash); the next run
                     # resumes after its last committed batch.
-                    "complete": row.messages is None or row.messages >= 0,
-                }
+                    complete=row.messages is None or row.messages >= 0,
+                )
             )
-            info["messages"] += count
-            synced = iso(row.last_synced_at)
-            if synced is not None and (info["last_synced_at"] or "") < synced:
-                info["last_synced_at"] = synced
-        for name, info in result_accounts.items():
-            info["resume_at"] = iso(self.resume_at(name))
-        return {
-            "database": self.url,
-            "blob_store": self._blobs.spec,
-            "accounts": result_accounts,
-            "totals": {
-                "messages": message_count,
-                "entries": sum(counts.values()),
-                "blobs": blob_count,
-                "stored_bytes": int(stored_bytes),
-                "raw_bytes": int(raw_bytes),
-                "awaiting_normalization": int(awaiting),
+        return ArchiveStatus(
+            database=self.url,
+            blob_store=self._blobs.spec,
+            accounts={
+                row.name: self._account_status(row.name, row.protocol, by_account[row.id])
+                for row in account_rows
             },
-        }
+            totals=ArchiveTotals(
+                messages=int(message_count),
+                entries=sum(counts.values()),
+                blobs=int(blob_count),
+                stored_bytes=int(stored_bytes),
+                raw_bytes=int(raw_bytes),
+                awaiting_normalization=int(awaiting),
+            ),
+        )
+
+    def _account_status(
+        self, name: str, protocol: str, account_folders: list[FolderStatus]
+    ) -> AccountStatus:
+        synced = [f.last_synced_at for f in account_folders if f.last_synced_at is not None]
+        return AccountStatus(
+            protocol=protocol,
+            messages=sum(f.messages for f in account_folders),
+            last_synced_at=max(synced, default=None),
+            folders=tuple(account_folders),
+            resume_at=self.resume_at(name),
+        )
 
     def folder_names(self) -> list[tuple[str, str]]:
         """``(account, folder display name)`` of every folder, sorted: cheap (no counts), for
@@ -437,7 +422,7 @@ class StoreAdmin(StoreCore):
         fetched a few megabytes at a time; files are read in chunks.
 
         :param progress: called with the number of blobs just checked (an
-            increment; the total is ``status()["totals"]["blobs"]``).
+            increment; the total is ``status().totals.blobs``).
         :returns: one line per corrupt or missing blob, e.g.
             ``blob 3fa2… (message 17): stored bytes hash to 9c1e…, expected 3fa2…``.
         """

@@ -57,7 +57,7 @@ from syncer.mime.parsed import NORMALIZER_VERSION, ROLES, NormalizedMessage, thr
 
 __all__ = ["Pending", "StoreNormalize", "awaiting_normalization"]
 
-#: Characters of the text shown by message_view.
+#: Characters of the text shown by message_detail (``text_excerpt``).
 _EXCERPT = 1000
 _HEX = frozenset("0123456789abcdef")
 
@@ -355,14 +355,6 @@ class StoreNormalize(StoreCore):
                 hint="Give more hex digits, or the message id.",
             )
         return int(rows[0].id)
-
-    def message_view(self, message_pk: int) -> dict[str, Any]:
-        """Everything the archive knows of one message, as a JSON-serialisable dict
-        (:meth:`MessageDetail.to_dict <syncer.archive.views.MessageDetail.to_dict>`).
-
-        :raises ArchiveError: when there is no such message.
-        """
-        return self.message_detail(message_pk).to_dict()
 
     def message_detail(self, message_pk: int) -> MessageDetail:
         """Everything the archive knows of one message: headers, addresses (in role order),

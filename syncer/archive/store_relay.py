@@ -32,7 +32,8 @@ from typing import Any, Literal
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from syncer.archive.models import accounts, entries, folders, job_state, messages, outbox, utcnow
-from syncer.archive.store_base import StoreCore, chunks, iso
+from syncer.archive.relay_views import DigestItem, OutboxEntry
+from syncer.archive.store_base import StoreCore, chunks
 from syncer.archive.store_normalize import awaiting_normalization
 from syncer.errors import ArchiveError, UsageError
 
@@ -249,10 +250,11 @@ class StoreRelay(StoreCore):
 
     # ------------------------------------------------------------------ what to send
 
-    def digest_items(self, message_pks: Sequence[int]) -> list[dict[str, Any]]:
-        """id, date, sender, subject, size and folders (``account/folder``) of each message,
-        in the order given."""
-        found: dict[int, dict[str, Any]] = {}
+    def digest_items(self, message_pks: Sequence[int]) -> list[DigestItem]:
+        """Each message as a digest lists it (its folders as ``account/folder``), in the
+        order given; ids not in the archive are left out."""
+        found: dict[int, Any] = {}
+        places: dict[int, list[str]] = {}
         with self._read("reading messages for a digest") as conn:
             for part in chunks(list(message_pks), self._caps.max_params):
                 rows = conn.execute(
@@ -264,19 +266,28 @@ class StoreRelay(StoreCore):
                         messages.c.size,
                     ).where(messages.c.id.in_(part))
                 )
-                for row in rows:
-                    found[row.id] = {**row._asdict(), "folders": []}
-                places = conn.execute(
+                found.update((row.id, row) for row in rows)
+                for pk, account, folder in conn.execute(
                     select(entries.c.message_pk, accounts.c.name, folders.c.display_name)
                     .join(folders, folders.c.id == entries.c.folder_id)
                     .join(accounts, accounts.c.id == folders.c.account_id)
                     .where(entries.c.message_pk.in_(part))
                     .distinct()
                     .order_by(entries.c.message_pk, accounts.c.name, folders.c.display_name)
-                )
-                for pk, account, folder in places:
-                    found[pk]["folders"].append(f"{account}/{folder}")
-        return [found[pk] for pk in message_pks if pk in found]
+                ):
+                    places.setdefault(pk, []).append(f"{account}/{folder}")
+        return [
+            DigestItem(
+                id=found[pk].id,
+                date=found[pk].date,
+                sender=found[pk].sender,
+                subject=found[pk].subject,
+                folders=tuple(places.get(pk, ())),
+                size=found[pk].size,
+            )
+            for pk in message_pks
+            if pk in found
+        ]
 
     def forward_candidates(self, message_pks: Sequence[int]) -> list[tuple[int, str, str | None]]:
         """(id, sha256, subject) of each message, in id order."""
@@ -395,16 +406,16 @@ class StoreRelay(StoreCore):
 
     # ------------------------------------------------------------------ by hand
 
-    def outbox_list(self, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def outbox_list(self, *, status: str | None = None, limit: int = 100) -> list[OutboxEntry]:
         """The newest rows (no bodies), newest first; ``status`` filters."""
         query = select(*_LISTED, func.length(outbox.c.body).label("size"))
         if status is not None:
             query = query.where(outbox.c.status == status)
         with self._read("listing the outbox") as conn:
             rows = conn.execute(query.order_by(outbox.c.id.desc()).limit(limit)).all()
-        return [_listed(row._asdict()) for row in rows]
+        return [_listed(row) for row in rows]
 
-    def outbox_row(self, row_id: int) -> dict[str, Any]:
+    def outbox_row(self, row_id: int) -> OutboxEntry:
         """One row (no body).
 
         :raises UsageError: when there is no such row.
@@ -419,18 +430,18 @@ class StoreRelay(StoreCore):
             raise UsageError(
                 f"There is no outbox message {row_id}.", hint="`syncer outbox list` shows them."
             )
-        return _listed(row._asdict())
+        return _listed(row)
 
-    def outbox_retry(self, row_id: int, now: datetime) -> dict[str, Any]:
+    def outbox_retry(self, row_id: int, now: datetime) -> OutboxEntry:
         """Make a failed (or waiting) row due now, with its attempts counted from zero.
 
         :raises UsageError: when the row is unknown, sent, or being sent.
         """
         row = self.outbox_row(row_id)
-        if row["status"] in ("sent", "sending"):
+        if row.status in ("sent", "sending"):
+            sent = f" (at {row.sent_at.isoformat()})" if row.sent_at else ""
             raise UsageError(
-                f"Outbox message {row_id} is {row['status']}"
-                f"{' (at ' + row['sent_at'] + ')' if row['sent_at'] else ''}; "
+                f"Outbox message {row_id} is {row.status}{sent}; "
                 "only pending or failed messages can be retried."
             )
         with self._write(f"retrying outbox row {row_id}") as conn:
@@ -441,16 +452,16 @@ class StoreRelay(StoreCore):
             )
         return self.outbox_row(row_id)
 
-    def outbox_drop(self, row_id: int, now: datetime) -> dict[str, Any]:
+    def outbox_drop(self, row_id: int, now: datetime) -> OutboxEntry:
         """Give up on a pending (or failed) row: it is marked failed, "dropped by hand",
         and kept, so its idempotency key still stops it from being queued again.
 
         :raises UsageError: when the row is unknown, sent, or being sent.
         """
         row = self.outbox_row(row_id)
-        if row["status"] in ("sent", "sending"):
+        if row.status in ("sent", "sending"):
             raise UsageError(
-                f"Outbox message {row_id} is {row['status']}; it can no longer be dropped."
+                f"Outbox message {row_id} is {row.status}; it can no longer be dropped."
             )
         with self._write(f"dropping outbox row {row_id}") as conn:
             conn.execute(
@@ -460,14 +471,27 @@ class StoreRelay(StoreCore):
                     status="failed",
                     next_attempt_at=None,
                     last_error=f"dropped by hand at {now.isoformat(timespec='seconds')}"
-                    + (f" (last error: {row['last_error']})" if row["last_error"] else ""),
+                    + (f" (last error: {row.last_error})" if row.last_error else ""),
                 )
             )
         return self.outbox_row(row_id)
 
 
-def _listed(row: dict[str, Any]) -> dict[str, Any]:
-    row["recipients"] = json.loads(row["recipients"])
-    for key in ("created_at", "next_attempt_at", "sent_at"):
-        row[key] = iso(row[key])
-    return row
+def _listed(row: Any) -> OutboxEntry:
+    """An outbox row selected with ``_LISTED`` and its body's ``size``."""
+    return OutboxEntry(
+        id=row.id,
+        idem_key=row.idem_key,
+        kind=row.kind,
+        smtp=row.smtp,
+        envelope_from=row.envelope_from,
+        recipients=tuple(json.loads(row.recipients)),
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        sent_at=row.sent_at,
+        message_id=row.message_id,
+        size=row.size,
+    )

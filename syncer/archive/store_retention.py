@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import Column, Table, case, delete, func, select, update
 
 from syncer.archive import audit
+from syncer.archive.admin_views import AuditEvent
 from syncer.archive.audit import Anchor, ChainReport
 from syncer.archive.blobs import FSBlobStore
 from syncer.archive.models import (
@@ -173,9 +174,8 @@ class StoreRetention(StoreCore):
         with self._read("verifying the audit trail") as conn:
             return audit.verify_chain(conn, anchor)
 
-    def audit_events(self, *, newest: int | None = None) -> list[dict[str, Any]]:
-        """Every audit event in order, or the ``newest`` ones newest first, as
-        JSON-serialisable dicts."""
+    def audit_events(self, *, newest: int | None = None) -> list[AuditEvent]:
+        """Every audit event in order, or the ``newest`` ones newest first."""
         with self._read("reading the audit trail") as conn:
             return list(audit.read_events(conn, newest=newest))
 

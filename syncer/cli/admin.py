@@ -245,17 +245,17 @@ def status(state: State, as_json: bool, check: bool) -> None:
 
     config = state.config
     with state.open_store() as store:
-        data = store.status()
-        data["jobs"] = jobs_status(config, store)
-        data["push"] = push_status(config, store)
+        archive = store.status()
+        jobs = jobs_status(config, store)
+        push = push_status(config, store)
     if as_json:
-        emit_json(data)
+        emit_json(archive.to_dict() | {"jobs": jobs, "push": push})
         return
     from syncer.cli.render import render_jobs, render_push, render_status
 
-    render_status(data)
-    render_jobs(data["jobs"])
-    render_push(data["push"])
+    render_status(archive)
+    render_jobs(jobs)
+    render_push(push)
 
 
 @click.command()
@@ -269,7 +269,7 @@ def verify(state: State, as_json: bool) -> None:
       syncer verify
     """
     with state.open_store() as store:
-        total = store.status()["totals"]["blobs"]
+        total = store.status().totals.blobs
         with state.progress("Verifying", json_output=as_json, unit="blobs") as progress:
             progress.set_total(total)
             problems = store.verify(progress=progress.advanced)

@@ -7,8 +7,6 @@ rich are imported inside the command so other commands do not pay for them.
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from syncer.cli.context import State, emit_json, pass_state
@@ -56,16 +54,17 @@ def index(state: State, rebuild: bool, status_only: bool, as_json: bool) -> None
                     counts = store.rebuild_index(progress=progress)
                 else:
                     counts = store.index_missing(progress=progress)
-        status: dict[str, Any] = store.index_status()
-    if not status_only:
-        status["run"] = {
-            "indexed": counts.indexed,
-            "seconds": round(counts.seconds, 3),
-            "rebuild": rebuild,
-            "resumed_after": counts.resumed,
-        }
+        index_status = store.index_status()
     if as_json:
-        emit_json(status)
+        data = index_status.to_dict()
+        if not status_only:
+            data["run"] = {
+                "indexed": counts.indexed,
+                "seconds": round(counts.seconds, 3),
+                "rebuild": rebuild,
+                "resumed_after": counts.resumed,
+            }
+        emit_json(data)
         return
     if not status_only:
         resumed = f", resumed after message {counts.resumed}" if counts.resumed else ""
@@ -73,13 +72,13 @@ def index(state: State, rebuild: bool, status_only: bool, as_json: bool) -> None
             f"Indexed {counts.indexed} message{'s' if counts.indexed != 1 else ''} "
             f"in {counts.seconds:.1f} s{resumed}."
         )
-    missing = status["normalized"] - status["indexed"]
+    missing = index_status.normalized - index_status.indexed
     click.echo(
-        f"Index: {status['indexed']} of {status['messages']} messages "
-        f"({missing} normalized but not indexed), {_size(status['index_bytes'])}."
+        f"Index: {index_status.indexed} of {index_status.messages} messages "
+        f"({missing} normalized but not indexed), {_size(index_status.index_bytes)}."
     )
-    if status["rebuild_at"] is not None:
+    if index_status.rebuild_at is not None:
         click.echo(
-            f"A rebuild stopped after message {status['rebuild_at']}; "
+            f"A rebuild stopped after message {index_status.rebuild_at}; "
             "run `syncer index --rebuild` to finish it."
         )

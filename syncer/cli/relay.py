@@ -249,20 +249,20 @@ def outbox_list(state: State, status: str | None, limit: int, as_json: bool) -> 
     with state.open_store() as store:
         rows = store.outbox_list(status=status, limit=limit)
     if as_json:
-        emit_json(rows)
+        emit_json([row.to_dict() for row in rows])
         return
     if not rows:
         click.echo("The outbox is empty." if status is None else f"No {status} messages.")
         return
     for row in rows:
-        when = row["sent_at"] or row["next_attempt_at"] or row["created_at"]
+        when = row.sent_at or row.next_attempt_at or row.created_at
         click.echo(
-            f"{row['id']:>6}  {row['status']:<8} {row['kind']:<8} {row['idem_key']}  "
-            f"to {', '.join(row['recipients'])} via {row['smtp']}  "
-            f"attempts {row['attempts']}  {when}"
+            f"{row.id:>6}  {row.status:<8} {row.kind:<8} {row.idem_key}  "
+            f"to {', '.join(row.recipients)} via {row.smtp}  "
+            f"attempts {row.attempts}  {when.isoformat()}"
         )
-        if row["last_error"]:
-            click.echo(f"        {row['last_error']}")
+        if row.last_error:
+            click.echo(f"        {row.last_error}")
 
 
 @outbox_group.command("flush")
@@ -308,7 +308,7 @@ def outbox_retry(state: State, row_id: int) -> None:
 
     with state.open_store() as store:
         row = store.outbox_retry(row_id, datetime.now(UTC))
-    click.echo(f"Outbox message {row['id']} ({row['idem_key']}) is due again.")
+    click.echo(f"Outbox message {row.id} ({row.idem_key}) is due again.")
 
 
 @outbox_group.command("drop")
@@ -326,4 +326,4 @@ def outbox_drop(state: State, row_id: int) -> None:
 
     with state.open_store() as store:
         row = store.outbox_drop(row_id, datetime.now(UTC))
-    click.echo(f"Outbox message {row['id']} ({row['idem_key']}) dropped; it will not be sent.")
+    click.echo(f"Outbox message {row.id} ({row.idem_key}) dropped; it will not be sent.")

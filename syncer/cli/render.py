@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from syncer.archive.admin_views import ArchiveStatus
     from syncer.sync.preview import AccountPreview
 
 
@@ -50,50 +51,41 @@ def human_size(n: int | float | None) -> str:
     return f"{value:.1f} TB"
 
 
-def render_status(data: dict[str, Any]) -> None:
-    totals = data.get("totals", {})
-    _console().print(f"Archive: {data.get('database')}")
+def render_status(status: ArchiveStatus) -> None:
+    totals = status.totals
+    _console().print(f"Archive: {status.database}")
     _console().print(
-        f"{totals.get('messages', 0)} messages, {totals.get('blobs', 0)} blobs, "
-        f"{human_size(totals.get('raw_bytes'))} raw, "
-        f"{human_size(totals.get('stored_bytes'))} stored"
+        f"{totals.messages} messages, {totals.blobs} blobs, "
+        f"{human_size(totals.raw_bytes)} raw, "
+        f"{human_size(totals.stored_bytes)} stored"
     )
-    if totals.get("awaiting_normalization"):
+    if totals.awaiting_normalization:
         _console().print(
-            f"{totals['awaiting_normalization']} messages await normalization (`syncer normalize`)"
+            f"{totals.awaiting_normalization} messages await normalization (`syncer normalize`)"
         )
-    for account_name, account in data.get("accounts", {}).items():
-        protocol, count = account.get("protocol", "?"), account.get("messages", 0)
-        title = f"{account_name} ({protocol}): {count} messages"
+    for account_name, account in status.accounts.items():
+        title = f"{account_name} ({account.protocol}): {account.messages} messages"
         table = _table(title=title, title_justify="left")
         table.add_column("folder")
         table.add_column("messages", justify="right")
         table.add_column("last sync")
-        for folder in account.get("folders", []):
-            name = folder.get("display_name") or folder.get("name")
-            if folder.get("deleted"):
+        for folder in account.folders:
+            name = folder.display_name or folder.name
+            if folder.deleted:
                 name = f"{name} (deleted on server)"
-            table.add_row(
-                name, str(folder.get("messages", 0)), str(folder.get("last_synced_at") or "never")
-            )
+            synced = folder.last_synced_at.isoformat() if folder.last_synced_at else "never"
+            table.add_row(name, str(folder.messages), synced)
         _console().print(table)
-        folders = [f for f in account.get("folders", []) if not f.get("deleted")]
-        partial = [f for f in folders if not f.get("complete", True)]
+        folders = [f for f in account.folders if not f.deleted]
+        partial = [f for f in folders if not f.complete]
         if partial:
             _console().print(
                 f"download in progress: {len(folders) - len(partial)} of {len(folders)} "
-                f"folders complete, {count} messages archived so far"
+                f"folders complete, {account.messages} messages archived so far"
             )
-        if account.get("resume_at"):
+        if account.resume_at:
             _console().print(
-                f"next run resumes at {account['resume_at']} (provider limit or budget)"
-            )
-        last = account.get("last_run")
-        if last:
-            _console().print(
-                f"last run {last.get('run_id')}: {last.get('status')} at "
-                f"{last.get('finished_at') or last.get('started_at')}"
-                + (f" — {last['error']}" if last.get("error") else "")
+                f"next run resumes at {account.resume_at.isoformat()} (provider limit or budget)"
             )
 
 

@@ -51,7 +51,8 @@ def _line(label: str, value: str | None) -> None:
 
 # Allowed (C901): one branch per section of the message view.
 def render_show(view: dict[str, Any]) -> None:  # noqa: C901
-    """Print the normalized view of one message (see ``ArchiveStore.message_view``)."""
+    """Print the normalized view of one message: ``MessageDetail.to_dict()``
+    (see ``ArchiveStore.message_detail``)."""
     parse, headers, auth = view["parse"], view["headers"], view["auth"]
     click.echo(
         f"Message {view['id']}  sha256 {view['sha256']}  {_size(view['size'])}  "

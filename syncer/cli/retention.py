@@ -332,4 +332,4 @@ def audit_export(state: State, as_json: bool) -> None:
     """
     with state.open_store() as store:
         events = store.audit_events()
-    emit_json(events)
+    emit_json([event.to_dict() for event in events])

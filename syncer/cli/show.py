@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +12,7 @@ from syncer.cli.context import State, emit_json, pass_state
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
+    from syncer.archive.views import MessageDetail
 
 
 @click.command()
@@ -71,53 +72,52 @@ def show(
         raise click.UsageError("--attachment N and --out FILE go together.")
     with state.open_store() as store:
         message_pk = store.find_message(message)
-        view = store.message_view(message_pk)
+        detail = store.message_detail(message_pk)
         if raw or attachment is not None or attachments_dir is not None:
-            content = store.get_raw(view["sha256"])
+            content = store.get_raw(detail.sha256)
         if thread:
-            views = _thread_views(store, view)
+            details = _thread_details(store, detail)
     if thread:
-        _show_all(views, as_json)
+        _show_all(details, as_json)
         return
     if attachments_dir is not None:
-        for number in range(1, len(view["attachments"]) + 1):
-            extension = _extension(view["attachments"][number - 1]["content_type"])
-            target = attachments_dir / f"{view['id']}-{number}{extension}"
+        for number, item in enumerate(detail.attachments, 1):
+            extension = _extension(item.content_type or "")
+            target = attachments_dir / f"{detail.id}-{number}{extension}"
             attachments_dir.mkdir(parents=True, exist_ok=True)
-            _write_attachment(view, content, number, str(target), force=force)
+            _write_attachment(detail, content, number, str(target), force=force)
         return
     if raw:
         _write_stdout(content)
         return
     if attachment is not None and out is not None:
-        _write_attachment(view, content, attachment, out, force=force)
+        _write_attachment(detail, content, attachment, out, force=force)
         return
     if as_json:
-        emit_json(view)
+        emit_json(detail.to_dict())
         return
     from syncer.cli.render_mail import render_show
 
-    render_show(view)
+    render_show(detail.to_dict())
 
 
-def _thread_views(store: ArchiveStore, view: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every message of ``view``'s thread (just it, before normalization), oldest first."""
-    key = view.get("thread_key")
-    if not key:
-        return [view]
-    hits = store.search(f"thread:{key}", limit=10_000, sort="date")
-    return [store.message_view(hit.id) for hit in hits] or [view]
+def _thread_details(store: ArchiveStore, detail: MessageDetail) -> list[MessageDetail]:
+    """Every message of ``detail``'s thread (just it, before normalization), oldest first."""
+    if not detail.thread_key:
+        return [detail]
+    hits = store.search(f"thread:{detail.thread_key}", limit=10_000, sort="date")
+    return [store.message_detail(hit.id) for hit in hits] or [detail]
 
 
-def _show_all(views: list[dict[str, Any]], as_json: bool) -> None:
+def _show_all(details: list[MessageDetail], as_json: bool) -> None:
     if as_json:
-        emit_json(views)
+        emit_json([detail.to_dict() for detail in details])
         return
     from syncer.cli.render_mail import render_show
 
-    for number, view in enumerate(views, 1):
-        click.echo(f"── {number} of {len(views)} " + "─" * 40)
-        render_show(view)
+    for number, detail in enumerate(details, 1):
+        click.echo(f"── {number} of {len(details)} " + "─" * 40)
+        render_show(detail.to_dict())
 
 
 def _extension(content_type: str) -> str:
@@ -128,27 +128,27 @@ def _extension(content_type: str) -> str:
 
 
 def _write_attachment(
-    view: dict[str, Any], raw: bytes, number: int, out: str, *, force: bool
+    detail: MessageDetail, raw: bytes, number: int, out: str, *, force: bool
 ) -> None:
     import hashlib
 
     from syncer.errors import ArchiveError
     from syncer.mime.normalize import attachment_content
 
-    listed = view["attachments"]
+    listed = detail.attachments
     if number > len(listed):
         pending = " (not normalized yet: run `syncer normalize`)" * (
-            view["parse"]["status"] == "pending"
+            detail.parse_status == "pending"
         )
         raise click.UsageError(
-            f"Message {view['id']} has {len(listed)} attachment"
+            f"Message {detail.id} has {len(listed)} attachment"
             f"{'s' if len(listed) != 1 else ''}{pending}; there is no attachment {number}."
         )
     item = listed[number - 1]
-    content = attachment_content(raw, item["part_path"])
-    if content is None or hashlib.sha256(content).hexdigest() != item["sha256"]:
+    content = attachment_content(raw, item.part_path)
+    if content is None or hashlib.sha256(content).hexdigest() != item.sha256:
         raise ArchiveError(
-            f"Attachment {number} (part {item['part_path']}) of message {view['id']} no longer "
+            f"Attachment {number} (part {item.part_path}) of message {detail.id} no longer "
             "decodes to the bytes recorded for it.",
             hint="Run `syncer normalize --rebuild` to re-derive the message.",
         )
@@ -157,7 +157,7 @@ def _write_attachment(
         return
     _write_file(Path(out), content, force=force)
     click.echo(
-        f"Wrote attachment {number} ({len(content)} bytes, {item['content_type']}) to {out}.",
+        f"Wrote attachment {number} ({len(content)} bytes, {item.content_type}) to {out}.",
         err=True,
     )
 

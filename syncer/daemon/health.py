@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 
 from syncer.daemon.kinds import job_specs
 
 if TYPE_CHECKING:
+    from syncer.archive.admin_views import RunView
     from syncer.archive.store import ArchiveStore
     from syncer.config.schema import Config
 
@@ -77,9 +78,9 @@ def account_health(
     now = now or datetime.now(UTC)
     intervals = sync_intervals(config)
     successes = store.last_successes()
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, RunView] = {}
     for record in store.runs(limit=max(20, 4 * len(config.accounts))):
-        latest.setdefault(record["account"], record)
+        latest.setdefault(record.account, record)
     result = []
     for account in config.accounts:
         name = account.name
@@ -88,7 +89,7 @@ def account_health(
         )
         last = successes.get(name)
         run = latest.get(name)
-        failed = run is not None and run.get("status") == "failed"
+        failed = run is not None and run.status == "failed"
         if last is None:
             state: State = "critical"
             reason = f"{name}: never synced successfully"
@@ -102,8 +103,8 @@ def account_health(
         else:
             state = "ok"
             reason = f"{name}: synced {_ago(now - last)} ago"
-        if failed and state != "ok" and run is not None and run.get("error"):
-            reason += f" (last error: {run['error']})"
+        if failed and state != "ok" and run is not None and run.error:
+            reason += f" (last error: {run.error})"
         result.append(AccountHealth(name, state, reason, last, limit))
     return result
 

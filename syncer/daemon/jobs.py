@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -24,6 +25,7 @@ from structlog.contextvars import bound_contextvars
 from syncer.errors import SyncerError
 
 if TYPE_CHECKING:
+    from syncer.archive.admin_views import RunView
     from syncer.archive.store import ArchiveStore
     from syncer.config.schema import Config
     from syncer.model import RunSummary
@@ -60,7 +62,46 @@ class JobSpec:
     schedule: Schedule
 
 
-def _no_record(store: ArchiveStore, spec: JobSpec) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class LastRun:
+    """A job's last recorded run, as the scheduler and ``syncer status`` read it.
+
+    :ivar run_id: None for jobs that keep no run records (a digest's last period).
+    :ivar worker: the worker that ran it, else ``host:pid`` where known.
+    """
+
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    error: str | None
+    run_id: str | None = None
+    worker: str | None = None
+
+    @classmethod
+    def of(cls, run: RunView) -> LastRun:
+        host = f"{run.host}:{run.pid}" if run.host is not None else None
+        return cls(
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            status=run.status,
+            error=run.error,
+            run_id=run.run_id,
+            worker=run.worker or host,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form in ``syncer status --json`` (times in ISO 8601)."""
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "status": self.status,
+            "error": self.error,
+            "worker": self.worker,
+        }
+
+
+def _no_record(store: ArchiveStore, spec: JobSpec) -> LastRun | None:
     return None
 
 
@@ -69,14 +110,14 @@ class JobKind:
     """A kind of job in the registry.
 
     :param specs: the jobs of this kind the configuration asks for.
-    :param last_run: its last recorded run (keys as :meth:`ArchiveStore.runs`), or None.
+    :param last_run: its last recorded run, or None.
     :param once_order: ``syncer run --once`` runs kinds in ascending order (syncs first).
     :param records_runs: whether its runs are recorded (``last_run`` can answer).
     """
 
     name: str
     specs: Callable[[Config], Iterable[JobSpec]]
-    last_run: Callable[[ArchiveStore, JobSpec], dict[str, Any] | None] = _no_record
+    last_run: Callable[[ArchiveStore, JobSpec], LastRun | None] = _no_record
     once_order: int = 100
     records_runs: bool = True
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
 from syncer.archive.leases import Lease
-from syncer.daemon.jobs import JobKind, JobSpec, Outcome, Runtime, Schedule, guarded
+from syncer.daemon.jobs import JobKind, JobSpec, LastRun, Outcome, Runtime, Schedule, guarded
 from syncer.errors import ConfigError, LeaseHeld, Stopped
 from syncer.relay.digests import digest_config, run_digest
 from syncer.relay.forwards import apply_forwards
@@ -128,9 +128,9 @@ def _sync_specs(config: Config) -> Iterator[JobSpec]:
         yield JobSpec(f"sync:{account.name}", "sync", sync_job, (account.name,), schedule)
 
 
-def _last_sync(store: ArchiveStore, spec: JobSpec) -> dict[str, Any] | None:
+def _last_sync(store: ArchiveStore, spec: JobSpec) -> LastRun | None:
     runs = store.runs(spec.args[0], limit=1)
-    return runs[0] if runs else None
+    return LastRun.of(runs[0]) if runs else None
 
 
 # --------------------------------------------------------------------------- normalize
@@ -224,13 +224,13 @@ def _digest_specs(config: Config) -> Iterator[JobSpec]:
         yield JobSpec(f"digest:{digest.name}", "digest", digest_job, (digest.name,), schedule)
 
 
-def _last_digest(store: ArchiveStore, spec: JobSpec) -> dict[str, Any] | None:
+def _last_digest(store: ArchiveStore, spec: JobSpec) -> LastRun | None:
     """The digest's last queued period, as a run record for ``syncer status``."""
     state = store.job_cursor("digest", spec.args[0])
     if state is None or state.last_success_at is None:
         return None
-    at = state.last_success_at.isoformat()
-    return {"started_at": at, "finished_at": at, "status": "ok", "error": None}
+    at = state.last_success_at
+    return LastRun(started_at=at, finished_at=at, status="ok", error=None)
 
 
 def outbox_job(runtime: Runtime) -> Outcome:

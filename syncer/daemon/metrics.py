@@ -94,8 +94,8 @@ class _ArchiveCollector(Collector):
             labels=["lease", "holder"],
         )
         for lease in leases:
-            if not lease["expired"]:
-                holders.add_metric([lease["name"], lease["holder"]], 1)
+            if not lease.expired:
+                holders.add_metric([lease.name, lease.holder], 1)
         yield holders
 
     def _alerting(self) -> Iterator[Metric]:
@@ -107,13 +107,13 @@ class _ArchiveCollector(Collector):
         for account, when in sorted(self._store.last_successes().items()):
             last.add_metric([account], when.timestamp())
         yield last
-        totals = self._store.status()["totals"]
-        for name, key, text in (
-            ("syncer_archive_messages", "messages", "Messages in the archive."),
-            ("syncer_archive_raw_bytes", "raw_bytes", "Raw bytes of the archived messages."),
-            ("syncer_archive_stored_bytes", "stored_bytes", "Bytes stored (compressed)."),
+        totals = self._store.status().totals
+        for name, value, text in (
+            ("syncer_archive_messages", totals.messages, "Messages in the archive."),
+            ("syncer_archive_raw_bytes", totals.raw_bytes, "Raw bytes of the archived messages."),
+            ("syncer_archive_stored_bytes", totals.stored_bytes, "Bytes stored (compressed)."),
         ):
-            yield GaugeMetricFamily(name, text, value=totals.get(key) or 0)
+            yield GaugeMetricFamily(name, text, value=value)
         yield GaugeMetricFamily(
             "syncer_normalization_backlog",
             "Messages awaiting normalization.",

@@ -461,7 +461,7 @@ def push_status(config: Config, store: ArchiveStore) -> list[dict[str, Any]]:
     idle; ``since``), reported as ``not running`` when no live worker holds the
     account's push lease (the daemon is stopped or was killed)."""
     states = store.push_states()
-    live = {lease["name"] for lease in store.leases() if not lease["expired"]}
+    live = {lease.name for lease in store.leases() if not lease.expired}
     result = []
     for account in config.accounts:
         if account.protocol != "imap":

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from syncer.archive.store import ArchiveStore
     from syncer.config.schema import Config
-    from syncer.daemon.jobs import JobSpec
+    from syncer.daemon.jobs import JobSpec, LastRun
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -122,18 +122,15 @@ def _weekday(token: str) -> int:
     raise ValueError(f"{token!r} is not a day of week (0-7 or sun..sat)")
 
 
-def first_run(every: float, last: dict[str, Any] | None, now: datetime) -> datetime:
+def first_run(every: float, last: LastRun | None, now: datetime) -> datetime:
     """When an interval job is due: one interval after its last run started, or now."""
-    if last is None or not last.get("started_at"):
+    if last is None:
         return now
-    started = datetime.fromisoformat(last["started_at"])
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
-    return max(now, started + timedelta(seconds=every))
+    return max(now, last.started_at + timedelta(seconds=every))
 
 
 def next_run(
-    spec: JobSpec, last: dict[str, Any] | None, now: datetime, timezone: Any = None
+    spec: JobSpec, last: LastRun | None, now: datetime, timezone: Any = None
 ) -> datetime | None:
     """When the job runs next, as a daemon started now would schedule it (None: never)."""
     if spec.schedule.every is not None:
@@ -169,25 +166,11 @@ def jobs_status(
                 "job": spec.id,
                 "kind": spec.kind,
                 "schedule": spec.schedule.describe(),
-                "last_run": (
-                    {
-                        k: last.get(k)
-                        for k in ("run_id", "started_at", "finished_at", "status", "error")
-                    }
-                    | {"worker": last.get("worker") or _pid_host(last)}
-                    if last
-                    else None
-                ),
-                "outcome": last.get("status") if last else None,
+                "last_run": last.to_dict() if last else None,
+                "outcome": last.status if last else None,
                 "recorded": JOB_KINDS[spec.kind].records_runs,
                 "next_run": upcoming.astimezone(UTC).isoformat() if upcoming else None,
                 **({"problem": problem} if problem else {}),
             }
         )
     return result
-
-
-def _pid_host(run: dict[str, Any]) -> str | None:
-    if run.get("host") is None:
-        return None
-    return f"{run['host']}:{run.get('pid')}"

@@ -56,7 +56,7 @@ import structlog
 
 from syncer.config.schema import load_config
 from syncer.daemon.health import Pinger
-from syncer.daemon.jobs import JobObserver, JobSpec, Observers, Outcome, Runtime
+from syncer.daemon.jobs import JobObserver, JobSpec, LastRun, Observers, Outcome, Runtime
 from syncer.daemon.kinds import JOB_KINDS
 from syncer.daemon.scheduler import build_jobs, first_run
 from syncer.errors import ConfigError, SyncerError
@@ -271,7 +271,7 @@ class Daemon:
             )
         self._applied = {job_id: (spec, misfire) for job_id, (spec, _t) in wanted.items()}
 
-    def _last_run(self, spec: JobSpec) -> dict[str, Any] | None:
+    def _last_run(self, spec: JobSpec) -> LastRun | None:
         try:
             return JOB_KINDS[spec.kind].last_run(self.runtime.store, spec)
         except SyncerError as exc:  # the archive is unreachable now: run the job when due

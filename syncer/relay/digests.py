@@ -92,7 +92,7 @@ def run_digest(
     """
     from syncer.archive.store_relay import QueuedMessage
     from syncer.config.relay import address_of
-    from syncer.relay.render import DigestContent, DigestItem, digest_message, render_digest
+    from syncer.relay.render import DigestContent, digest_message, render_digest
 
     now = now or datetime.now(UTC)
     state = store.job_cursor("digest", digest.name)
@@ -114,17 +114,7 @@ def run_digest(
             store.set_job_cursor("digest", digest.name, until)
         bound.info("digest.empty")
         return DigestRun(digest.name, after, until, 0, 0, False, None, None)
-    items = tuple(
-        DigestItem(
-            id=row["id"],
-            date=row["date"],
-            sender=row["sender"],
-            subject=row["subject"],
-            folders=tuple(row["folders"]),
-            size=row["size"],
-        )
-        for row in store.digest_items(shown)
-    )
+    items = tuple(store.digest_items(shown))
     content = DigestContent(
         name=digest.name, query=digest.query, count=count, items=items, since=since, until=now
     )

@@ -12,7 +12,8 @@ line breaks removed so nothing can be smuggled into the header block.
 Every item is named by its archive id, with the command that shows it
 (``syncer show 42``).
 
-Public API: :class:`DigestItem`, :class:`DigestContent`, :func:`render_digest`,
+Public API: :class:`DigestItem` (defined by the archive, which reads it:
+:mod:`syncer.archive.relay_views`), :class:`DigestContent`, :func:`render_digest`,
 :func:`digest_message`.
 """
 
@@ -26,6 +27,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
+from syncer.archive.relay_views import DigestItem
 from syncer.config.relay import subject_environment, when_filter
 from syncer.errors import ConfigError
 from syncer.relay.compose import Composed, new_message_id
@@ -42,18 +44,6 @@ __all__ = [
     "digest_message",
     "render_digest",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class DigestItem:
-    """One archived message as a digest lists it."""
-
-    id: int
-    date: datetime | None
-    sender: str | None
-    subject: str | None
-    folders: tuple[str, ...] = ()
-    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)

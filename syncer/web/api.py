@@ -168,6 +168,6 @@ def register(routes: list[Route]) -> None:  # noqa: C901
                     "broken_at": report.broken_at,
                     "problem": report.problem,
                 },
-                "events": store.audit_events(newest=limit),
+                "events": [event.to_dict() for event in store.audit_events(newest=limit)],
             }
         )

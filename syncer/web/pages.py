@@ -153,7 +153,7 @@ def register(routes: list[Route]) -> None:  # noqa: C901
         context = web(request)
         status = context.store.status()
         accounts = {
-            name: info for name, info in status["accounts"].items() if viewer.may_see_account(name)
+            name: info for name, info in status.accounts.items() if viewer.may_see_account(name)
         }
         return context.render(request, "folders.html", viewer, accounts=accounts)
 
@@ -320,11 +320,11 @@ def _admin_pages(routes: list[Route]) -> None:
         assert viewer is not None
         context = web(request)
         data = context.store.status()
-        accounts = {n: a for n, a in data["accounts"].items() if viewer.may_see_account(n)}
-        runs = [r for r in context.store.runs(limit=50) if viewer.may_see_account(r["account"])]
-        failures = [r for r in runs if r["status"] == "failed"][:10]
+        accounts = {n: a for n, a in data.accounts.items() if viewer.may_see_account(n)}
+        runs = [r for r in context.store.runs(limit=50) if viewer.may_see_account(r.account)]
+        failures = [r for r in runs if r.status == "failed"][:10]
         return context.render(
-            request, "status.html", viewer, accounts=accounts, totals=data["totals"],
+            request, "status.html", viewer, accounts=accounts, totals=data.totals,
             failures=failures, outbox=context.store.outbox_depth(),
         )  # fmt: skip
 

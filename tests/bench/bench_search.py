@@ -138,11 +138,11 @@ def bench_backend(name: str, url: str, corpus: Sequence[bytes], args: argparse.N
         status = store.index_status()
         total = _database_bytes(store, url)
         extracted = _extracted_bytes(store, url)
-        index_bytes = status["index_bytes"] or 0
+        index_bytes = status.index_bytes or 0
         print(
             f"{name}: index {index_bytes / MB:.1f} MB + attachment text {extracted / MB:.1f} MB "
             f"of {total / MB:.1f} MB database ({(index_bytes + extracted) / total:.1%}); "
-            f"{status['index_rows']} rows for {status['indexed']} messages"
+            f"{status.index_rows} rows for {status.indexed} messages"
         )
         rebuilt = store.rebuild_index()
         print(

@@ -52,8 +52,8 @@ def test_run_once_runs_every_account_and_exits_1_when_one_fails(syncer_cli: Sync
     with ArchiveStore.open(f"sqlite:///{syncer_cli.tmp_path}/archive.db") as store:
         for account in ("a", "b"):
             (run,) = store.runs(account)
-            assert run["status"] == "failed" and "Connection refused" in run["error"]
-            assert run["worker"].startswith("node-7:")
+            assert run.status == "failed" and "Connection refused" in (run.error or "")
+            assert (run.worker or "").startswith("node-7:")
 
 
 def test_run_once_skips_an_account_another_worker_holds(syncer_cli: Syncer) -> None:

@@ -140,7 +140,7 @@ def test_syncer_run_records_the_policies_and_applies_them_on_schedule(
         result = syncer_cli("run", "--once")
         assert result.exit_code == 0, result.output
         assert store.message_count() == 3
-        kinds = [e["kind"] for e in store.audit_events()]
+        kinds = [e.kind for e in store.audit_events()]
         assert kinds == [
             "retention.policies_recorded",  # at start-up
             "retention.deleted",  # one event per batch of one

@@ -86,7 +86,7 @@ def test_fs_backend_stores_files_and_verify_finds_altered_and_missing_ones(
         assert fs_store.get_raw(sha(msg)) == msg.raw
     assert not list((tmp_path / "blobs").rglob("*.tmp"))
     assert fs_store.verify() == []
-    assert fs_store.status()["blob_store"] == f"fs:{tmp_path / 'blobs'}"
+    assert fs_store.status().blob_store == f"fs:{tmp_path / 'blobs'}"
 
     altered, missing = sha(batch[0]), sha(batch[1])
     disk.path(altered).write_bytes(compress(b"not the message"))

@@ -96,6 +96,6 @@ def test_unknown_revision_is_refused(archive_url: str) -> None:
 
 def test_open_with_migrate_creates_the_schema(archive_url: str) -> None:
     with ArchiveStore.open(archive_url, migrate=True) as store:
-        assert store.status()["totals"]["messages"] == 0
+        assert store.status().totals.messages == 0
     # And a second open needs no migration.
     ArchiveStore.open(archive_url).close()

@@ -84,10 +84,10 @@ def test_identical_raw_in_two_folders_is_one_blob_and_one_message(store: Archive
     assert store.archive_batch(ACCOUNT, "Archive", 5, [remote(99, raw)], None) == 1
     # And twice within one batch, under two UIDs.
     assert store.archive_batch(ACCOUNT, "Sent", 3, [remote(1, raw), remote(2, raw)], None) == 2
-    totals = store.status()["totals"]
-    assert totals["blobs"] == 1
-    assert totals["messages"] == 1
-    assert totals["raw_bytes"] == len(raw)
+    totals = store.status().totals
+    assert totals.blobs == 1
+    assert totals.messages == 1
+    assert totals.raw_bytes == len(raw)
     assert store.count_entries() == 4
     assert store.count_entries(ACCOUNT) == 4
     assert store.count_entries("nobody") == 0
@@ -96,13 +96,13 @@ def test_identical_raw_in_two_folders_is_one_blob_and_one_message(store: Archive
 def test_rerunning_a_batch_inserts_nothing(store: ArchiveStore) -> None:
     batch = [remote(uid, raw_message(uid)) for uid in range(1, 21)]
     assert store.archive_batch(ACCOUNT, "INBOX", 1, batch, FolderCursor(1, 21)) == 20
-    before = store.status()["totals"]
+    before = store.status().totals
     assert store.archive_batch(ACCOUNT, "INBOX", 1, batch, FolderCursor(1, 21)) == 0
     # A re-run that overlaps (crash after half a batch) adds only the rest.
     more = batch[10:] + [remote(uid, raw_message(uid)) for uid in range(21, 26)]
     assert store.archive_batch(ACCOUNT, "INBOX", 1, more, FolderCursor(1, 26)) == 5
-    after = store.status()["totals"]
-    assert after["blobs"] == before["blobs"] + 5
+    after = store.status().totals
+    assert after.blobs == before.blobs + 5
     assert store.count_entries() == 25
 
 
@@ -146,7 +146,7 @@ def test_a_failure_inside_the_transaction_leaves_neither_entries_nor_cursor(
 
     assert store.live_uids(ACCOUNT, "INBOX", 7) == {1}
     assert store.folders(ACCOUNT)["INBOX"].cursor == FolderCursor(7, 2)
-    assert store.status()["totals"]["messages"] == 1
+    assert store.status().totals.messages == 1
     # The re-run after the "crash" completes the batch.
     assert store.archive_batch(ACCOUNT, "INBOX", 7, batch, FolderCursor(7, 6)) == 4
     assert store.folders(ACCOUNT)["INBOX"].cursor == FolderCursor(7, 6)
@@ -203,8 +203,8 @@ def test_mark_gone_keeps_the_message(store: ArchiveStore) -> None:
     gone = {uid: g for uid, _, _, _, g in store.entries(ACCOUNT, "INBOX")}
     assert gone == {1: False, 2: True, 3: True}
     assert store.get_raw(hashlib.sha256(raws[2]).hexdigest()) == raws[2]
-    assert store.status()["totals"]["messages"] == 3
-    assert store.status()["accounts"][ACCOUNT]["messages"] == 1
+    assert store.status().totals.messages == 3
+    assert store.status().accounts[ACCOUNT].messages == 1
     assert store.folders(ACCOUNT)["INBOX"].cursor == FolderCursor(1, 4, None, 1)
 
 
@@ -236,7 +236,7 @@ def test_uidvalidity_reset_closes_old_entries_and_relinks_bodies(store: ArchiveS
     assert store.entry_flags(ACCOUNT, "INBOX", 200)[11] == ("\\Answered", "\\Seen")
     # Superseded entries still count for recognising bodies, and nothing was duplicated.
     assert store.header_index(ACCOUNT, "INBOX") == expected
-    assert store.status()["totals"]["blobs"] == 3
+    assert store.status().totals.blobs == 3
     assert store.count_entries() == 6
     # The server's stable ids recorded on linked entries find the bodies again, account-wide.
     assert store.emailid_index(ACCOUNT) == {
@@ -280,8 +280,8 @@ def test_folders_are_recorded_never_deleted(store: ArchiveStore) -> None:
     store.mark_folder_deleted(ACCOUNT, "Nope")  # unknown: ignored
     assert store.folders(ACCOUNT)["Sent"].deleted
     assert store.count_entries() == 1
-    listed = {f["name"]: f for f in store.status()["accounts"][ACCOUNT]["folders"]}
-    assert listed["Sent"]["deleted"] is True
+    listed = {f.name: f for f in store.status().accounts[ACCOUNT].folders}
+    assert listed["Sent"].deleted is True
     assert list(listed) == ["&ANw-berweisungen", "INBOX", "Sent"]  # code-point order
 
     store.upsert_folders(
@@ -316,15 +316,15 @@ def test_runs_are_recorded(store: ArchiveStore) -> None:
         "run-2", ok=False, error="login refused", new=0, flags_changed=0, expunged=0, bytes=0
     )
     runs = store.runs()
-    assert [r["run_id"] for r in runs] == ["run-2", "run-1"]
+    assert [r.run_id for r in runs] == ["run-2", "run-1"]
     one = store.runs(ACCOUNT)
     assert len(one) == 1
     run = one[0]
-    assert run["started_at"] <= run["finished_at"]  # ISO 8601 UTC strings sort by time
-    assert run["seconds"] >= 0
-    assert isinstance(run["pid"], int) and run["host"]
+    assert run.finished_at is not None and run.started_at <= run.finished_at
+    assert run.seconds is not None and run.seconds >= 0
+    assert isinstance(run.pid, int) and run.host
     ignored = ("started_at", "finished_at", "seconds", "pid", "host")
-    assert {k: v for k, v in run.items() if k not in ignored} == {
+    assert {k: v for k, v in run.to_dict().items() if k not in ignored} == {
         "run_id": "run-1",
         "account": ACCOUNT,
         "kind": "sync",
@@ -337,9 +337,9 @@ def test_runs_are_recorded(store: ArchiveStore) -> None:
         "worker": None,
         "resume_at": None,
     }
-    assert store.runs("home")[0]["status"] == "failed"
-    assert store.runs("home")[0]["error"] == "login refused"
-    assert store.runs(limit=1)[0]["run_id"] == "run-2"
+    assert store.runs("home")[0].status == "failed"
+    assert store.runs("home")[0].error == "login refused"
+    assert store.runs(limit=1)[0].run_id == "run-2"
     with pytest.raises(ArchiveError, match="No run"):
         store.finish_run("nope", ok=True, error=None, new=0, flags_changed=0, expunged=0, bytes=0)
     with pytest.raises(ArchiveError):
@@ -351,7 +351,7 @@ def test_status_is_json_serialisable(store: ArchiveStore) -> None:
 
     store.upsert_folders(ACCOUNT, [FolderStatus(name="INBOX", display_name="INBOX", delimiter="/")])
     store.archive_batch(ACCOUNT, "INBOX", 1, [remote(1, raw_message(1))], FolderCursor(1, 2))
-    status = json.loads(json.dumps(store.status()))
+    status = json.loads(json.dumps(store.status().to_dict()))
     assert status["blob_store"] == "db"
     assert status["accounts"][ACCOUNT]["protocol"] == "imap"
     assert status["accounts"][ACCOUNT]["folders"][0]["messages"] == 1
@@ -390,7 +390,7 @@ def test_concurrent_writers_sharing_bodies(store: ArchiveStore) -> None:
         thread.join()
     assert errors == []
     assert store.count_entries() == 4 * 60  # duplicates within a batch are separate UIDs
-    assert store.status()["totals"]["messages"] == 40 + 40
+    assert store.status().totals.messages == 40 + 40
     assert store.verify() == []
 
 

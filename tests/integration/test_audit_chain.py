@@ -34,9 +34,9 @@ def test_an_intact_chain_verifies_and_exports_with_its_hashes(archive_store: Arc
     report = archive_store.audit_verify()
     assert report.ok and report.events == 5
     events = archive_store.audit_events()
-    assert [e["details"]["i"] for e in events] == [1, 2, 3, 4, 5]
-    assert events[0]["prev_hash"] is None
-    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(events))
+    assert [e.details["i"] for e in events] == [1, 2, 3, 4, 5]
+    assert events[0].prev_hash is None
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
 
 
 def test_an_edited_row_is_named(archive_store: ArchiveStore) -> None:

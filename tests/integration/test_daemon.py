@@ -88,8 +88,8 @@ def test_an_interval_job_runs_again_and_again_and_picks_up_new_mail(
 
     with _store(tmp_path) as store:
         runs = store.runs("mail", limit=50)
-    assert len(runs) >= 3 and all(r["status"] == "ok" for r in runs)
-    starts = sorted(r["started_at"] for r in runs)
+    assert len(runs) >= 3 and all(r.status == "ok" for r in runs)
+    starts = sorted(r.started_at for r in runs)
     assert starts == sorted(set(starts)), "one run at a time"
 
     status = syncer_cli(config, env, "status", "--json")
@@ -131,7 +131,7 @@ def test_sigterm_during_a_large_sync_stops_after_the_batch_and_exits_0(
         (run,) = store.runs("mail")
         assert store.leases() == [], "the lease is released"
     assert 0 < partial < total, "stopped mid-sync"
-    assert run["status"] == "failed" and "stopped on request" in run["error"]
+    assert run.status == "failed" and "stopped on request" in (run.error or "")
 
     verify = syncer_cli(config, env, "verify")
     assert verify.returncode == 0, verify.stdout
@@ -170,7 +170,7 @@ def test_past_the_grace_period_it_exits_0_anyway_and_the_next_run_redoes_the_bat
     with _store(tmp_path) as store:
         assert store.leases() == [], "the lease is released even so"
         assert store.count_entries("mail") == 0
-        assert store.runs("mail")[0]["status"] == "running"
+        assert store.runs("mail")[0].status == "running"
 
     _unthrottle(config)
     rerun = syncer_cli(config, env, "sync", "--json")
@@ -178,8 +178,8 @@ def test_past_the_grace_period_it_exits_0_anyway_and_the_next_run_redoes_the_bat
     assert json.loads(rerun.stdout)[0]["new"] == 3
     with _store(tmp_path) as store:
         done, abandoned = store.runs("mail")
-    assert done["status"] == "ok"
-    assert abandoned["status"] == "failed" and abandoned["error"].startswith("abandoned")
+    assert done.status == "ok"
+    assert abandoned.status == "failed" and (abandoned.error or "").startswith("abandoned")
 
 
 def test_run_once_syncs_and_exits_and_stops_cleanly_on_sigterm(

@@ -16,12 +16,11 @@ import random
 import signal
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from syncer.archive.admin_views import RunView
 from syncer.archive.store import ArchiveStore
 from tests.integration._daemon import (
     Daemon,
@@ -41,10 +40,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ACCOUNTS = 6
 TTL = 4.0  # lease_ttl; heartbeat 1 s
 BIG = "acct0"  # seeded with enough mail, downloaded slowly, to be killed mid-sync
-
-
-def _t(value: str) -> datetime:
-    return datetime.fromisoformat(value)
 
 
 class Arrivals(threading.Thread):
@@ -129,7 +124,7 @@ def _run(
     try:
         # Kill whichever worker holds the big account while its download is under way.
         def big_holder() -> str | None:
-            leases = {row["name"]: row["holder"] for row in store.leases()}
+            leases = {row.name: row.holder for row in store.leases()}
             holder = leases.get(f"account:{BIG}")
             return holder if holder and store.count_entries(BIG) >= 40 else None
 
@@ -172,17 +167,17 @@ def _run(
     # The killed worker's run was closed as abandoned by the worker that took over,
     # and only after the lease had expired (it was last renewed at most 1 s before).
     victim_name = f"{victim.worker}:{victim.pid}"
-    big = sorted(runs[BIG], key=lambda r: r["started_at"])
-    (dead,) = [r for r in big if r["worker"] == victim_name and r["status"] != "ok"]
-    assert dead["status"] == "failed" and dead["error"].startswith("abandoned")
-    after = [r for r in big if _t(r["started_at"]) > _t(dead["started_at"])]
-    assert after and after[0]["worker"] != victim_name
-    delay = _t(after[0]["started_at"]).timestamp() - killed_at
+    big = sorted(runs[BIG], key=lambda r: r.started_at)
+    (dead,) = [r for r in big if r.worker == victim_name and r.status != "ok"]
+    assert dead.status == "failed" and (dead.error or "").startswith("abandoned")
+    after = [r for r in big if r.started_at > dead.started_at]
+    assert after and after[0].worker != victim_name
+    delay = after[0].started_at.timestamp() - killed_at
     assert delay >= TTL - 1.0 - 0.5, f"taken over {delay:.1f} s after the kill, before expiry"
-    assert after[-1]["status"] == "ok"
+    assert after[-1].status == "ok"
 
     # The accounts were shared: the survivors both synced, and skipped busy accounts quietly.
-    ok_workers = {r["worker"] for rs in runs.values() for r in rs if r["status"] == "ok"}
+    ok_workers = {r.worker for rs in runs.values() for r in rs if r.status == "ok"}
     assert {f"{w.worker}:{w.pid}" for w in survivors} <= ok_workers
     assert any(w.events("job.skipped") for w in workers)
     assert not any(w.events("job.failed") or w.events("job.crashed") for w in workers)
@@ -195,12 +190,12 @@ def _live_uids(store: ArchiveStore, account: str) -> dict[str, list[int]]:
     return result
 
 
-def _assert_one_at_a_time(account: str, runs: list[dict[str, Any]]) -> None:
-    ordered = sorted(runs, key=lambda r: r["started_at"])
+def _assert_one_at_a_time(account: str, runs: list[RunView]) -> None:
+    ordered = sorted(runs, key=lambda r: r.started_at)
     for run in ordered:
-        assert run["finished_at"] is not None, f"{account}: run {run['run_id']} never closed"
+        assert run.finished_at is not None, f"{account}: run {run.run_id} never closed"
     for before, after in itertools.pairwise(ordered):
-        assert _t(before["finished_at"]) <= _t(after["started_at"]), (
-            f"{account}: run {before['run_id']} by {before['worker']} overlaps "
-            f"run {after['run_id']} by {after['worker']}"
+        assert before.finished_at is not None and before.finished_at <= after.started_at, (
+            f"{account}: run {before.run_id} by {before.worker} overlaps "
+            f"run {after.run_id} by {after.worker}"
         )

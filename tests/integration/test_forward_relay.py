@@ -117,7 +117,7 @@ def test_a_message_matching_two_rules_goes_to_both_and_to_each_once(
         ("me@new.example.net",),
     ]
     assert [run.ids for run in runs] == [[], []]  # the second pass found nothing new
-    assert {row["idem_key"].rsplit(":", 1)[0] for row in archive_store.outbox_list()} == {
+    assert {row.idem_key.rsplit(":", 1)[0] for row in archive_store.outbox_list()} == {
         "forward:invoices",
         "forward:migrate",
     }

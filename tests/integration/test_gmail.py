@@ -212,10 +212,10 @@ def test_throttled_sync_waits_then_resumes_without_loss_or_duplicates(
     assert "[THROTTLED]" in first.error and "resumes at" in first.error
     resume = archive_store.resume_at(ACCOUNT)
     assert resume is not None and timedelta(minutes=9) < resume - now <= timedelta(minutes=10)
-    assert archive_store.runs(ACCOUNT)[0]["resume_at"] is not None
+    assert archive_store.runs(ACCOUNT)[0].resume_at is not None
     assert len(archive_store.entries(ACCOUNT, ALL_MAIL)) == 100  # two committed batches kept
     # What the throttled run downloaded counts against the daily budget.
-    assert archive_store.runs(ACCOUNT)[0]["bytes"] > 0
+    assert archive_store.runs(ACCOUNT)[0].bytes > 0
 
     # Before the wait is over a run does nothing but say when it resumes.
     small_box.proxy.reset_counts()
@@ -279,9 +279,9 @@ def test_daily_budget_stops_cleanly_and_the_next_day_continues(
             break
         assert "budget" in summary.warnings[0] and "resumes at" in summary.warnings[0]
         # status shows when it resumes and that the download is part-way.
-        shown = archive_store.status()["accounts"][ACCOUNT]
-        assert shown["resume_at"] is not None
-        assert not all(f["complete"] for f in shown["folders"])
+        shown = archive_store.status().accounts[ACCOUNT]
+        assert shown.resume_at is not None
+        assert not all(f.complete for f in shown.folders)
         # The same day, a second run waits instead of downloading.
         again = sync_account(account, archive_store, clock=lambda c=clock: c + timedelta(hours=1))  # type: ignore[misc]
         assert again.ok and "resumes at" in again.warnings[0]

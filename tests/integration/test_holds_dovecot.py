@@ -131,9 +131,9 @@ def test_pop3_delete_after_days_respects_holds_and_is_audited(
     run("sync")
     assert _on_server(dovecot, dovecot_user, "INBOX") == 3
     with ArchiveStore.open(run.url) as store:
-        events = [e for e in store.audit_events() if e["kind"] == "pop3.deleted"]
+        events = [e for e in store.audit_events() if e.kind == "pop3.deleted"]
         assert store.audit_verify().ok
     (event,) = events
-    details = event["details"]
+    details = event.details
     assert details["account"] == "mail" and len(details["uidls"]) == 4
     assert details["rule"] == "delete_after_days = 0"

@@ -51,18 +51,18 @@ def _count(store: ArchiveStore, table: object) -> int:
 def test_the_corpus_archives_normalizes_and_keeps_every_byte(archive_store: ArchiveStore) -> None:
     corpus = {name: mail(name) for name in names()}
     _archive(archive_store, list(corpus.values()))
-    assert archive_store.status()["totals"]["awaiting_normalization"] == len(corpus)
+    assert archive_store.status().totals.awaiting_normalization == len(corpus)
 
     counts = normalize_pending(archive_store, workers=1)
 
     assert counts.processed == len(corpus) and counts.failed == 0
-    assert archive_store.status()["totals"]["awaiting_normalization"] == 0
+    assert archive_store.status().totals.awaiting_normalization == 0
     assert archive_store.normalization_backlog() == 0
     for raw in corpus.values():
         sha = archive_store.find_message(__import__("hashlib").sha256(raw).hexdigest()[:12])
-        assert archive_store.get_raw(archive_store.message_view(sha)["sha256"]) == raw
+        assert archive_store.get_raw(archive_store.message_detail(sha).sha256) == raw
 
-    korean = archive_store.message_view(_pk(archive_store, "<30@corpus.example>"))
+    korean = archive_store.message_detail(_pk(archive_store, "<30@corpus.example>")).to_dict()
     assert korean["headers"]["subject"] == "한국어 제목입니다"
     assert korean["addresses"]["from"] == [
         {
@@ -75,7 +75,7 @@ def test_the_corpus_archives_normalizes_and_keeps_every_byte(archive_store: Arch
     assert korean["text_excerpt"] == "안녕하세요. 회의 일정 확인 부탁드립니다."
     assert korean["parse"]["normalizer_version"] == NORMALIZER_VERSION
 
-    nested = archive_store.message_view(_pk(archive_store, "<4@corpus.example>"))
+    nested = archive_store.message_detail(_pk(archive_store, "<4@corpus.example>")).to_dict()
     assert [
         (a["index"], a["part_path"], a["filename"], a["inline"]) for a in nested["attachments"]
     ] == [
@@ -84,16 +84,16 @@ def test_the_corpus_archives_normalizes_and_keeps_every_byte(archive_store: Arch
     ]
     assert nested["folders"][0]["account"] == "work" and nested["folders"][0]["flags"] == ["\\Seen"]
 
-    phishing = archive_store.message_view(_pk(archive_store, "<87@corpus.example>"))
+    phishing = archive_store.message_detail(_pk(archive_store, "<87@corpus.example>")).to_dict()
     assert phishing["suspicious"] is True
     assert phishing["auth"]["dmarc"] == "fail" and phishing["risk_note"].startswith("DMARC fail")
 
-    invalid = archive_store.message_view(_pk(archive_store, "<56@corpus.example>"))
+    invalid = archive_store.message_detail(_pk(archive_store, "<56@corpus.example>")).to_dict()
     assert invalid["headers"]["date"] is None
     assert invalid["headers"]["date_status"] == "invalid"
     assert invalid["headers"]["date_raw"] == "sometime next week, probably"
 
-    nul = archive_store.message_view(_pk(archive_store, "<26@corpus.example>"))
+    nul = archive_store.message_detail(_pk(archive_store, "<26@corpus.example>")).to_dict()
     assert nul["text_excerpt"] == "beforeafter"  # PostgreSQL text cannot hold NUL
 
 
@@ -102,7 +102,7 @@ def test_a_parse_failure_keeps_the_raw_message_and_the_headers_it_could_read(
 ) -> None:
     _archive(archive_store, [MAIL_BOMB])
     normalize_pending(archive_store, workers=1)
-    view = archive_store.message_view(1)
+    view = archive_store.message_detail(1).to_dict()
     assert view["parse"]["status"] == "failed"
     assert "RecursionError" in view["parse"]["error"]
     assert view["headers"]["subject"] == "top"
@@ -159,7 +159,7 @@ def test_threads_join_across_batches_whatever_the_order(archive_store: ArchiveSt
     normalize_pending(archive_store, workers=1)
 
     keys = {
-        n: archive_store.message_view(_pk(archive_store, f"<{n}@corpus.example>"))["thread_key"]
+        n: archive_store.message_detail(_pk(archive_store, f"<{n}@corpus.example>")).thread_key
         for n in (70, 71, 72, 73, 74, 75)
     }
     assert keys[70] == keys[71] == keys[72] == keys[73]
@@ -195,7 +195,7 @@ def test_the_process_pool_gives_the_same_rows(
             _archive(store, corpus)
             counts = normalize_pending(store, workers=workers)
             assert counts.workers == workers and counts.processed == len(corpus)
-            views.append([store.message_view(pk) for pk in range(1, len(corpus) + 1)])
+            views.append([store.message_detail(pk).to_dict() for pk in range(1, len(corpus) + 1)])
     for one, two in zip(*views, strict=True):
         for view in (one, two):
             view["parse"].pop("normalized_at")

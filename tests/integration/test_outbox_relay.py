@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from syncer.archive.relay_views import OutboxEntry
 from syncer.archive.store import ArchiveStore
 from syncer.relay.digests import digest_config, run_digest
 from syncer.relay.forwards import apply_forwards, select_rules
@@ -51,7 +52,7 @@ def queue_digest(store: ArchiveStore, config) -> None:  # type: ignore[no-untype
     assert run_digest(store, digest_config(config, "daily")).queued
 
 
-def only_row(store: ArchiveStore) -> dict:  # type: ignore[type-arg]
+def only_row(store: ArchiveStore) -> OutboxEntry:
     [row] = store.outbox_list()
     return row
 
@@ -66,15 +67,15 @@ def test_a_4xx_reply_is_retried_with_backoff_then_sent(
 
     first = flush_outbox(archive_store, config, now=clock)
     row = only_row(archive_store)
-    assert first.deferred == [row["id"]] and not first.ok
-    assert (row["status"], row["attempts"]) == ("pending", 1)
-    assert "451 4.3.0 Please try again later" in row["last_error"]
-    assert row["next_attempt_at"] == (clock.now + timedelta(minutes=1)).isoformat()
+    assert first.deferred == [row.id] and not first.ok
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert "451 4.3.0 Please try again later" in (row.last_error or "")
+    assert row.next_attempt_at == clock.now + timedelta(minutes=1)
 
     assert flush_outbox(archive_store, config, now=clock).sent == []  # not due yet
     clock.now += timedelta(minutes=1)
-    assert flush_outbox(archive_store, config, now=clock).sent == [row["id"]]
-    assert only_row(archive_store)["status"] == "sent"
+    assert flush_outbox(archive_store, config, now=clock).sent == [row.id]
+    assert only_row(archive_store).status == "sent"
     assert len(smtp_server.received) == 1
 
 
@@ -87,12 +88,12 @@ def test_a_5xx_reply_fails_for_good_with_the_reply_stored_until_retried_by_hand(
 
     assert flush_outbox(archive_store, config).failed
     row = only_row(archive_store)
-    assert row["status"] == "failed"
-    assert "554 5.7.1 Rejected by content policy" in row["last_error"]
+    assert row.status == "failed"
+    assert "554 5.7.1 Rejected by content policy" in (row.last_error or "")
     assert flush_outbox(archive_store, config).sent == []  # never retried on its own
 
-    archive_store.outbox_retry(row["id"], datetime.now(UTC))
-    assert flush_outbox(archive_store, config).sent == [row["id"]]
+    archive_store.outbox_retry(row.id, datetime.now(UTC))
+    assert flush_outbox(archive_store, config).sent == [row.id]
 
 
 def test_transient_failures_give_up_after_max_attempts(
@@ -106,12 +107,12 @@ def test_transient_failures_give_up_after_max_attempts(
         smtp_server.script("MAIL", "421 4.7.0 Too busy")
         flush_outbox(archive_store, config, now=clock)
         row = only_row(archive_store)
-        if row["next_attempt_at"]:
-            waits.append(datetime.fromisoformat(row["next_attempt_at"]) - clock.now)
-            clock.now = datetime.fromisoformat(row["next_attempt_at"])
+        if row.next_attempt_at:
+            waits.append(row.next_attempt_at - clock.now)
+            clock.now = row.next_attempt_at
     assert waits == [timedelta(minutes=1), timedelta(minutes=2)]  # doubling
-    assert (row["status"], row["attempts"]) == ("failed", 3)
-    assert "421 4.7.0 Too busy" in row["last_error"]
+    assert (row.status, row.attempts) == ("failed", 3)
+    assert "421 4.7.0 Too busy" in (row.last_error or "")
 
 
 def test_an_unreachable_or_untrusted_server_defers_its_mail(
@@ -127,7 +128,7 @@ def test_an_unreachable_or_untrusted_server_defers_its_mail(
 
     assert len(result.deferred) == len(archive_store.outbox_list()) == 2
     for row in archive_store.outbox_list():
-        assert "TLS certificate for 127.0.0.1 did not verify" in row["last_error"]
+        assert "TLS certificate for 127.0.0.1 did not verify" in (row.last_error or "")
     assert smtp_server.received == []
 
 
@@ -232,7 +233,7 @@ def test_a_crash_after_the_server_took_the_message_duplicates_it_once_with_one_m
     assert flush.returncode == -signal.SIGKILL
     smtp_server.handler.on_accept = None
     with ArchiveStore.open(f"sqlite:///{tmp_path / 'archive.db'}") as store:
-        assert only_row(store)["status"] == "sending"
+        assert only_row(store).status == "sending"
 
     retry = syncer(config, "outbox", "flush")  # takes over the dead process's lease
     out, err = retry.communicate(timeout=60)
@@ -245,7 +246,7 @@ def test_a_crash_after_the_server_took_the_message_duplicates_it_once_with_one_m
     assert len(ids) == 1
     with ArchiveStore.open(f"sqlite:///{tmp_path / 'archive.db'}") as store:
         row = only_row(store)
-        assert row["status"] == "sent" and row["message_id"] in ids
+        assert row.status == "sent" and row.message_id in ids
 
 
 def test_a_sent_messages_body_goes_after_keep_sent_and_it_is_never_queued_again(
@@ -263,14 +264,14 @@ def test_a_sent_messages_body_goes_after_keep_sent_and_it_is_never_queued_again(
     apply_forwards(archive_store, select_rules(config), backfill=True)
     clock = Clock()
     assert flush_outbox(archive_store, config, now=clock).sent
-    assert only_row(archive_store)["size"] > 0  # kept for inspection at first
+    assert (only_row(archive_store).size or 0) > 0  # kept for inspection at first
 
     clock.now += timedelta(days=29)
     assert flush_outbox(archive_store, config, now=clock).pruned == 0
     clock.now += timedelta(days=2)
     assert flush_outbox(archive_store, config, now=clock).pruned == 1
     row = only_row(archive_store)
-    assert row["status"] == "sent" and row["size"] is None
+    assert row.status == "sent" and row.size is None
 
     # The row and its key remain: a backfill over the whole archive queues nothing again.
     [run] = apply_forwards(archive_store, select_rules(config), backfill=True)

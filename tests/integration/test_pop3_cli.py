@@ -109,7 +109,7 @@ def test_sync_json_summary_check_and_status(
     assert status["accounts"]["pop"]["protocol"] == "pop3"
     assert status["accounts"]["pop"]["messages"] == 4
     with run.store() as store:
-        assert [r["status"] for r in store.runs("pop")] == ["ok", "ok"]
+        assert [r.status for r in store.runs("pop")] == ["ok", "ok"]
 
 
 def test_folder_glob_that_excludes_inbox_skips_a_pop3_account(
@@ -193,7 +193,7 @@ def test_sigkill_at_a_protocol_point_then_the_next_run_loses_nothing(
         rows = store.pop3_seen("pop")
         assert len(rows) == MESSAGES and all(r.deleted_at is not None for r in rows.values())
         runs = store.runs("pop")
-    assert runs[0]["status"] == "ok"
-    assert runs[1]["status"] != "ok", "the killed run is not recorded as a success"
+    assert runs[0].status == "ok"
+    assert runs[1].status != "ok", "the killed run is not recorded as a success"
     verify = run("verify")
     assert verify.returncode == 0, verify.stdout

@@ -141,7 +141,7 @@ def test_first_sync_is_byte_exact_the_second_retrieves_nothing_the_third_gets_ne
     assert third.ok and third.new == 1 and third.bytes == len(late)
     assert archive_store.count_entries("pop") == len(sent) + 1
     assert on_server(dovecot, dovecot_user) == sorted([*sent, late]), "left on the server"
-    assert [r["status"] for r in archive_store.runs("pop")] == ["ok", "ok", "ok"]
+    assert [r.status for r in archive_store.runs("pop")] == ["ok", "ok", "ok"]
 
 
 def test_delete_after_archive_removes_exactly_the_verified_archived_messages(
@@ -260,7 +260,7 @@ def test_a_wrong_password_fails_the_run_clearly_and_deletes_nothing(
     )
     assert "wrong-password" not in result.error
     (run,) = archive_store.runs("pop")
-    assert run["status"] == "failed" and run["error"] == result.error
+    assert run.status == "failed" and run.error == result.error
     assert count_on_server(server, user) == 1
 
 
@@ -291,7 +291,7 @@ def test_a_server_that_closes_during_retr_fails_the_run_and_deletes_nothing(
     assert done.new == 20 - partial
     assert in_archive(archive_store) == sorted(sent)
     assert on_server(dovecot, dovecot_user) == []
-    assert [r["status"] for r in archive_store.runs("pop")] == ["ok", "failed"]
+    assert [r.status for r in archive_store.runs("pop")] == ["ok", "failed"]
 
 
 def drop_first_body_line(answer: bytes) -> bytes:
@@ -322,7 +322,7 @@ def test_a_message_the_server_truncates_is_a_clear_error_and_nothing_is_deleted(
         )
         assert on_server(dovecot, dovecot_user) == sorted(sent), "nothing deleted"
         assert in_archive(archive_store) == sorted(sent[:2] + sent[3:])
-        assert archive_store.runs("pop")[0]["status"] == "failed"
+        assert archive_store.runs("pop")[0].status == "failed"
 
         healed = sync_account(account, archive_store)
     assert healed.ok and healed.new == 1

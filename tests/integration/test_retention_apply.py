@@ -135,10 +135,10 @@ def test_apply_does_exactly_what_the_plan_says_and_leaves_nothing_behind(
     assert store.verify() == []
     # The audit trail proves what went: every deleted SHA-256, per policy.
     events = store.audit_events()
-    deleted = [e for e in events if e["kind"] == "retention.deleted"]
-    assert {sha for e in deleted for sha in e["details"]["sha256"]} == planned
-    assert {e["subject"] for e in deleted} == {"mirror", "yearly"}
-    assert events[-1]["kind"] == "retention.run"
+    deleted = [e for e in events if e.kind == "retention.deleted"]
+    assert {sha for e in deleted for sha in e.details["sha256"]} == planned
+    assert {e.subject for e in deleted} == {"mirror", "yearly"}
+    assert events[-1].kind == "retention.run"
     assert store.audit_verify().ok
     # A second run finds nothing more to do.
     assert build_plan(store, policies, now=NOW).delete_messages == 0
@@ -179,7 +179,7 @@ def test_holds_beat_everything_including_messages_archived_after_the_hold(
     store.release_hold("case-17", actor="test")
     apply_plan(store, build_plan(store, policies, now=NOW), force=True, expunger=_NoServers())
     assert subjects_left(store) == set()
-    kinds = [e["kind"] for e in store.audit_events()]
+    kinds = [e.kind for e in store.audit_events()]
     assert kinds[0] == "hold.added" and "hold.released" in kinds
     assert store.audit_verify().ok
 
@@ -250,7 +250,7 @@ def test_a_run_deleting_too_large_a_share_stops_and_asks_for_force(
     assert isinstance(info.value, UsageError) and info.value.exit_code == 2
     assert "33.3%" in info.value.message and "--force" in (info.value.hint or "")
     assert subjects_left(store) == {1, 2, 3}
-    assert store.audit_events()[-1]["details"]["outcome"] == "refused"
+    assert store.audit_events()[-1].details["outcome"] == "refused"
 
 
 class _NoServers:

@@ -91,8 +91,8 @@ def test_imap_expunges_only_verified_copies_and_never_what_others_marked_deleted
     assert "UID 2" in problem and "does not verify" in problem
     gone = {uid: g for uid, _v, _s, _f, g in archive_store.entries("acct", "INBOX")}
     assert gone == {1: True, 2: False, 3: True}
-    (event,) = [e for e in archive_store.audit_events() if e["kind"] == "retention.expunged"]
-    assert event["details"]["uids"] == [1, 3] and event["details"]["policies"] == ["free"]
+    (event,) = [e for e in archive_store.audit_events() if e.kind == "retention.expunged"]
+    assert event.details["uids"] == [1, 3] and event.details["policies"] == ["free"]
     assert archive_store.message_count() == 3, "expunging from the server keeps the archive"
 
 
@@ -141,7 +141,7 @@ def test_pop3_deletes_only_verified_copies(
     assert "does not verify" in problem
     seen = archive_store.pop3_seen("acct")
     assert sorted(row.deleted_at is not None for row in seen.values()) == [False, True, True]
-    assert [e["kind"] for e in archive_store.audit_events()][-2:] == [
+    assert [e.kind for e in archive_store.audit_events()][-2:] == [
         "retention.expunged",
         "retention.run",
     ]

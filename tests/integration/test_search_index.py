@@ -296,7 +296,7 @@ def test_a_rebuild_equals_what_normalization_indexed(searchable: Archive) -> Non
     assert counts.indexed == len(searchable.ids)
     with store.engine.connect() as conn:
         assert _index_rows(conn) == incremental
-    assert store.index_status()["rebuild_at"] is None
+    assert store.index_status().rebuild_at is None
     assert store.index_missing().indexed == 0
 
 
@@ -331,7 +331,7 @@ def test_remove_messages_leaves_nothing_behind(archive_store: ArchiveStore) -> N
             assert "renewal" not in words and "quarterly" not in words
             assert "zebrafish" in words
     status = archive_store.index_status()
-    assert status["indexed"] == 1 and status["normalized"] == 2
+    assert status.indexed == 1 and status.normalized == 2
 
 
 @pytest.mark.parametrize("searchable", ["postgresql"], indirect=True)  # SQLite has no such index

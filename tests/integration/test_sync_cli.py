@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from syncer.archive.admin_views import RunView
 from syncer.archive.store import ArchiveStore
 from tests.servers.dovecot import DovecotServer, MailUser
 from tests.servers.proxy import CuttingProxy
@@ -228,9 +229,9 @@ def test_connection_cut_mid_fetch_is_reported_and_the_next_run_completes(
         assert json.loads(done.stdout)[0]["new"] == 40 - partial
         assert run("check").returncode == 0
         runs = _runs(run)
-        assert [r["status"] for r in runs][:2] == ["ok", "failed"]
+        assert [r.status for r in runs][:2] == ["ok", "failed"]
 
 
-def _runs(run: Run) -> list[dict[str, Any]]:
+def _runs(run: Run) -> list[RunView]:
     with run.store() as store:
         return store.runs("mail")

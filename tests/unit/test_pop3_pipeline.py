@@ -111,7 +111,7 @@ def test_a_batch_that_fails_to_commit_leaves_no_uidl_and_no_message(
         sync(store, drop.session())
     assert store.pop3_seen(ACCOUNT) == {}
     assert store.count_entries(ACCOUNT) == 0
-    assert store.status()["totals"]["messages"] == 0
+    assert store.status().totals.messages == 0
 
 
 def test_batches_commit_as_they_arrive_and_a_lost_connection_keeps_whole_messages(

@@ -42,6 +42,6 @@ def test_an_unexpected_exception_records_the_run_as_failed(store: ArchiveStore) 
     with pytest.raises(RuntimeError, match="a bug in the pipeline"):
         sync_account(config.accounts[0], store, connect=lambda _a: _Exploding(ALL_CAPABILITIES))
     (run,) = store.runs("acct")
-    assert run["status"] == "failed"
-    assert run["error"] == "unexpected error: RuntimeError: a bug in the pipeline"
+    assert run.status == "failed"
+    assert run.error == "unexpected error: RuntimeError: a bug in the pipeline"
     assert store.lease_holder("account:acct") is None, "the lease is released"

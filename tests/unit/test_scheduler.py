@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from syncer.archive.leases import account_lease
 from syncer.archive.store import ArchiveStore
 from syncer.config.base import parse_duration
 from syncer.config.schema import Config, parse_config
-from syncer.daemon.jobs import JobKind, JobSpec, Outcome, Runtime, Schedule, guarded
+from syncer.daemon.jobs import JobKind, JobSpec, LastRun, Outcome, Runtime, Schedule, guarded
 from syncer.daemon.kinds import JOB_KINDS, job_specs, register_kind
 from syncer.daemon.scheduler import build_jobs, cron_trigger, cron_weekdays, first_run
 from syncer.errors import ConfigError, LeaseHeld
@@ -138,9 +139,11 @@ def test_a_schedule_apscheduler_cannot_read_is_a_config_error_naming_the_job() -
 def test_an_interval_job_is_due_one_interval_after_its_last_run() -> None:
     now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     assert first_run(900, None, now) == now
-    recent = {"started_at": (now - timedelta(minutes=5)).isoformat()}
+    recent = LastRun(
+        started_at=now - timedelta(minutes=5), finished_at=None, status="ok", error=None
+    )
     assert first_run(900, recent, now) == now + timedelta(minutes=10)
-    overdue = {"started_at": (now - timedelta(hours=5)).isoformat()}
+    overdue = replace(recent, started_at=now - timedelta(hours=5))
     assert first_run(900, overdue, now) == now
 
 
@@ -225,7 +228,7 @@ def test_a_stop_request_ends_the_sync_after_the_committed_batch(store: ArchiveSt
     assert store.count_entries("acct") == 10, "the first batch is committed, no more"
     assert store.lease_holder("account:acct") is None, "the lease is released"
     (run,) = store.runs("acct")
-    assert run["status"] == "failed" and run["worker"] is not None
+    assert run.status == "failed" and run.worker is not None
 
     done = sync_account(account, store, connect=lambda _acc: server)
     assert done.ok and done.new == 20
@@ -235,9 +238,9 @@ def test_the_lease_is_renewed_in_the_background_and_its_loss_is_noticed(
     store: ArchiveStore,
 ) -> None:
     with account_lease(store, "acct", wait=False, ttl=2, renew_every=0.05) as lease:
-        first = store.leases()[0]["heartbeat_at"]
+        first = store.leases()[0].heartbeat_at
         time.sleep(0.3)
-        assert store.leases()[0]["heartbeat_at"] > first, "renewed without a heartbeat call"
+        assert store.leases()[0].heartbeat_at > first, "renewed without a heartbeat call"
         # It expires and another worker takes it: the next heartbeat must fail the run.
         store.release_lease(lease.name, lease.holder)
         store.acquire_lease(lease.name, "elsewhere:1", 60)

@@ -31,7 +31,7 @@ def test_users_are_stored_with_grants_and_audited(archive_store: ArchiveStore) -
     assert archive_store.user_by_token(token_digest(token)) is None
     with pytest.raises(UsageError, match="Users: bob"):
         archive_store.remove_user("ann", actor="t")
-    kinds = [e["kind"] for e in archive_store.audit_events()]
+    kinds = [e.kind for e in archive_store.audit_events()]
     assert kinds == ["user.added", "user.added", "user.token_added", "user.removed"]
     assert "secret" not in str(archive_store.audit_events())
     assert archive_store.audit_verify().ok

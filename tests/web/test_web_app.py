@@ -233,8 +233,8 @@ def test_every_read_of_mail_is_in_the_audit_trail(
     failed = client()
     failed.post("/login", data={"name": "rita", "password": "nope",
                                 "csrf": csrf_of(failed.get("/login").text)})  # fmt: skip
-    events = [e for e in web_store.audit_events() if e["actor"] == "rita"]
-    seen = [(e["kind"], e["subject"]) for e in events]
+    events = [e for e in web_store.audit_events() if e.actor == "rita"]
+    seen = [(e.kind, e.subject) for e in events]
     for expected in [
         ("web.sign_in", "rita"),
         ("web.searched", "logo"),
@@ -278,8 +278,8 @@ def test_single_sign_on_header_is_believed_only_from_a_trusted_proxy(
         assert proxied.get("/search", headers={"X-Remote-User": "rita"}).status_code == 200
         assert proxied.get("/search", headers={"X-Remote-User": "nobody"}).status_code == 303
         assert direct.get("/search", headers={"X-Remote-User": "root"}).status_code == 303
-    events = [e for e in web_store.audit_events() if e["kind"] == "web.searched"]
-    assert events[-1]["details"]["via"] == "sso" and events[-1]["actor"] == "rita"
+    events = [e for e in web_store.audit_events() if e.kind == "web.searched"]
+    assert events[-1].details["via"] == "sso" and events[-1].actor == "rita"
 
 
 def test_sign_in_attempts_are_rate_limited_per_client() -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from syncer.archive.admin_views import IndexStatus
 from syncer.archive.models import job_state, messages, utcnow
 from syncer.archive.store_base import StoreCore
 
@@ -147,20 +148,27 @@ class StoreSearchIndex(StoreCore):
             )
         return IndexCounts(indexed=done, seconds=time.monotonic() - started, resumed=resumed)
 
-    def index_status(self) -> dict[str, Any]:
-        """Messages, normalized, indexed, index rows, index bytes (None if unknown), rebuild."""
+    def index_status(self) -> IndexStatus:
+        """Messages, normalized, indexed, index rows, index bytes (None if unknown), and
+        where an interrupted rebuild stopped."""
         from syncer.archive.search import index
 
         with self._read("reading the search index status") as conn:
-            status: dict[str, Any] = dict(index.index_stats(conn))
-            status["index_bytes"] = _index_bytes(conn)
+            stats = index.index_stats(conn)
+            size = _index_bytes(conn)
             cursor = conn.execute(
                 select(job_state.c.cursor_pk).where(
                     job_state.c.kind == _KIND, job_state.c.name == _REBUILD
                 )
             ).one_or_none()
-        status["rebuild_at"] = int(cursor[0] or 0) if cursor is not None else None
-        return status
+        return IndexStatus(
+            messages=stats["messages"],
+            normalized=stats["normalized"],
+            indexed=stats["indexed"],
+            index_rows=stats["index_rows"],
+            index_bytes=size,
+            rebuild_at=int(cursor[0] or 0) if cursor is not None else None,
+        )
 
 
 def _index_bytes(conn: Any) -> int | None:
