@@ -41,16 +41,10 @@ from typing import TYPE_CHECKING
 import structlog
 
 from syncer.errors import ArchiveError, SyncerError
-from syncer.sync.normalize_work import (
-    Done,
-    failed,
-    normalize_many,
-    normalize_one,
-    release_heap,
-)
+from syncer.sync.normalize_work import Done, failed, normalize_one, release_heap
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future
 
     from syncer.archive.search.document import IndexRow
     from syncer.archive.store import ArchiveStore
@@ -59,6 +53,7 @@ if TYPE_CHECKING:
     from syncer.mime.attachments import TextExtractor
     from syncer.mime.auth import DNSFunc
     from syncer.mime.parsed import NormalizedMessage
+    from syncer.sync.normalize_pool import Pool
 
 log = structlog.get_logger(__name__)
 
@@ -136,26 +131,6 @@ def _tasks(raws: list[bytes]) -> list[list[bytes]]:
     return tasks
 
 
-def _lean_spawn() -> None:
-    """Keep spawned workers from importing the whole command line.
-
-    A spawned process re-imports its parent's ``__main__`` unless that module
-    is named like a package's ``__main__`` (``multiprocessing.spawn`` skips
-    those). The ``syncer`` console script is a file without a module name, so
-    each worker imported the CLI (click, the configuration's pydantic models:
-    about 0.1 CPU-s and 10 MB per worker) for nothing. Naming it
-    ``syncer.__main__``, which is what it runs, avoids that.
-    """
-    import importlib.machinery
-    import sys
-
-    main = sys.modules.get("__main__")
-    if main is None or getattr(main, "__spec__", None) is not None:
-        return
-    if os.path.basename(getattr(main, "__file__", "") or "") == "syncer":
-        main.__spec__ = importlib.machinery.ModuleSpec("syncer.__main__", None)
-
-
 def default_workers() -> int:
     """One pool process per core the scheduler gives us."""
     try:
@@ -191,7 +166,7 @@ class _Stage:
         self.done = 0
         self.size = 0
         self.counts = {"ok": 0, "partial": 0, "failed": 0}
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: Pool | None = None
         self.pooled = False
         self.extractor: TextExtractor | None = None
         self.in_flight: deque[tuple[list[Pending], list[Future[list[Done]]], dict[int, str]]]
@@ -218,58 +193,51 @@ class _Stage:
     def use_pool(self, awaiting: int) -> bool:
         """Start the pool (once) when the work is worth the processes' start-up."""
         if self.pool is None and self.processes > 1 and awaiting > POOL_THRESHOLD:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from syncer.sync.normalize_pool import Pool
 
-            # spawn, not fork: this process holds database connections and threads.
-            context = multiprocessing.get_context("spawn")
-            _lean_spawn()
-            # Each worker dies with this process: a SIGKILL here must not orphan them.
-            from syncer.mime.children import die_with_parent
-
-            self.pool = ProcessPoolExecutor(
-                max_workers=self.processes,
-                mp_context=context,
-                initializer=die_with_parent,
-                initargs=(os.getpid(),),
+            # One extractor child for the stage: the pool's workers hand it their attachments.
+            self.pool = Pool(
+                self.processes,
+                verify_dkim=self.verify_dkim,
+                dialect=self.dialect,
+                extractor=self.text_extractor,
             )
             self.pooled = True
-            if self.extractor is not None:  # the pool's processes extract from now on
-                self.extractor.close()
-                self.extractor = None
             log.info("normalize.pool_started", workers=self.processes)
         return self.pool is not None
+
+    def text_extractor(self) -> TextExtractor:
+        """The stage's one attachment extractor (its child starts on first need)."""
+        if self.extractor is None:
+            from syncer.mime.attachments import TextExtractor
+
+            self.extractor = TextExtractor()
+        return self.extractor
 
     def step(self, batch: list[Pending]) -> None:
         """Hand ``batch`` to the pool (saving the oldest when the queue is full), or do it here."""
         raws, problems = _load(self.store, batch)
         if self.pool is None:
-            if self.extractor is None:
-                from syncer.mime.attachments import TextExtractor
-
-                self.extractor = TextExtractor()
+            extractor = self.text_extractor()
             results = [
-                normalize_one(raw, self.verify_dkim, self.dns, self.extractor, self.dialect)
+                normalize_one(raw, self.verify_dkim, self.dns, extractor, self.dialect)
                 for raw in raws
             ]
             self.save(batch, results, problems)
             return
-        futures = [
-            self.pool.submit(normalize_many, task, self.verify_dkim, self.dialect)
-            for task in _tasks(raws)
-        ]
-        del raws  # the pool's work items hold the bytes until each task is done
+        futures = [self.pool.submit(task) for task in _tasks(raws)]
+        del raws  # each task holds its bytes until it is sent to a worker
         self.in_flight.append((batch, futures, problems))
         while len(self.in_flight) >= IN_FLIGHT:
             self.save_oldest()
 
     def save_oldest(self) -> None:
-        from concurrent.futures.process import BrokenProcessPool
+        from syncer.sync.normalize_pool import WorkerDied
 
         batch, futures, problems = self.in_flight.popleft()
         try:
             results = [result for future in futures for result in future.result()]
-        except BrokenProcessPool as exc:
+        except WorkerDied as exc:
             raise SyncerError(
                 f"A normalization worker process died ({exc}); the batches "
                 f"before message {batch[0].message_pk} are saved.",
@@ -325,7 +293,7 @@ class _Stage:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool.shutdown()
             self.pool = None
         if self.extractor is not None:
             self.extractor.close()

@@ -302,10 +302,7 @@ def _push_to(store: ArchiveStore, host: str, port: int, user: MailUser, target: 
 
 
 def _message_ids(raws: list[bytes]) -> set[str]:
-    return {
-        email.message_from_bytes(raw)["Message-ID"].strip("<>")
-        for raw in raws
-    }
+    return {email.message_from_bytes(raw)["Message-ID"].strip("<>") for raw in raws}
 
 
 def test_export_and_migration_keep_every_label_and_flag(
