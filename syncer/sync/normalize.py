@@ -14,9 +14,10 @@ leaves only whole batches done and the next run picks up the rest.
 Where the work happens: the parse, the attachment text and the search
 tokens are CPU-bound Python, so a large backlog is spread over a process
 pool (one process per core) that computes all three, index rows included;
-this process only reads blobs and writes results, one transaction per batch.
-At most :data:`IN_FLIGHT` batches are handed out at a time (a bounded queue:
-memory stays flat whatever the backlog). A small backlog is done in-process,
+this process only reads blobs (each task's when a worker is ready for it) and
+writes results, one transaction per batch. At most :data:`IN_FLIGHT` batches
+are handed out at a time (a bounded queue: memory stays flat whatever the
+backlog). A small backlog is done in-process,
 where starting processes would cost more than it saves.
 
 Nothing heavy is imported with this module: a sync with nothing new must not
@@ -36,12 +37,19 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
 
 from syncer.errors import ArchiveError, SyncerError
-from syncer.sync.normalize_work import Done, failed, normalize_one, release_heap
+from syncer.sync.normalize_work import (
+    Done,
+    failed,
+    limit_heap_arenas,
+    normalize_one,
+    release_heap,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -59,8 +67,8 @@ log = structlog.get_logger(__name__)
 
 #: Messages per batch (one read, one write transaction).
 BATCH_MESSAGES = 200
-#: A batch is also cut when its raw bytes pass this.
-BATCH_BYTES = 8 * 1024 * 1024
+#: A batch is also cut when its raw bytes pass this (its results are held until saved).
+BATCH_BYTES = 4 * 1024 * 1024
 #: Below this many messages awaiting, the work is done in-process.
 POOL_THRESHOLD = 400
 #: Batches handed to the pool and not yet saved (the bounded queue).
@@ -71,7 +79,7 @@ _CHUNK_BYTES = 4 * 1024 * 1024
 #: Seconds between looks for newly committed batches while a sync downloads.
 _POLL = 0.2
 #: Download batch size (``batch_bytes``) while the stage follows a sync, unless configured.
-FOLLOW_BATCH_BYTES = 16 * 1024 * 1024
+FOLLOW_BATCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,20 +122,22 @@ def _load(store: ArchiveStore, batch: list[Pending]) -> tuple[list[bytes], dict[
     return raws, problems
 
 
-def _tasks(raws: list[bytes]) -> list[list[bytes]]:
-    """A batch cut into pool tasks of at most _CHUNK messages and about _CHUNK_BYTES.
+def _tasks(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """A batch (its messages' sizes) cut into pool tasks: ``(start, stop)`` ranges of
+    at most _CHUNK messages and about _CHUNK_BYTES.
 
     Small tasks keep a worker's memory low (a task's messages are parsed
     together) and spread large messages over the workers.
     """
-    tasks: list[list[bytes]] = []
-    size = 0
-    for raw in raws:
-        if not tasks or len(tasks[-1]) >= _CHUNK or size + len(raw) > _CHUNK_BYTES:
-            tasks.append([])
-            size = 0
-        tasks[-1].append(raw)
-        size += len(raw)
+    tasks: list[tuple[int, int]] = []
+    start = size = 0
+    for index, length in enumerate(sizes):
+        if index > start and (index - start >= _CHUNK or size + length > _CHUNK_BYTES):
+            tasks.append((start, index))
+            start, size = index, 0
+        size += length
+    if start < len(sizes):
+        tasks.append((start, len(sizes)))
     return tasks
 
 
@@ -195,13 +205,19 @@ class _Stage:
         if self.pool is None and self.processes > 1 and awaiting > POOL_THRESHOLD:
             from syncer.sync.normalize_pool import Pool
 
-            # One extractor child for the stage: the pool's workers hand it their attachments.
-            self.pool = Pool(
-                self.processes,
-                verify_dkim=self.verify_dkim,
-                dialect=self.dialect,
-                extractor=self.text_extractor,
-            )
+            try:
+                # One extractor child for the stage: the pool's workers hand it their attachments.
+                self.pool = Pool(
+                    self.processes,
+                    verify_dkim=self.verify_dkim,
+                    dialect=self.dialect,
+                    extractor=self.text_extractor,
+                )
+            except OSError as exc:
+                raise SyncerError(
+                    f"Could not start the normalization worker processes: {exc}",
+                    hint="Run `syncer normalize --workers 1` to normalize in one process.",
+                ) from exc
             self.pooled = True
             log.info("normalize.pool_started", workers=self.processes)
         return self.pool is not None
@@ -216,8 +232,8 @@ class _Stage:
 
     def step(self, batch: list[Pending]) -> None:
         """Hand ``batch`` to the pool (saving the oldest when the queue is full), or do it here."""
-        raws, problems = _load(self.store, batch)
         if self.pool is None:
+            raws, problems = _load(self.store, batch)
             extractor = self.text_extractor()
             results = [
                 normalize_one(raw, self.verify_dkim, self.dns, extractor, self.dialect)
@@ -225,11 +241,27 @@ class _Stage:
             ]
             self.save(batch, results, problems)
             return
-        futures = [self.pool.submit(task) for task in _tasks(raws)]
-        del raws  # each task holds its bytes until it is sent to a worker
+        problems = {}
+        futures = [
+            self.pool.submit(partial(self.load_task, batch, start, stop, problems))
+            for start, stop in _tasks([item.size for item in batch])
+        ]
         self.in_flight.append((batch, futures, problems))
         while len(self.in_flight) >= IN_FLIGHT:
             self.save_oldest()
+
+    def load_task(
+        self, batch: list[Pending], start: int, stop: int, problems: dict[int, str]
+    ) -> list[bytes]:
+        """The raw bytes of ``batch[start:stop]``, read when a worker is ready for them.
+
+        Why not with the batch: this process then holds the raw bytes of at most
+        one task per worker, not of every batch in flight (the memory bound,
+        docs/performance.md). Unreadable ones go into ``problems`` by batch index.
+        """
+        raws, found = _load(self.store, batch[start:stop])
+        problems.update((start + index, problem) for index, problem in found.items())
+        return raws
 
     def save_oldest(self) -> None:
         from syncer.sync.normalize_pool import WorkerDied
@@ -380,8 +412,9 @@ def follow_download_batches(accounts: Sequence[AccountConfig]) -> list[AccountCo
 
     Why: a downloaded batch is held raw and compressed until it commits, next to
     the stage's batches in flight and its pool processes; 32 MiB download
-    batches made the saving process the largest of the tree (docs/performance.md,
-    "Memory of the default sync"). Alone (``--no-normalize``) the download keeps
+    batches made the saving process the largest of the tree; 8 MiB (not 16) keep it
+    under the tree's bound (docs/performance.md, "Memory of the default sync" and
+    "Memory of the process tree"). Alone (``--no-normalize``) the download keeps
     its own default, and a configured ``batch_bytes`` is always kept.
     """
     return [
@@ -426,6 +459,7 @@ class Follower:
         self._thread = threading.Thread(target=self._run, name="normalize-follower", daemon=True)
 
     def __enter__(self) -> Follower:
+        limit_heap_arenas()  # before the download's and the stage's threads start
         self._thread.start()
         return self
 

@@ -48,8 +48,8 @@ class WorkerDied(Exception):
     """A worker process ended while it had a task (or before it could take one)."""
 
 
-#: A queued task: its future and its raw messages.
-_Item = tuple["Future[list[Done]]", list[bytes]]
+#: A queued task: its future and what reads its raw messages.
+_Item = tuple["Future[list[Done]]", Callable[[], list[bytes]]]
 
 
 class Pool:
@@ -67,7 +67,6 @@ class Pool:
         dialect: str,
         extractor: Callable[[], TextExtractor],
     ) -> None:
-        self._options = (verify_dkim, dialect)
         self._extractor = extractor
         self._extract_lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
@@ -83,6 +82,8 @@ class Pool:
                     stdout=subprocess.PIPE,
                 )
                 self._workers.append(worker)
+                assert worker.stdin is not None
+                send_frame(worker.stdin, b"O", pickle.dumps((verify_dkim, dialect)))
                 thread = threading.Thread(
                     target=self._feed, args=(worker,), name=f"normalize-pool-{number}", daemon=True
                 )
@@ -93,10 +94,15 @@ class Pool:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, raws: list[bytes]) -> Future[list[Done]]:
-        """Queue a task; its future gives one :data:`Done` per raw message, in order."""
+    def submit(self, load: Callable[[], list[bytes]]) -> Future[list[Done]]:
+        """Queue a task; its future gives one :data:`Done` per raw message, in order.
+
+        :param load: reads the task's raw messages; called in one of the pool's
+            threads when a worker is free, so the bytes are held here only
+            while they are sent. What it raises is the future's exception.
+        """
         future: Future[list[Done]] = Future()
-        self._queue.put((future, raws))
+        self._queue.put((future, load))
         return future
 
     def shutdown(self) -> None:
@@ -119,11 +125,16 @@ class Pool:
     def _feed(self, worker: subprocess.Popen[bytes]) -> None:
         died: WorkerDied | None = None
         while (item := self._queue.get()) is not None:
-            future, raws = item
+            future, load = item
+            del item
             if not future.set_running_or_notify_cancel():
                 continue
-            del item
             if died is None:
+                try:
+                    raws = load()
+                except Exception as exc:  # the archive could not be read: the stage's error
+                    future.set_exception(exc)
+                    continue
                 try:
                     future.set_result(self._run(worker, raws))
                     continue
@@ -137,21 +148,21 @@ class Pool:
         self._leaving.wait()
 
     def _run(self, worker: subprocess.Popen[bytes], raws: list[bytes]) -> list[Done]:
+        """The task's results, one message at a time; each raw message is dropped once sent."""
         inbox, outbox = worker.stdout, worker.stdin
         assert inbox is not None and outbox is not None
-        send_frame(outbox, b"T", pickle.dumps((*self._options, len(raws))), flush=False)
-        for raw in raws:
-            send_frame(outbox, b"M", raw, flush=False)
-        outbox.flush()
-        raws.clear()  # this process no longer needs the bytes
-        while True:
-            kind, payload = read_frame(inbox)
-            if kind == b"R":
-                results: list[Done] = pickle.loads(payload)
-                return results
-            if kind != b"X":
+        results: list[Done] = []
+        for index, raw in enumerate(raws):
+            raws[index] = b""
+            send_frame(outbox, b"M", raw)
+            del raw
+            while (frame := read_frame(inbox))[0] == b"X":
+                self._answer(inbox, outbox, frame[1])
+            kind, payload = frame
+            if kind != b"R":
                 raise EOFError(f"unexpected frame {kind!r}")
-            self._answer(inbox, outbox, payload)
+            results.append(pickle.loads(payload))
+        return results
 
     def _answer(self, inbox: IO[bytes], outbox: IO[bytes], request: bytes) -> None:
         part_path, content_type, filename, charset, timeout = pickle.loads(request)

@@ -10,13 +10,16 @@ A worker is ``python -c 'from syncer.sync.normalize_work import serve; serve()' 
 on two pipes (:mod:`syncer.sync.normalize_pool` starts it), speaking in frames
 (:func:`send_frame`, :func:`read_frame`): a kind byte, a length, the payload.
 
-* parent -> worker: ``T`` a task (pickled ``(verify_dkim, dialect, count)``)
-  followed by ``count`` ``M`` frames, each one raw message as it is (no pickled
-  copy of the bytes on either side);
-* worker -> parent: ``R`` the task's results (a pickled ``list[Done]``), or,
-  while a task runs, ``X`` an attachment to read (pickled ``(part_path,
-  content_type, filename, charset, timeout)`` then an ``M`` frame with its
-  bytes), answered by ``A`` (a pickled ``AttachmentText | None``).
+* parent -> worker: first ``O``, the options (pickled ``(verify_dkim, dialect)``);
+  then ``M``, one raw message as it is (no pickled copy of the bytes on either side);
+* worker -> parent: ``R``, that message's result (a pickled :data:`Done`), after
+  which the parent sends the next ``M``; or, before it, ``X``: an attachment to
+  read (pickled ``(part_path, content_type, filename, charset, timeout)`` then
+  an ``M`` frame with its bytes), answered by ``A`` (a pickled
+  ``AttachmentText | None``).
+
+One message at a time, so a worker holds one raw message and its parse, never
+a whole task (the process tree's memory bound).
 
 The attachments whose reading is risky (PDF, Office, HTML) are read by the
 parent's one extractor child for all the workers, with its time limit, kill
@@ -25,7 +28,8 @@ an extractor child per worker: the process tree's memory is bounded
 (docs/performance.md, "Memory of the process tree").
 
 Public API: :func:`normalize_one`, :func:`failed`, :func:`release_heap`,
-:func:`serve`, :func:`send_frame`, :func:`read_frame`, :data:`Done`.
+:func:`limit_heap_arenas`, :func:`serve`, :func:`send_frame`, :func:`read_frame`,
+:func:`read_expected`, :data:`Done`.
 """
 
 from __future__ import annotations
@@ -43,10 +47,12 @@ if TYPE_CHECKING:
 #: One normalized message and its search index rows.
 Done = tuple["NormalizedMessage", "list[IndexRow]"]
 
-#: A worker gives its freed heap back after a task of at least this many raw bytes.
+#: A worker gives its freed heap back after a message of at least this many raw bytes.
 _TRIM_AFTER_BYTES = 1024 * 1024
 #: glibc's ``malloc_trim`` once looked up (False: not available).
 _TRIM: Any = None
+#: glibc's ``mallopt`` parameter for the number of heaps (arenas) threads allocate from.
+_M_ARENA_MAX = -8
 #: A frame's head: its kind (one byte) and its payload's length.
 _HEAD = struct.Struct(">cQ")
 
@@ -107,19 +113,19 @@ def serve() -> None:
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     extractor = _forwarding_extractor(inbox, outbox)
-    while True:
-        try:
-            verify_dkim, dialect, count = pickle.loads(read_expected(inbox, b"T"))
-            raws = [read_expected(inbox, b"M") for _ in range(count)]
-        except EOFError:
-            return
-        size = sum(len(raw) for raw in raws)
-        done = [normalize_one(raw, verify_dkim, None, extractor, dialect) for raw in raws]
-        del raws
-        send_frame(outbox, b"R", pickle.dumps(done, pickle.HIGHEST_PROTOCOL))
-        del done
-        if size >= _TRIM_AFTER_BYTES:
-            release_heap()  # after large tasks only: each trim costs page faults in the next
+    try:
+        verify_dkim, dialect = pickle.loads(read_expected(inbox, b"O"))
+        while True:
+            raw = read_expected(inbox, b"M")
+            large = len(raw) >= _TRIM_AFTER_BYTES
+            done = normalize_one(raw, verify_dkim, None, extractor, dialect)
+            del raw
+            send_frame(outbox, b"R", pickle.dumps(done, pickle.HIGHEST_PROTOCOL))
+            del done
+            if large:
+                release_heap()  # after large messages only: each trim costs page faults
+    except EOFError:
+        return
 
 
 def _forwarding_extractor(inbox: IO[bytes], outbox: IO[bytes]) -> TextExtractor:
@@ -177,6 +183,24 @@ def release_heap() -> None:
             _TRIM = False
     if _TRIM:
         _TRIM(0)
+
+
+def limit_heap_arenas() -> None:
+    """Have every thread of this process allocate from one glibc heap (``M_ARENA_MAX``).
+
+    Why: the default sync's saving process runs the download, the follower,
+    the pool's threads and the archive's compression threads; glibc gives
+    threads heaps of their own, and each kept the freed pages of the batches
+    it had held (about 15 MB more at the process's peak on the 10,000-message
+    corpus, docs/performance.md). Call it before those threads start; the
+    contention it adds is not measurable there (they mostly wait on pipes,
+    sockets and SQLite). Elsewhere than glibc this does nothing.
+    """
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
 
 
 def normalize_one(

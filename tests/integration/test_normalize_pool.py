@@ -10,13 +10,17 @@ its tasks (the stage stops with an error, what it saved stays saved, and
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 
+from syncer.archive.models import blobs, messages
 from syncer.archive.store import ArchiveStore
 from syncer.errors import SyncerError
 from syncer.mime.attachments import TextExtractor
@@ -62,7 +66,7 @@ def test_the_workers_derive_what_this_process_derives_with_one_extractor_for_all
     with TextExtractor() as shared:
         pool = Pool(2, verify_dkim=False, dialect="sqlite", extractor=lambda: shared)
         try:
-            futures = [pool.submit(raws[i : i + 5]) for i in range(0, len(raws), 5)]
+            futures = [pool.submit(partial(list, raws[i : i + 5])) for i in range(0, len(raws), 5)]
             got = [done for future in futures for done in future.result(timeout=120)]
             assert len(_processes_here("syncer.mime.attachments")) == 1
             assert len(_processes_here("normalize_work")) == 2
@@ -86,7 +90,8 @@ def test_a_hostile_attachment_times_out_in_the_shared_child_and_the_next_is_read
         pool = Pool(2, verify_dkim=False, dialect="sqlite", extractor=lambda: shared)
         try:
             stopped, after = [
-                pool.submit([raw]).result(timeout=120)[0][0] for raw in (hostile, fine)
+                pool.submit(partial(list, [raw])).result(timeout=120)[0][0]
+                for raw in (hostile, fine)
             ]
         finally:
             pool.shutdown()
@@ -98,13 +103,13 @@ def test_a_dead_worker_fails_its_tasks() -> None:
     with TextExtractor() as shared:
         pool = Pool(1, verify_dkim=False, dialect="sqlite", extractor=lambda: shared)
         try:
-            assert pool.submit([mail(names()[0])]).result(timeout=60)
+            assert pool.submit(lambda: [mail(names()[0])]).result(timeout=60)
             (worker,) = _processes_here("normalize_work")
             os.kill(worker, signal.SIGKILL)
             with pytest.raises(WorkerDied, match="exited with -9"):
-                pool.submit([mail(names()[0])]).result(timeout=60)
+                pool.submit(lambda: [mail(names()[0])]).result(timeout=60)
             with pytest.raises(WorkerDied):
-                pool.submit([mail(names()[1])]).result(timeout=60)
+                pool.submit(lambda: [mail(names()[1])]).result(timeout=60)
         finally:
             pool.shutdown()
 
@@ -131,4 +136,30 @@ def test_a_worker_killed_mid_run_stops_the_stage_and_the_next_run_finishes(
         left = store.normalization_backlog()
         assert 0 < left < len(raws)
         assert normalize_pending(store, workers=2).processed == left
+        assert store.normalization_backlog() == 0
+
+
+def test_an_unreadable_blob_fails_its_message_and_the_pool_normalizes_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool reads each task's raw messages when a worker is free; one that cannot
+    be read is recorded as failed, as in-process, and its neighbours are normalized."""
+    monkeypatch.setattr("syncer.sync.normalize.POOL_THRESHOLD", 5)
+    raws = [
+        b"Subject: m %d\r\nMessage-ID: <m%d@x>\r\n\r\nbody %d\r\n" % (i, i, i) for i in range(40)
+    ]
+    with ArchiveStore.open(f"sqlite:///{tmp_path}/a.db", migrate=True) as store:
+        store.ensure_account("work", "imap")
+        batch = [RemoteMessage(folder="INBOX", uid=i + 1, raw=raw) for i, raw in enumerate(raws)]
+        store.archive_batch("work", "INBOX", 1, batch, None)
+        victim = hashlib.sha256(raws[17]).hexdigest()
+        with store.engine.begin() as conn:
+            conn.execute(update(blobs).where(blobs.c.sha256 == victim).values(data=b"garbage"))
+        counts = normalize_pending(store, workers=2)
+        assert (counts.workers, counts.processed, counts.failed) == (2, 40, 1)
+        with store.engine.connect() as conn:
+            error = conn.execute(
+                select(messages.c.parse_error).where(messages.c.sha256 == victim)
+            ).scalar_one()
+        assert error.startswith("raw message unreadable: ")
         assert store.normalization_backlog() == 0
