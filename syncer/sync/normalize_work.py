@@ -34,7 +34,6 @@ Public API: :func:`normalize_one`, :func:`failed`, :func:`release_heap`,
 
 from __future__ import annotations
 
-import pickle
 import struct
 from typing import IO, TYPE_CHECKING, Any
 
@@ -99,6 +98,7 @@ def serve() -> None:
     parent's to handle (it closes the pipes, which ends this loop).
     """
     import os
+    import pickle
     import signal
     import sys
 
@@ -136,6 +136,8 @@ def _forwarding_extractor(inbox: IO[bytes], outbox: IO[bytes]) -> TextExtractor:
     parent's one extractor child, whose answer (text, or the note saying why
     there is none) is this extractor's answer.
     """
+    import pickle
+
     from syncer.mime.attachments import MAX_INPUT_BYTES, TextExtractor, kind_of
 
     class Forwarding(TextExtractor):
