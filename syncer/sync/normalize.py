@@ -126,8 +126,9 @@ def _tasks(sizes: Sequence[int]) -> list[tuple[int, int]]:
     """A batch (its messages' sizes) cut into pool tasks: ``(start, stop)`` ranges of
     at most _CHUNK messages and about _CHUNK_BYTES.
 
-    Small tasks keep a worker's memory low (a task's messages are parsed
-    together) and spread large messages over the workers.
+    A task's raw messages are read together (one query) when a worker is free
+    for them and held here until sent: small tasks keep that low and spread
+    large messages over the workers.
     """
     tasks: list[tuple[int, int]] = []
     start = size = 0
