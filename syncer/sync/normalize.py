@@ -14,9 +14,10 @@ leaves only whole batches done and the next run picks up the rest.
 Where the work happens: the parse, the attachment text and the search
 tokens are CPU-bound Python, so a large backlog is spread over a process
 pool (one process per core) that computes all three, index rows included;
-this process only reads blobs and writes results, one transaction per batch.
-At most :data:`IN_FLIGHT` batches are handed out at a time (a bounded queue:
-memory stays flat whatever the backlog). A small backlog is done in-process,
+this process only reads blobs (each task's when a worker is ready for it) and
+writes results, one transaction per batch. At most :data:`IN_FLIGHT` batches
+are handed out at a time (a bounded queue: memory stays flat whatever the
+backlog). A small backlog is done in-process,
 where starting processes would cost more than it saves.
 
 Nothing heavy is imported with this module: a sync with nothing new must not
@@ -36,6 +37,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -44,13 +46,13 @@ from syncer.errors import ArchiveError, SyncerError
 from syncer.sync.normalize_work import (
     Done,
     failed,
-    normalize_many,
+    limit_heap_arenas,
     normalize_one,
     release_heap,
 )
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures import Future
 
     from syncer.archive.search.document import IndexRow
     from syncer.archive.store import ArchiveStore
@@ -59,13 +61,14 @@ if TYPE_CHECKING:
     from syncer.mime.attachments import TextExtractor
     from syncer.mime.auth import DNSFunc
     from syncer.mime.parsed import NormalizedMessage
+    from syncer.sync.normalize_pool import Pool
 
 log = structlog.get_logger(__name__)
 
 #: Messages per batch (one read, one write transaction).
 BATCH_MESSAGES = 200
-#: A batch is also cut when its raw bytes pass this.
-BATCH_BYTES = 8 * 1024 * 1024
+#: A batch is also cut when its raw bytes pass this (its results are held until saved).
+BATCH_BYTES = 4 * 1024 * 1024
 #: Below this many messages awaiting, the work is done in-process.
 POOL_THRESHOLD = 400
 #: Batches handed to the pool and not yet saved (the bounded queue).
@@ -76,7 +79,7 @@ _CHUNK_BYTES = 4 * 1024 * 1024
 #: Seconds between looks for newly committed batches while a sync downloads.
 _POLL = 0.2
 #: Download batch size (``batch_bytes``) while the stage follows a sync, unless configured.
-FOLLOW_BATCH_BYTES = 16 * 1024 * 1024
+FOLLOW_BATCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,41 +122,24 @@ def _load(store: ArchiveStore, batch: list[Pending]) -> tuple[list[bytes], dict[
     return raws, problems
 
 
-def _tasks(raws: list[bytes]) -> list[list[bytes]]:
-    """A batch cut into pool tasks of at most _CHUNK messages and about _CHUNK_BYTES.
+def _tasks(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """A batch (its messages' sizes) cut into pool tasks: ``(start, stop)`` ranges of
+    at most _CHUNK messages and about _CHUNK_BYTES.
 
-    Small tasks keep a worker's memory low (a task's messages are parsed
-    together) and spread large messages over the workers.
+    A task's raw messages are read together (one query) when a worker is free
+    for them and held here until sent: small tasks keep that low and spread
+    large messages over the workers.
     """
-    tasks: list[list[bytes]] = []
-    size = 0
-    for raw in raws:
-        if not tasks or len(tasks[-1]) >= _CHUNK or size + len(raw) > _CHUNK_BYTES:
-            tasks.append([])
-            size = 0
-        tasks[-1].append(raw)
-        size += len(raw)
+    tasks: list[tuple[int, int]] = []
+    start = size = 0
+    for index, length in enumerate(sizes):
+        if index > start and (index - start >= _CHUNK or size + length > _CHUNK_BYTES):
+            tasks.append((start, index))
+            start, size = index, 0
+        size += length
+    if start < len(sizes):
+        tasks.append((start, len(sizes)))
     return tasks
-
-
-def _lean_spawn() -> None:
-    """Keep spawned workers from importing the whole command line.
-
-    A spawned process re-imports its parent's ``__main__`` unless that module
-    is named like a package's ``__main__`` (``multiprocessing.spawn`` skips
-    those). The ``syncer`` console script is a file without a module name, so
-    each worker imported the CLI (click, the configuration's pydantic models:
-    about 0.1 CPU-s and 10 MB per worker) for nothing. Naming it
-    ``syncer.__main__``, which is what it runs, avoids that.
-    """
-    import importlib.machinery
-    import sys
-
-    main = sys.modules.get("__main__")
-    if main is None or getattr(main, "__spec__", None) is not None:
-        return
-    if os.path.basename(getattr(main, "__file__", "") or "") == "syncer":
-        main.__spec__ = importlib.machinery.ModuleSpec("syncer.__main__", None)
 
 
 def default_workers() -> int:
@@ -191,7 +177,7 @@ class _Stage:
         self.done = 0
         self.size = 0
         self.counts = {"ok": 0, "partial": 0, "failed": 0}
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: Pool | None = None
         self.pooled = False
         self.extractor: TextExtractor | None = None
         self.in_flight: deque[tuple[list[Pending], list[Future[list[Done]]], dict[int, str]]]
@@ -218,58 +204,73 @@ class _Stage:
     def use_pool(self, awaiting: int) -> bool:
         """Start the pool (once) when the work is worth the processes' start-up."""
         if self.pool is None and self.processes > 1 and awaiting > POOL_THRESHOLD:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            from syncer.sync.normalize_pool import Pool
 
-            # spawn, not fork: this process holds database connections and threads.
-            context = multiprocessing.get_context("spawn")
-            _lean_spawn()
-            # Each worker dies with this process: a SIGKILL here must not orphan them.
-            from syncer.mime.children import die_with_parent
-
-            self.pool = ProcessPoolExecutor(
-                max_workers=self.processes,
-                mp_context=context,
-                initializer=die_with_parent,
-                initargs=(os.getpid(),),
-            )
+            try:
+                # One extractor child for the stage: the pool's workers hand it their attachments.
+                self.pool = Pool(
+                    self.processes,
+                    verify_dkim=self.verify_dkim,
+                    dialect=self.dialect,
+                    extractor=self.text_extractor,
+                )
+            except OSError as exc:
+                raise SyncerError(
+                    f"Could not start the normalization worker processes: {exc}",
+                    hint="Run `syncer normalize --workers 1` to normalize in one process.",
+                ) from exc
             self.pooled = True
-            if self.extractor is not None:  # the pool's processes extract from now on
-                self.extractor.close()
-                self.extractor = None
             log.info("normalize.pool_started", workers=self.processes)
         return self.pool is not None
 
+    def text_extractor(self) -> TextExtractor:
+        """The stage's one attachment extractor (its child starts on first need)."""
+        if self.extractor is None:
+            from syncer.mime.attachments import TextExtractor
+
+            self.extractor = TextExtractor()
+        return self.extractor
+
     def step(self, batch: list[Pending]) -> None:
         """Hand ``batch`` to the pool (saving the oldest when the queue is full), or do it here."""
-        raws, problems = _load(self.store, batch)
         if self.pool is None:
-            if self.extractor is None:
-                from syncer.mime.attachments import TextExtractor
-
-                self.extractor = TextExtractor()
+            raws, problems = _load(self.store, batch)
+            extractor = self.text_extractor()
             results = [
-                normalize_one(raw, self.verify_dkim, self.dns, self.extractor, self.dialect)
+                normalize_one(raw, self.verify_dkim, self.dns, extractor, self.dialect)
                 for raw in raws
             ]
             self.save(batch, results, problems)
             return
+        problems = {}
         futures = [
-            self.pool.submit(normalize_many, task, self.verify_dkim, self.dialect)
-            for task in _tasks(raws)
+            self.pool.submit(partial(self.load_task, batch, start, stop, problems))
+            for start, stop in _tasks([item.size for item in batch])
         ]
-        del raws  # the pool's work items hold the bytes until each task is done
         self.in_flight.append((batch, futures, problems))
         while len(self.in_flight) >= IN_FLIGHT:
             self.save_oldest()
 
+    def load_task(
+        self, batch: list[Pending], start: int, stop: int, problems: dict[int, str]
+    ) -> list[bytes]:
+        """The raw bytes of ``batch[start:stop]``, read when a worker is ready for them.
+
+        Why not with the batch: this process then holds the raw bytes of at most
+        one task per worker, not of every batch in flight (the memory bound,
+        docs/performance.md). Unreadable ones go into ``problems`` by batch index.
+        """
+        raws, found = _load(self.store, batch[start:stop])
+        problems.update((start + index, problem) for index, problem in found.items())
+        return raws
+
     def save_oldest(self) -> None:
-        from concurrent.futures.process import BrokenProcessPool
+        from syncer.sync.normalize_pool import WorkerDied
 
         batch, futures, problems = self.in_flight.popleft()
         try:
             results = [result for future in futures for result in future.result()]
-        except BrokenProcessPool as exc:
+        except WorkerDied as exc:
             raise SyncerError(
                 f"A normalization worker process died ({exc}); the batches "
                 f"before message {batch[0].message_pk} are saved.",
@@ -325,7 +326,7 @@ class _Stage:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool.shutdown()
             self.pool = None
         if self.extractor is not None:
             self.extractor.close()
@@ -412,8 +413,9 @@ def follow_download_batches(accounts: Sequence[AccountConfig]) -> list[AccountCo
 
     Why: a downloaded batch is held raw and compressed until it commits, next to
     the stage's batches in flight and its pool processes; 32 MiB download
-    batches made the saving process the largest of the tree (docs/performance.md,
-    "Memory of the default sync"). Alone (``--no-normalize``) the download keeps
+    batches made the saving process the largest of the tree; 8 MiB (not 16) keep it
+    under the tree's bound (docs/performance.md, "Memory of the default sync" and
+    "Memory of the process tree"). Alone (``--no-normalize``) the download keeps
     its own default, and a configured ``batch_bytes`` is always kept.
     """
     return [
@@ -458,6 +460,7 @@ class Follower:
         self._thread = threading.Thread(target=self._run, name="normalize-follower", daemon=True)
 
     def __enter__(self) -> Follower:
+        limit_heap_arenas()  # before the download's and the stage's threads start
         self._thread.start()
         return self
 

@@ -40,15 +40,32 @@ def _rss(pid: int) -> int:
         return 0
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def tree_rss(root: int) -> tuple[int, dict[int, int]]:
-    """The RSS sum of ``root`` and its descendants, and each one's RSS."""
+    """The RSS sum of ``root`` and its descendants, and each one's RSS.
+
+    A child that has not yet called ``exec`` (``subprocess`` starts one with
+    ``vfork``: it runs in its parent's memory until the new program replaces
+    it) reports its parent's RSS; summing both would count the parent twice
+    for that moment, so such a child -- same command line as its parent and
+    about its RSS (the parent's other threads go on allocating) -- counts 0.
+    """
     tree = _children()
     each: dict[int, int] = {}
-    stack = [root]
+    stack = [(root, 0)]
     while stack:
-        pid = stack.pop()
+        pid, parent = stack.pop()
         each[pid] = _rss(pid)
-        stack.extend(tree.get(pid, ()))
+        near = parent and abs(each[pid] - each[parent]) <= each[parent] // 20
+        if near and _cmdline(pid) == _cmdline(parent):
+            each[pid] = 0
+        stack.extend((child, pid) for child in tree.get(pid, ()))
     return sum(each.values()), each
 
 

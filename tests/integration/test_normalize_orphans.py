@@ -1,10 +1,10 @@
 """A SIGKILLed ``syncer normalize`` leaves no process behind (issue 16, item 10).
 
-Nothing runs in a process killed with SIGKILL, so its pool processes, their
-resource tracker and the attachment-text children used to survive, reparented
-to init and blocked on a pipe. This starts a real ``syncer normalize`` with a
-pool over a backlog whose PDFs keep the attachment children busy, kills the
-parent once its grandchildren run, and checks every descendant is gone.
+Nothing runs in a process killed with SIGKILL, so its pool processes and the
+attachment-text child used to survive, reparented to init and blocked on a
+pipe. This starts a real ``syncer normalize`` with a pool over a backlog whose
+PDFs keep the attachment child busy, kills the parent once both workers and the
+extractor run, and checks every descendant is gone.
 """
 
 from __future__ import annotations
@@ -59,6 +59,13 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -96,16 +103,17 @@ def test_sigkill_of_normalize_leaves_no_child(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 120
         seen: set[int] = set()
-        # Wait for the grandchildren: pool processes running attachment-text children.
+        # Wait for the two pool processes and the attachment-text child they share.
         while time.monotonic() < deadline:
             seen |= _descendants(parent.pid)
-            grandchildren = {pid for pid in seen if _children().get(pid) in seen}
-            if len(grandchildren) >= 2:
+            lines = [_cmdline(pid) for pid in seen if _alive(pid)]
+            workers = sum("normalize_work" in line for line in lines)
+            if workers >= 2 and any("syncer.mime.attachments" in line for line in lines):
                 break
             assert parent.poll() is None, (tmp_path / "log").read_text()
             time.sleep(0.2)
         else:
-            raise AssertionError("the pool's attachment children never started")
+            raise AssertionError("the pool and its attachment child never started")
         seen |= _descendants(parent.pid)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()

@@ -21,11 +21,13 @@ def test_pool_tasks_are_cut_by_bytes_as_well_as_by_count(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(normalize, "_CHUNK_BYTES", 3 * MB)
-    raws = [b"x" * MB] * 7 + [b"y"] * 40
-    tasks = normalize._tasks(raws)
-    assert [len(task) for task in tasks] == [3, 3, 16, 16, 9]  # 16 = normalize._CHUNK
-    assert all(sum(map(len, task)) <= 3 * MB for task in tasks)
-    assert [raw for task in tasks for raw in task] == raws
+    sizes = [MB] * 7 + [1] * 40 + [5 * MB, 1]
+    tasks = normalize._tasks(sizes)
+    # 16 = normalize._CHUNK; a message larger than the cap is a task of its own
+    assert [stop - start for start, stop in tasks] == [3, 3, 16, 16, 9, 1, 1]
+    assert all(sum(sizes[start:stop]) <= 3 * MB for start, stop in tasks[:5])
+    assert [i for start, stop in tasks for i in range(start, stop)] == list(range(len(sizes)))
+    assert normalize._tasks([]) == []
 
 
 def _accounts(**extra: object) -> list[object]:
