@@ -48,6 +48,18 @@ class WorkerDied(Exception):
     """A worker process ended while it had a task (or before it could take one)."""
 
 
+def _exit_code(worker: subprocess.Popen[bytes]) -> int | None:
+    """The exit code of a worker whose pipe just closed, or None while it still runs.
+
+    Its pipe closes the moment it dies, a little before the kernel lets it be reaped,
+    so it is waited for briefly: the error then says how it ended (``-9``: killed).
+    """
+    try:
+        return worker.wait(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 #: A queued task: its future and what reads its raw messages.
 _Item = tuple["Future[list[Done]]", Callable[[], list[bytes]]]
 
@@ -139,7 +151,7 @@ class Pool:
                     future.set_result(self._run(worker, raws))
                     continue
                 except (OSError, EOFError, pickle.UnpicklingError) as exc:
-                    code = worker.poll()
+                    code = _exit_code(worker)
                     died = WorkerDied(
                         f"worker process {worker.pid} "
                         + (f"exited with {code}" if code is not None else f"failed: {exc}")
