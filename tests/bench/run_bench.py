@@ -73,7 +73,7 @@ TITLES = {
     "full-tls": "full pull, IMAPS",
     "nochange": "no-change re-sync",
     "delta": "re-sync, 100 flags + 100 new",
-    "normalize": "syncer normalize --rebuild",
+    "normalize": "normalize stage (fresh archive)",
 }
 #: The peer each syncer figure is divided by, in the ratio columns.
 BASES = ("mbsync", "mbsync+notmuch")
