@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from syncer.archive.views import iso
+
 __all__ = [
     "AccountStatus",
     "ArchiveStatus",
@@ -28,10 +30,6 @@ __all__ = [
     "LeaseView",
     "RunView",
 ]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +48,9 @@ class LeaseView:
         return {
             "name": self.name,
             "holder": self.holder,
-            "acquired_at": _iso(self.acquired_at),
-            "expires_at": _iso(self.expires_at),
-            "heartbeat_at": _iso(self.heartbeat_at),
+            "acquired_at": iso(self.acquired_at),
+            "expires_at": iso(self.expires_at),
+            "heartbeat_at": iso(self.heartbeat_at),
             "expired": self.expired,
         }
 
@@ -92,9 +90,9 @@ class RunView:
             "account": self.account,
             "kind": self.kind,
             "status": self.status,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "resume_at": _iso(self.resume_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "resume_at": iso(self.resume_at),
             "seconds": self.seconds,
             "error": self.error,
             "new": self.new,
@@ -125,7 +123,7 @@ class FolderStatus:
             "name": self.name,
             "display_name": self.display_name,
             "messages": self.messages,
-            "last_synced_at": _iso(self.last_synced_at),
+            "last_synced_at": iso(self.last_synced_at),
             "deleted": self.deleted,
             "complete": self.complete,
         }
@@ -146,9 +144,9 @@ class AccountStatus:
         return {
             "protocol": self.protocol,
             "messages": self.messages,
-            "last_synced_at": _iso(self.last_synced_at),
+            "last_synced_at": iso(self.last_synced_at),
             "folders": [folder.to_dict() for folder in self.folders],
-            "resume_at": _iso(self.resume_at),
+            "resume_at": iso(self.resume_at),
         }
 
 

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from syncer.archive.views import iso
+
 __all__ = ["DigestItem", "OutboxEntry"]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +65,9 @@ class OutboxEntry:
             "status": self.status,
             "attempts": self.attempts,
             "last_error": self.last_error,
-            "created_at": _iso(self.created_at),
-            "next_attempt_at": _iso(self.next_attempt_at),
-            "sent_at": _iso(self.sent_at),
+            "created_at": iso(self.created_at),
+            "next_attempt_at": iso(self.next_attempt_at),
+            "sent_at": iso(self.sent_at),
             "message_id": self.message_id,
             "size": self.size,
         }

@@ -70,10 +70,6 @@ def labels_tuple(text: str | None) -> tuple[str, ...] | None:
     return tuple(text.split("\n")) if text else ()
 
 
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def execute_many(
     conn: Connection, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]
 ) -> None:

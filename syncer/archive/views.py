@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["AddressView", "AttachmentView", "MessageDetail", "PlacementView"]
+__all__ = ["AddressView", "AttachmentView", "MessageDetail", "PlacementView", "iso"]
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """A datetime as the JSON forms of the archive's views write it (ISO 8601), or None."""
     return value.isoformat() if value is not None else None
 
 
@@ -125,20 +126,20 @@ class MessageDetail:
             "id": self.id,
             "sha256": self.sha256,
             "size": self.size,
-            "first_seen_at": _iso(self.first_seen_at),
+            "first_seen_at": iso(self.first_seen_at),
             "parse": {
                 "status": self.parse_status,
                 "error": self.parse_error,
                 "defects": list(self.parse_defects),
                 "normalizer_version": self.normalizer_version,
-                "normalized_at": _iso(self.normalized_at),
+                "normalized_at": iso(self.normalized_at),
             },
             "headers": {
                 "message_id": self.message_id,
                 "in_reply_to": self.in_reply_to,
                 "references": list(self.references),
                 "subject": self.subject,
-                "date": _iso(self.date),
+                "date": iso(self.date),
                 "date_raw": self.date_raw,
                 "date_status": self.date_status,
                 "list_id": self.list_id,
@@ -184,7 +185,7 @@ class MessageDetail:
                     "uid": p.uid,
                     "flags": list(p.flags),
                     "labels": list(p.labels),
-                    "internaldate": _iso(p.internaldate),
+                    "internaldate": iso(p.internaldate),
                     "gone": p.gone,
                 }
                 for p in self.placements
