@@ -132,11 +132,7 @@ def sync_account(  # noqa: PLR0913
     run_id = uuid.uuid4().hex[:12]
     started = time.monotonic()
     with bound_contextvars(run_id=run_id, account=account.name):
-        try:
-            store.ensure_account(account.name, account.protocol)
-            waiting = _waiting(account, store, clock())
-        except SyncerError:
-            waiting = None  # the run below meets the same failure and records it
+        ensured, waiting = _ensure_and_wait(account, store, clock())
         if waiting is not None:
             log.info("run.waiting", resume_at=waiting[0].isoformat(), reason=waiting[1])
             return RunSummary(
@@ -150,7 +146,8 @@ def sync_account(  # noqa: PLR0913
         counted = _Counted(progress)
         warnings: tuple[str, ...] = ()
         try:
-            store.ensure_account(account.name, account.protocol)
+            if not ensured:  # a write transaction: a no-change run pays for one only
+                store.ensure_account(account.name, account.protocol)
             held = nullcontext(lease) if lease else account_lease(store, account.name, wait=wait)
             with held as current:
                 heartbeat = current.heartbeat(stop)
@@ -240,6 +237,24 @@ def sync_account(  # noqa: PLR0913
 
 
 _ABANDONED = "its worker stopped before recording the end (killed?); the next run resumed"
+
+
+def _ensure_and_wait(
+    account: AccountConfig, store: ArchiveStore, now: datetime
+) -> tuple[bool, tuple[datetime, str] | None]:
+    """Record the account (once per run: a write transaction) and read whether an earlier
+    run's limit still holds: (recorded, :func:`_waiting`'s answer).
+
+    A failure here is not the run's end: the run meets it again and records it.
+    """
+    try:
+        store.ensure_account(account.name, account.protocol)
+    except SyncerError:
+        return False, None
+    try:
+        return True, _waiting(account, store, now)
+    except SyncerError:
+        return True, None
 
 
 def _waiting(
