@@ -142,6 +142,18 @@ def _tasks(sizes: Sequence[int]) -> list[tuple[int, int]]:
     return tasks
 
 
+def first_batch(pending: Sequence[Pending]) -> list[Pending]:
+    """The leading messages of ``pending`` that fit in :data:`BATCH_BYTES` (at least one)."""
+    batch: list[Pending] = []
+    size = 0
+    for item in pending:
+        if batch and size + item.size > BATCH_BYTES:
+            break
+        batch.append(item)
+        size += item.size
+    return batch
+
+
 def default_workers() -> int:
     """One pool process per core the scheduler gives us."""
     try:
@@ -190,13 +202,7 @@ class _Stage:
         pending = self.store.pending_normalization(
             BATCH_MESSAGES, since=self.since, after=self.after
         )
-        batch: list[Pending] = []
-        size = 0
-        for item in pending:
-            if batch and size + item.size > BATCH_BYTES:
-                break
-            batch.append(item)
-            size += item.size
+        batch = first_batch(pending)
         if batch:
             self.after = batch[-1].message_pk
         return batch

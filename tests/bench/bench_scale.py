@@ -39,10 +39,9 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 
 from syncer.archive.store import ArchiveStore
-from syncer.archive.store_normalize import Pending
 from syncer.mime.attachments import TextExtractor
 from syncer.model import FolderCursor, FolderStatus, RemoteMessage
-from syncer.sync.normalize import BATCH_BYTES, BATCH_MESSAGES
+from syncer.sync.normalize import BATCH_MESSAGES, first_batch
 from syncer.sync.normalize_pool import Pool
 from syncer.sync.normalize_work import Done
 from tests.corpus import generate
@@ -106,13 +105,7 @@ class Run:
 
     def normalize(self) -> None:
         while pending := self.store.pending_normalization(BATCH_MESSAGES, after=self.after):
-            batch: list[Pending] = []
-            size = 0
-            for item in pending:
-                if batch and size + item.size > BATCH_BYTES:
-                    break
-                batch.append(item)
-                size += item.size
+            batch = first_batch(pending)
             self.after = batch[-1].message_pk
             raws = self.buckets.timed("load_raw", len(batch), self.store.load_raw, batch)
             results = _parse(self.pool, raws)
