@@ -316,6 +316,7 @@ class TextExtractor:
     def __init__(self, *, timeout: float | None = None) -> None:
         self.timeout = TIMEOUT_SECONDS if timeout is None else timeout
         self._child: subprocess.Popen[bytes] | None = None
+        self._ready = False  # the child's "ready" line was read
 
     def __enter__(self) -> Self:
         return self
@@ -380,21 +381,36 @@ class TextExtractor:
 
     # ------------------------------------------------------------------ the child
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def start(self) -> None:
+        """Start the child now without waiting for it to be ready.
+
+        Why: its start-up (an interpreter and PDFium, about 0.1 s) is otherwise
+        paid by the first attachment that needs it, in the middle of the work;
+        started while something else goes on (a sync still downloading), it
+        costs nothing on the critical path. The first :meth:`extract` waits
+        for the "ready" line as before.
+        """
         if self._child is not None and self._child.poll() is None:
-            return self._child
-        child = subprocess.Popen(
+            return
+        self._child = subprocess.Popen(
             [sys.executable, "-m", "syncer.mime.attachments", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
-        self._child = child
-        try:
-            self._receive(child, time.monotonic() + 60.0)  # the "ready" line
-        except (_Timeout, EOFError):
-            self._kill()
-            raise
+        self._ready = False
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self.start()
+        child = self._child
+        assert child is not None
+        if not self._ready:
+            try:
+                self._receive(child, time.monotonic() + 60.0)  # the "ready" line
+            except (_Timeout, EOFError):
+                self._kill()
+                raise
+            self._ready = True
         return child
 
     def _kill(self) -> None:

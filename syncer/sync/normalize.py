@@ -518,6 +518,8 @@ class Follower:
                         progress=None,
                     )
                     log.info("normalize.started", follow=True, workers=stage.processes)
+                    # Its start-up then overlaps the download instead of the first attachment.
+                    stage.text_extractor().start()
                 if stage is not None:
                     if self._awaits_pool(stage, finished):
                         self._downloaded.wait(_POLL)

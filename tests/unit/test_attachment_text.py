@@ -9,8 +9,10 @@ read (the stuck child process was replaced).
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +134,20 @@ def test_normalization_keeps_the_message_when_an_attachment_is_hostile(
         ("2", "", "timed out after 1 s; not read"),
         ("3", "plain words", None),
     ]
+
+
+def _children() -> set[int]:
+    pid = os.getpid()
+    return {int(n) for n in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def test_a_child_started_ahead_is_the_one_that_reads() -> None:
+    before = _children()
+    with TextExtractor() as extractor:
+        extractor.start()
+        extractor.start()  # already started: no second child
+        started = _children() - before
+        found = extractor.extract("2", "application/pdf", None, None, slow_pdf(2))
+        assert _children() - before == started
+    assert len(started) == 1
+    assert found is not None and found.text == "aa"
