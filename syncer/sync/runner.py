@@ -159,52 +159,19 @@ def sync_account(  # noqa: PLR0913
                 budget, frees_at = _budget(account, store, clock())
                 archive = AccountArchive(store, account.name)
                 pipeline = _Pipeline(account, archive, counted, heartbeat, budget)
-                if account.protocol == "pop3":
-                    folders, error, warnings = pipeline.maildrop(folder_globs, connect_pop3)
-                else:
-                    folders, error, warnings = pipeline.folders(folder_globs, connect)
-                folder_errors = [f"{f.folder}: {f.error}" for f in folders if f.error]
-                if error is None and folder_errors:
-                    error = "; ".join(folder_errors)
-                ok = error is None
+                folders, error, warnings = pipeline.run(folder_globs, connect, connect_pop3)
                 resume_at = None
                 if any(f.stopped == "budget" for f in folders):
                     resume_at = (frees_at or clock()) + timedelta(days=1)
-                    warnings += (
-                        f"the daily download budget ({account.max_bytes_per_day:,} bytes) is "
-                        f"spent; the next run resumes at {resume_at:%Y-%m-%d %H:%M} UTC",
-                    )
-                    log.warning("run.budget_spent", resume_at=resume_at.isoformat())
-                store.finish_run(
-                    run_id,
-                    ok=ok,
-                    error=error,
-                    new=sum(f.new for f in folders),
-                    flags_changed=sum(f.flags_changed for f in folders),
-                    expunged=sum(f.expunged for f in folders),
-                    bytes=sum(f.bytes for f in folders),
-                    resume_at=resume_at,
-                )
+                    warnings += (_budget_spent(account, resume_at),)
+                _record_end(store, run_id, folders, error, resume_at)
         except SourceThrottled as exc:
             resume_at = clock() + timedelta(seconds=exc.retry_after)
-            folders, ok = [], False
-            error = (
-                f"{exc.message} {exc.hint or ''} The next run resumes at "
-                f"{resume_at:%Y-%m-%d %H:%M} UTC, after the last committed batch."
-            ).replace("  ", " ")
-            # Logged once, with what it means; not retried in seconds like a dropped line.
-            log.warning(
-                "run.throttled",
-                limit=exc.limit,
-                folder=exc.folder,
-                wait_minutes=round(exc.retry_after / 60, 1),
-                resume_at=resume_at.isoformat(),
-                meaning=exc.hint,
-            )
+            folders, error = [], _throttled(exc, resume_at)
             if started_run:
                 _record_failure(store, run_id, error, resume_at=resume_at, bytes=counted.bytes)
         except (SyncerError, Stopped) as exc:
-            folders, ok, error = [], False, str(exc)
+            folders, error = [], str(exc)
             if started_run:
                 _record_failure(store, run_id, error)
         except BaseException as exc:
@@ -213,27 +180,87 @@ def sync_account(  # noqa: PLR0913
             if started_run:
                 _record_failure(store, run_id, f"unexpected error: {type(exc).__name__}: {exc}")
             raise
-        seconds = round(time.monotonic() - started, 3)
-        summary = RunSummary(
-            account=account.name,
-            run_id=run_id,
-            ok=ok,
-            folders=tuple(folders),
-            error=error,
-            seconds=seconds,
-            warnings=warnings,
-        )
-        event: Callable[..., Any] = log.info if ok else log.error
-        event(
-            "run.completed" if ok else "run.failed",
-            new=summary.new,
-            bytes=summary.bytes,
-            folders=len(folders),
-            skipped=sum(1 for f in folders if f.skipped),
-            error=error,
-            duration_ms=int(seconds * 1000),
-        )
-        return summary
+        return _completed(account.name, run_id, folders, error, warnings, started)
+
+
+def _completed(
+    account: str,
+    run_id: str,
+    folders: Sequence[FolderSummary],
+    error: str | None,
+    warnings: tuple[str, ...],
+    started: float,
+) -> RunSummary:
+    """The run's summary, logged as ``run.completed`` or ``run.failed``."""
+    seconds = round(time.monotonic() - started, 3)
+    summary = RunSummary(
+        account=account,
+        run_id=run_id,
+        ok=error is None,
+        folders=tuple(folders),
+        error=error,
+        seconds=seconds,
+        warnings=warnings,
+    )
+    event: Callable[..., Any] = log.info if summary.ok else log.error
+    event(
+        "run.completed" if summary.ok else "run.failed",
+        new=summary.new,
+        bytes=summary.bytes,
+        folders=len(folders),
+        skipped=sum(1 for f in folders if f.skipped),
+        error=error,
+        duration_ms=int(seconds * 1000),
+    )
+    return summary
+
+
+def _budget_spent(account: AccountConfig, resume_at: datetime) -> str:
+    """The run's warning (and log event) when the daily download budget stopped it."""
+    log.warning("run.budget_spent", resume_at=resume_at.isoformat())
+    return (
+        f"the daily download budget ({account.max_bytes_per_day:,} bytes) is "
+        f"spent; the next run resumes at {resume_at:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def _throttled(exc: SourceThrottled, resume_at: datetime) -> str:
+    """The run's error when the provider throttled it, logged once with what it means.
+
+    Not retried in seconds like a dropped line: the next run resumes after the
+    last committed batch.
+    """
+    log.warning(
+        "run.throttled",
+        limit=exc.limit,
+        folder=exc.folder,
+        wait_minutes=round(exc.retry_after / 60, 1),
+        resume_at=resume_at.isoformat(),
+        meaning=exc.hint,
+    )
+    return (
+        f"{exc.message} {exc.hint or ''} The next run resumes at "
+        f"{resume_at:%Y-%m-%d %H:%M} UTC, after the last committed batch."
+    ).replace("  ", " ")
+
+
+def _record_end(
+    store: ArchiveStore,
+    run_id: str,
+    folders: Sequence[FolderSummary],
+    error: str | None,
+    resume_at: datetime | None,
+) -> None:
+    store.finish_run(
+        run_id,
+        ok=error is None,
+        error=error,
+        new=sum(f.new for f in folders),
+        flags_changed=sum(f.flags_changed for f in folders),
+        expunged=sum(f.expunged for f in folders),
+        bytes=sum(f.bytes for f in folders),
+        resume_at=resume_at,
+    )
 
 
 _ABANDONED = "its worker stopped before recording the end (killed?); the next run resumed"
@@ -322,6 +349,22 @@ class _Pipeline:
     progress: Progress | None
     heartbeat: Callable[[], None]
     budget: int | None = None
+
+    def run(
+        self,
+        folder_globs: Sequence[str],
+        connect: Callable[[AccountConfig], FolderSource],
+        connect_pop3: Callable[[AccountConfig], MailDropSource],
+    ) -> _Outcome:
+        """The account's pipeline by its protocol; a folder's error is the run's error."""
+        if self.account.protocol == "pop3":
+            folders, error, warnings = self.maildrop(folder_globs, connect_pop3)
+        else:
+            folders, error, warnings = self.folders(folder_globs, connect)
+        folder_errors = [f"{f.folder}: {f.error}" for f in folders if f.error]
+        if error is None and folder_errors:
+            error = "; ".join(folder_errors)
+        return folders, error, warnings
 
     def folders(
         self, folder_globs: Sequence[str], connect: Callable[[AccountConfig], FolderSource]
