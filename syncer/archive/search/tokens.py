@@ -243,9 +243,16 @@ _ASCII_WORDS = str.maketrans(
 )
 
 
+#: The same translation for ASCII bytes (``bytes.translate`` is one table lookup a byte;
+#: ``str.translate`` with a mapping costs about 20 ns a character).
+_ASCII_BYTES = bytes(
+    ord(chr(code).translate(_ASCII_WORDS)) if code < 128 else code for code in range(256)
+)
+
+
 def _ascii_tokens(text: str) -> list[str]:
     """``_ASCII_RUN.findall(fold(text))`` of ASCII text: a translation and a split, in C."""
-    found = text.translate(_ASCII_WORDS).split()
+    found = text.encode("ascii").translate(_ASCII_BYTES).decode("ascii").split()
     if max(map(len, found), default=0) > MAX_TOKEN_CHARS:
         return [token[:MAX_TOKEN_CHARS] for token in found]
     return found
