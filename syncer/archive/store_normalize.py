@@ -153,8 +153,7 @@ class StoreNormalize(StoreCore):
         data: dict[str, bytes | None] = {}
         with self._read("reading messages to normalize") as conn:
             for part in chunks(shas, self._caps.max_params):
-                query = select(blobs.c.sha256, blobs.c.data).where(blobs.c.sha256.in_(part))
-                data.update((sha, blob) for sha, blob in conn.execute(query))
+                data.update(_blob_rows(conn, part))
         missing = [sha for sha in shas if sha not in data]
         if missing:
             raise ArchiveError(f"Message blob {missing[0]} is missing from the archive.")
@@ -463,6 +462,19 @@ class StoreNormalize(StoreCore):
             text_length=int(text_row[0]) if text_row is not None else 0,
             text_excerpt=text_row[1] if text_row is not None else "",
         )
+
+
+def _blob_rows(conn: Connection, shas: Sequence[str]) -> dict[str, bytes | None]:
+    """The stored data of these blobs, by SHA-256. On SQLite as plain SQL: the stage reads
+    a few messages at a time, and building and compiling the select each time cost
+    about as much as SQLite's own reading (10-20 us per message)."""
+    if conn.dialect.name == "sqlite":
+        marks = ", ".join("?" * len(shas))
+        sql = f"SELECT sha256, data FROM {blobs.name} WHERE sha256 IN ({marks})"
+        result = conn.exec_driver_sql(sql, tuple(shas))
+    else:
+        result = conn.execute(select(blobs.c.sha256, blobs.c.data).where(blobs.c.sha256.in_(shas)))
+    return {sha: data for sha, data in result}
 
 
 def _address_views(rows: Sequence[Any]) -> tuple[AddressView, ...]:

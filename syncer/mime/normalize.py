@@ -50,6 +50,7 @@ from syncer.mime.headers import (
     thread_key,
     token,
 )
+from syncer.mime.mimeheaders import template_header
 from syncer.mime.parsed import NORMALIZER_VERSION, ROLES, Address, AuthResults, NormalizedMessage
 from syncer.mime.parts import Walk, declared_charsets
 from syncer.model import header_end
@@ -94,6 +95,10 @@ _POLICY = _Policy()
 # 76,948 hits in 5,000 messages) but held ~25 MB of parse trees per pool process.
 @functools.lru_cache(maxsize=64)
 def _fetch_header(name: str, value: str) -> Any:
+    # Unfolded as the stdlib's header_fetch_parse does (line breaks removed).
+    made = template_header(name, value.replace("\r", "").replace("\n", ""), _POLICY.header_factory)
+    if made is not None:
+        return made
     return EmailPolicy.header_fetch_parse(_POLICY, name, value)
 
 

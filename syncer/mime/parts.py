@@ -37,6 +37,8 @@ from email.policy import default as default_policy
 from io import BytesIO
 from typing import Any, TypeAlias, cast
 
+import pybase64
+
 from syncer.mime.headers import RawHeaders
 from syncer.mime.parsed import Attachment
 from syncer.mime.text import (
@@ -107,6 +109,44 @@ def declared_charsets(msg: Message) -> tuple[str, ...]:
     except Exception:  # a walk over a broken tree: use what was found
         pass
     return tuple(dict.fromkeys(found))
+
+
+def decoded_payload(part: Message) -> Any:
+    """``part.get_payload(decode=True)``, base64 decoded in SIMD code where that is certain
+    to give the same bytes.
+
+    Why: the stdlib decodes base64 with ``binascii`` at about 0.5 GB/s, and every
+    attachment is decoded to be hashed: that was a tenth of a worker's time on the
+    benchmark corpus; pybase64 decodes the same bytes about 20 times faster. Only
+    payloads the stdlib decodes without a defect take this path: ASCII text whose
+    letters, without line breaks (what ``b"".join(payload.splitlines())`` leaves),
+    are whole groups of four of the base64 alphabet with at most two ``=`` at the
+    end. For those the stdlib's strict decode succeeds and pybase64's strict decode
+    gives the same bytes (it refuses exactly what the strict decode refuses,
+    ``tests/unit/test_mime_base64.py``); anything else, or a refusal, goes the
+    stdlib's way with its defects.
+    """
+    payload = getattr(part, "_payload", None)
+    if (
+        isinstance(payload, str)
+        and payload.isascii()
+        and str(part.get("content-transfer-encoding", "")).lower() == "base64"
+    ):
+        letters = payload.encode("ascii").translate(None, b"\r\n")
+        if canonical_base64(letters):
+            try:
+                return pybase64.b64decode(letters, validate=True)
+            except ValueError:  # binascii.Error: the stdlib's way decides
+                pass
+    return part.get_payload(decode=True)
+
+
+def canonical_base64(letters: bytes) -> bool:
+    """Whether ``letters`` are whole groups of four with ``=`` only as their last one or two."""
+    if len(letters) % 4:
+        return False
+    pad = letters.find(b"=")
+    return pad < 0 or (pad >= len(letters) - 2 and letters.endswith(b"=" * (len(letters) - pad)))
 
 
 def _first_raw(part: Message, name: str) -> str | None:
@@ -248,7 +288,7 @@ class Walk:
         for index, child in enumerate(children):
             ctype = child.get_content_type()
             if ctype == "text/plain" and not child.is_multipart():
-                data = child.get_payload(decode=True)
+                data = decoded_payload(child)
                 if isinstance(data, bytes) and data.strip():
                     return index
             elif ctype == "text/html" and html is None:
@@ -315,7 +355,7 @@ class Walk:
             if want_text:
                 self._text(part, subtype == "html")
             return
-        data = part.get_payload(decode=True)
+        data = decoded_payload(part)
         content = data if isinstance(data, bytes) else b""
         self._attachment(part, path, content, filename, None)
         if self.sink is not None and content and not self.encrypted:
@@ -323,7 +363,7 @@ class Walk:
             self.sink(path, ctype, filename, charset, content)
 
     def _text(self, part: Message, html: bool) -> None:
-        data = part.get_payload(decode=True)
+        data = decoded_payload(part)
         if not isinstance(data, bytes) or not data:
             return
         charset = _param(part, "content-type", "charset", self.hints)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 from email.message import Message
 from email.parser import BytesParser
 from typing import Any
@@ -137,3 +138,23 @@ def test_boundary_matchers_match_what_the_parsers_pattern_matches() -> None:
             assert (want is None) == (got is None), repr(line)
             if want is not None and got is not None:
                 assert want.group("end", "linesep") == got.group("end", "linesep"), repr(line)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"-",
+        b"-a\n-b\n",
+        b"a\n-\n-\n--x--\r\n- y\nz-\n",
+        b"a\n-",
+        b"a\r\n--b\r\nc-d-e\r\n\n-",
+        _B64 + b"\n-x",
+        _TEXT,
+    ],
+)
+def test_dash_lines_are_the_lines_after_the_first_that_start_with_a_dash(raw: bytes) -> None:
+    expected = [
+        (match.start(), match.end()) for match in re.finditer(rb"(?<=\n)-[^\n]*(?:\n|\Z)", raw)
+    ]
+    assert fastparse._dash_lines(raw) == expected

@@ -157,3 +157,41 @@ def test_document_tokens_are_the_pieces_of_the_query_tokenizer() -> None:
             else:
                 expected.append(piece)
         assert tokens(text) == expected, text
+
+
+def test_fold_shortcuts_give_what_its_definition_gives() -> None:
+    """fold()'s Latin-1 table and its skip of the decomposition agree with _fold()."""
+    import random
+
+    from syncer.archive.search.tokens import _fold
+
+    latin1 = [chr(code) for code in range(256)]
+    for first in latin1:  # every pair: a character's fold does not depend on its neighbour
+        for second in latin1:
+            pair = first + second
+            assert fold(pair) == _fold(pair), repr(pair)
+    rng = random.Random(11)
+    alphabet = "aZ9 éÉßÆæÿµ¼²¨´ª\xa0\xad-ñÑçÇ" + "x" * 20
+    others = "メール메일을中文ไทยक़ि\u0301\u0308\u3099ǅﬁİı\u1e9e\u212b\u2126Ωάΐ\U0001d400\U00020001"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 30)))
+        assert fold(text) == _fold(text), repr(text)
+        text += "".join(rng.choice(others) for _ in range(rng.randrange(3)))
+        text = "".join(rng.sample(text, len(text)))
+        assert fold(text) == _fold(text), repr(text)
+    for _ in range(300):
+        text = "".join(chr(rng.randrange(0x110000)) for _ in range(20))
+        assert fold(text) == _fold(text), repr(text)
+
+
+def test_no_character_beyond_the_bmp_decomposes_to_a_removed_diacritic() -> None:
+    """What lets _decomposes_to_diacritic() be built from the BMP alone."""
+    import unicodedata
+
+    from syncer.archive.search.tokens import _DIACRITICS
+
+    assert not [
+        code
+        for code in range(0x10000, 0x110000)
+        if _DIACRITICS.search(unicodedata.normalize("NFD", chr(code)))
+    ]
