@@ -74,13 +74,14 @@ def parse(raw: bytes, policy: Policy) -> Message:
     pieces: list[bytes] = []
     saved: dict[str, str] = {}
     position = 0
+    view = memoryview(raw)  # a run is decoded from the message's bytes, not from a copy
     for number, (start, end) in enumerate(runs):
-        run = raw[start:end]
-        ending = b"\r\n" if run.endswith(b"\r\n") else run[-1:]
+        ending = b"\r\n" if raw.startswith(b"\r\n", end - 2, end) else raw[end - 1 : end]
         marker = f"{_MARK_TEXT}{number:08d}x"
-        saved[marker] = run[: -len(ending)].decode("ascii", "surrogateescape")
+        saved[marker] = str(view[start : end - len(ending)], "ascii", "surrogateescape")
         pieces += (raw[position:start], marker.encode("ascii"), ending)
         position = end
+    view.release()
     pieces.append(raw[position:])
     msg = BytesParser(policy=policy).parsebytes(b"".join(pieces))
     if _restore(msg, saved):
@@ -188,7 +189,10 @@ def _restore(msg: Message, saved: dict[str, str]) -> bool:
             return False
         for attribute in ("_payload", "preamble", "epilogue"):
             value = getattr(part, attribute, None)
-            if isinstance(value, str) and _MARK_TEXT in value:
+            if isinstance(value, str) and value in saved:  # a body that is one run: no copy
+                setattr(part, attribute, saved[value])
+                found += 1
+            elif isinstance(value, str) and _MARK_TEXT in value:
                 restored, count = _put_back(value, saved)
                 setattr(part, attribute, restored)
                 found += count

@@ -46,6 +46,7 @@ from syncer.errors import ArchiveError, SyncerError
 from syncer.sync.normalize_work import (
     Done,
     failed,
+    fix_heap_thresholds,
     limit_heap_arenas,
     normalize_one,
     release_heap,
@@ -73,13 +74,14 @@ BATCH_BYTES = 4 * 1024 * 1024
 POOL_THRESHOLD = 400
 #: Batches handed to the pool and not yet saved (the bounded queue).
 IN_FLIGHT = 2
-#: Messages per task sent to a pool process (a task is also cut at _CHUNK_BYTES).
+#: Messages per task sent to a pool process (a task is also cut at _CHUNK_BYTES: its
+#: raw messages are read at once and wait here while the worker takes them one by one).
 _CHUNK = 16
-_CHUNK_BYTES = 4 * 1024 * 1024
+_CHUNK_BYTES = 1024 * 1024
 #: Seconds between looks for newly committed batches while a sync downloads.
 _POLL = 0.2
 #: Download batch size (``batch_bytes``) while the stage follows a sync, unless configured.
-FOLLOW_BATCH_BYTES = 8 * 1024 * 1024
+FOLLOW_BATCH_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,9 +421,10 @@ def follow_download_batches(accounts: Sequence[AccountConfig]) -> list[AccountCo
 
     Why: a downloaded batch is held raw and compressed until it commits, next to
     the stage's batches in flight and its pool processes; 32 MiB download
-    batches made the saving process the largest of the tree; 8 MiB (not 16) keep it
-    under the tree's bound (docs/performance.md, "Memory of the default sync" and
-    "Memory of the process tree"). Alone (``--no-normalize``) the download keeps
+    batches made the saving process the largest of the tree; 4 MiB (not 16, then 8)
+    keep it under the tree's bound, at no measurable cost in time
+    (docs/performance.md, "Memory of the default sync" and "Memory of the process
+    tree", first and second round). Alone (``--no-normalize``) the download keeps
     its own default, and a configured ``batch_bytes`` is always kept.
     """
     return [
@@ -467,6 +470,7 @@ class Follower:
 
     def __enter__(self) -> Follower:
         limit_heap_arenas()  # before the download's and the stage's threads start
+        fix_heap_thresholds()
         self._thread.start()
         return self
 

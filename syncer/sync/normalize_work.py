@@ -28,8 +28,8 @@ an extractor child per worker: the process tree's memory is bounded
 (docs/performance.md, "Memory of the process tree").
 
 Public API: :func:`normalize_one`, :func:`failed`, :func:`release_heap`,
-:func:`limit_heap_arenas`, :func:`serve`, :func:`send_frame`, :func:`read_frame`,
-:func:`read_expected`, :data:`Done`.
+:func:`limit_heap_arenas`, :func:`fix_heap_thresholds`, :func:`serve`, :func:`send_frame`,
+:func:`read_frame`, :func:`read_expected`, :data:`Done`.
 """
 
 from __future__ import annotations
@@ -50,8 +50,14 @@ Done = tuple["NormalizedMessage", "list[IndexRow]"]
 _TRIM_AFTER_BYTES = 1024 * 1024
 #: glibc's ``malloc_trim`` once looked up (False: not available).
 _TRIM: Any = None
-#: glibc's ``mallopt`` parameter for the number of heaps (arenas) threads allocate from.
+#: glibc's ``mallopt`` parameters: the number of heaps (arenas) threads allocate from,
+#: the size from which a block is mapped on its own, the free top of a heap kept.
 _M_ARENA_MAX = -8
+_M_MMAP_THRESHOLD = -3
+_M_TRIM_THRESHOLD = -1
+#: Blocks of at least this many bytes (a large message, a decoded attachment, a
+#: download batch's bodies) get pages of their own, returned to the system when freed.
+MMAP_THRESHOLD = 1024 * 1024
 #: A frame's head: its kind (one byte) and its payload's length.
 _HEAD = struct.Struct(">cQ")
 
@@ -105,6 +111,7 @@ def serve() -> None:
     from syncer.mime.children import die_with_parent
 
     die_with_parent(int(sys.argv[1]))
+    fix_heap_thresholds()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inbox = sys.stdin.buffer
     # Frames go to a copy of stdout; stdout itself now goes where stderr goes, so
@@ -203,6 +210,28 @@ def limit_heap_arenas() -> None:
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
+
+
+def fix_heap_thresholds() -> None:
+    """Map blocks of :data:`MMAP_THRESHOLD` bytes and more on their own, whatever was freed before.
+
+    Why: glibc maps a block of 128 KiB or more on its own, but each time such a
+    block is freed it raises that threshold to the block's size (up to 32 MiB)
+    and the heap's trim threshold to twice that. After the first
+    multi-megabyte message, later ones were carved out of the heap, whose freed
+    pages a process keeps between trims: the saving process held about 10 MB more
+    at the process tree's peak on the 10,000-message corpus (docs/performance.md,
+    "Memory of the process tree, second round"). Setting the thresholds also stops
+    that adjustment. Call it in each process of the tree that handles messages.
+    Elsewhere than glibc this does nothing.
+    """
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        mallopt(_M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD)
 
 
 def normalize_one(

@@ -12,7 +12,7 @@ import pytest
 
 from syncer.config.schema import parse_config
 from syncer.sync import normalize
-from syncer.sync.normalize_work import release_heap
+from syncer.sync.normalize_work import fix_heap_thresholds, release_heap
 
 MB = 1024 * 1024
 
@@ -46,6 +46,8 @@ def test_download_batches_are_smaller_while_the_stage_follows_unless_configured(
 
 
 def test_heap_helpers_run_here() -> None:
-    """glibc's trim is called, or skipped elsewhere, without error."""
+    """glibc's trim and thresholds are set, or skipped elsewhere, without error."""
     release_heap()
     release_heap()
+    fix_heap_thresholds()
+    assert bytes(4 * MB)[-1] == 0
