@@ -128,6 +128,7 @@ def _slowest_imports(argv: Sequence[str], env: dict[str, str], shown: int = 6) -
     done = subprocess.run(
         [str(python), "-X", "importtime", "-m", "syncer", *argv[1:]],
         env=env,
+        cwd="/",  # not this checkout's syncer ahead of the one timed (-m puts the cwd first)
         capture_output=True,
         text=True,
         check=True,
