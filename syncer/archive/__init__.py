@@ -7,7 +7,8 @@ takes and returns ``syncer.model`` values. Nothing here knows a mail protocol.
 Modules: ``engine`` (engines, capability flags, Alembic helpers), ``models``
 (the tables), ``blobs`` (zstd blobs in the database or on disk), ``ingest``
 (hashing and header sniffing for the hot path), ``workers`` (the small thread
-pool), ``leases``, ``store_base``/``store_admin``/``store`` (the store).
+pool), ``leases``, ``store_base``/``store_admin``/``store`` (the store), ``reader`` (the
+class of some of its mixins that ``syncer show`` opens).
 
 Import the submodules directly; this package imports nothing so that
 ``import syncer.archive`` stays cheap for the CLI.

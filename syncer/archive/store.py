@@ -38,19 +38,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, update
-from sqlalchemy.engine import URL
 
-from syncer.archive.blobs import open_blob_store
-from syncer.archive.engine import ensure_at_head, make_engine, upgrade
 from syncer.archive.ingest import fingerprints
 from syncer.archive.models import accounts as accounts_table
 from syncer.archive.models import blobs, entries, folders, utcnow
 from syncer.archive.models import messages as messages_table
+from syncer.archive.reader import MessageReader
 from syncer.archive.search.index_store import StoreSearchIndex
-from syncer.archive.search.store import StoreSearch
 from syncer.archive.store_admin import StoreAdmin
-from syncer.archive.store_base import chunks, flags_text, labels_text, map_errors
-from syncer.archive.store_normalize import StoreNormalize
+from syncer.archive.store_base import chunks, flags_text, labels_text
 from syncer.archive.store_pop3 import StorePOP3
 from syncer.archive.store_push import StorePush
 from syncer.archive.store_relay import StoreRelay
@@ -128,14 +124,13 @@ _live = and_(entries.c.gone_at.is_(None), entries.c.superseded_at.is_(None))
 class ArchiveStore(
     StoreAdmin,
     StorePOP3,
-    StoreNormalize,
     StoreRetention,
     StoreTransfer,
-    StoreSearch,
     StoreRelay,
     StoreSearchIndex,
     StorePush,
     StoreUsers,
+    MessageReader,
 ):
     """The archive: messages, their folders and sync state, runs and leases.
 
@@ -145,37 +140,6 @@ class ArchiveStore(
     waiting up to the busy timeout), so parallel fetchers should hand their
     batches to one writer.
     """
-
-    @classmethod
-    def open(
-        cls,
-        url: str | URL,
-        blob_store: str = "db",
-        *,
-        migrate: bool = False,
-        threads: int | None = None,
-    ) -> ArchiveStore:
-        """Open the archive at ``url``, checking its schema is the one this syncer needs.
-
-        :param blob_store: ``"db"`` or ``"fs:/path"`` (see :mod:`syncer.archive.blobs`).
-        :param migrate: upgrade the schema to head first (``syncer init``, tests);
-            otherwise a database not at head is refused.
-        :param threads: threads for hashing and compression (default: the CPUs,
-            at most 4; 0 or 1 keeps everything on the calling thread).
-        :raises MigrationRequired: when the schema is not at head and ``migrate`` is false.
-        :raises ArchiveError: for an unsupported URL or blob store, or an unreachable database.
-        """
-        store = open_blob_store(blob_store)
-        engine = make_engine(url)
-        try:
-            with map_errors("opening the archive"):
-                if migrate:
-                    upgrade(engine)
-                ensure_at_head(engine)
-        except BaseException:
-            engine.dispose()
-            raise
-        return cls(engine, store, threads=threads)
 
     # ------------------------------------------------------------------ accounts, folders
 

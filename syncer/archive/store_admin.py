@@ -1,7 +1,7 @@
-"""The archive store's bookkeeping side: leases, runs, status, reading and verifying blobs.
+"""The archive store's bookkeeping side: leases, runs, status, verifying blobs.
 
 Why this module exists: these methods serve the CLI (``syncer status``,
-``syncer verify``, ``syncer show``) and the scheduler rather than the sync hot
+``syncer verify``) and the scheduler rather than the sync hot
 path; they live apart from :mod:`syncer.archive.store` to keep both modules
 readable. :class:`~syncer.archive.store.ArchiveStore` inherits them, so callers
 see one class.
@@ -400,20 +400,6 @@ class StoreAdmin(StoreCore):
             ]
 
     # ------------------------------------------------------------------ blobs
-
-    def get_raw(self, sha256: str) -> bytes:
-        """The raw bytes of an archived message, verified against ``sha256``.
-
-        :raises ArchiveError: when there is no such blob.
-        :raises BlobCorrupt: when the stored bytes no longer match.
-        """
-        with self._read(f"reading blob {sha256}") as conn:
-            row = conn.execute(
-                select(blobs.c.data).where(blobs.c.sha256 == sha256.lower())
-            ).one_or_none()
-        if row is None:
-            raise ArchiveError(f"No message with SHA-256 {sha256} in the archive.")
-        return self._blobs.load(sha256.lower(), row.data)
 
     def verify(self, progress: Callable[[int], None] | None = None) -> list[str]:
         """Re-read every blob (database and disk) and check it against its address.

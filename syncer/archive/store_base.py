@@ -2,11 +2,12 @@
 
 Why this module exists: the store's public methods are spread over
 :mod:`syncer.archive.store` (folders, the hot path, sync state) and
-:mod:`syncer.archive.store_admin` (runs, leases, status, blobs, verify) to keep
-each module readable; both build on :class:`StoreCore`, which owns the engine,
-the blob store and the thread pool, opens read and write transactions, maps
-database errors to :class:`~syncer.errors.ArchiveError`, and caches account and
-folder ids.
+:mod:`syncer.archive.store_admin` (runs, leases, status, verify) and other mixins to keep
+each module readable; both build on :class:`StoreCore`, which opens the archive
+(:meth:`StoreCore.open`, for the whole store or a class of some of its mixins: see
+:mod:`syncer.archive.reader`), owns the engine, the blob store and the thread pool,
+opens read and write transactions, reads a message's raw bytes, maps database
+errors to :class:`~syncer.errors.ArchiveError`, and caches account and folder ids.
 """
 
 from __future__ import annotations
@@ -22,12 +23,20 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from sqlalchemy import Connection, Dialect, Engine, select, update
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import UpdateBase
 
-from syncer.archive.blobs import BlobStore
-from syncer.archive.engine import capabilities, mask_url, write_engine
-from syncer.archive.models import accounts, folders
+from syncer.archive.blobs import BlobStore, open_blob_store
+from syncer.archive.engine import (
+    capabilities,
+    ensure_at_head,
+    make_engine,
+    mask_url,
+    upgrade,
+    write_engine,
+)
+from syncer.archive.models import accounts, blobs, folders
 from syncer.archive.workers import Workers, default_threads
 from syncer.errors import ArchiveError, SyncerError
 from syncer.model import FolderCursor
@@ -157,6 +166,37 @@ class StoreCore:
         self._pid = os.getpid()
         self._host = socket.gethostname()
 
+    @classmethod
+    def open(
+        cls,
+        url: str | URL,
+        blob_store: str = "db",
+        *,
+        migrate: bool = False,
+        threads: int | None = None,
+    ) -> Self:
+        """Open the archive at ``url``, checking its schema is the one this syncer needs.
+
+        :param blob_store: ``"db"`` or ``"fs:/path"`` (see :mod:`syncer.archive.blobs`).
+        :param migrate: upgrade the schema to head first (``syncer init``, tests);
+            otherwise a database not at head is refused.
+        :param threads: threads for hashing and compression (default: the CPUs,
+            at most 4; 0 or 1 keeps everything on the calling thread).
+        :raises MigrationRequired: when the schema is not at head and ``migrate`` is false.
+        :raises ArchiveError: for an unsupported URL or blob store, or an unreachable database.
+        """
+        store = open_blob_store(blob_store)
+        engine = make_engine(url)
+        try:
+            with map_errors("opening the archive"):
+                if migrate:
+                    upgrade(engine)
+                ensure_at_head(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, store, threads=threads)
+
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
@@ -240,6 +280,22 @@ class StoreCore:
             finally:
                 if stop is not None:
                     stop.set_progress_handler(None, 0)
+
+    # ------------------------------------------------------------------ blobs
+
+    def get_raw(self, sha256: str) -> bytes:
+        """The raw bytes of an archived message, verified against ``sha256``.
+
+        :raises ArchiveError: when there is no such blob.
+        :raises BlobCorrupt: when the stored bytes no longer match.
+        """
+        with self._read(f"reading blob {sha256}") as conn:
+            row = conn.execute(
+                select(blobs.c.data).where(blobs.c.sha256 == sha256.lower())
+            ).one_or_none()
+        if row is None:
+            raise ArchiveError(f"No message with SHA-256 {sha256} in the archive.")
+        return self._blobs.load(sha256.lower(), row.data)
 
     # ------------------------------------------------------------------ ids
 

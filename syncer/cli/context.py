@@ -10,14 +10,18 @@ from __future__ import annotations
 import json as jsonlib
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
+    from syncer.archive.store_base import StoreCore
     from syncer.config.schema import Config
     from syncer.progress import ProgressReporter
+
+#: A class of the archive store (:class:`ArchiveStore` or one of some of its mixins).
+S = TypeVar("S", bound="StoreCore")
 
 
 @dataclass
@@ -114,8 +118,15 @@ class State:
             missing SQLite archive is refused and no file is left behind.
         :raises ArchiveError: no SQLite archive yet (and not ``first_use``).
         """
-        from syncer.archive.engine import sqlite_file
         from syncer.archive.store import ArchiveStore
+
+        return self.open_as(ArchiveStore, create=create, first_use=first_use)
+
+    def open_as(self, kind: type[S], *, create: bool = False, first_use: bool = False) -> S:
+        """The archive opened as ``kind``: :meth:`open_store` for a command that calls the
+        methods of only some of the store's mixins (``search``, ``show``: see
+        :mod:`syncer.archive.reader`), so that it does not import the others."""
+        from syncer.archive.engine import sqlite_file
 
         cfg = self.read_config()
         path = sqlite_file(cfg.archive_url)
@@ -139,7 +150,7 @@ class State:
                 upgrade(engine)
             finally:
                 engine.dispose()
-        return ArchiveStore.open(cfg.archive_url, blob_store=cfg.blob_store)
+        return kind.open(cfg.archive_url, blob_store=cfg.blob_store)
 
 
 pass_state = click.make_pass_decorator(State)

@@ -1,8 +1,9 @@
 """``syncer search QUERY``: find archived messages with the query language.
 
 Why a module of its own: ``syncer.cli.app`` only registers it; the command parses
-options and calls :meth:`~syncer.archive.store.ArchiveStore.search` (or
-``count_messages``). It is imported only when ``search`` is named (see
+options and calls :meth:`~syncer.archive.search.store.StoreSearch.search` (or
+``count_messages``) on the archive opened as that mixin alone (see
+:mod:`syncer.archive.reader`). It is imported only when ``search`` is named (see
 ``syncer.cli.app._FEATURE_COMMANDS``), so other commands do not pay for it.
 """
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from syncer.archive.search.store import SORTS as _SORTS
+from syncer.archive.search.store import StoreSearch
 from syncer.cli.context import State, emit_json, pass_state
 
 if TYPE_CHECKING:
@@ -133,11 +135,13 @@ def search(
     query = " ".join(words)
     fmt = "json" if as_json else fmt
     parse(query)  # a malformed query is reported before the archive is opened
-    with state.open_store() as store:
+    with state.open_as(StoreSearch) as store:  # not all of ArchiveStore: start-up
         if count_only:
             count = store.count_messages(query)
         else:
-            hits = store.search(query, limit=limit, offset=offset, sort=sort)
+            # The columns, ids and hashes show no snippet: their texts are not read.
+            snippets = output == "summary" and fmt != "text"
+            hits = store.search(query, limit=limit, offset=offset, sort=sort, snippets=snippets)
     if count_only:
         if fmt == "json":
             emit_json({"count": count})

@@ -11,7 +11,7 @@ import click
 from syncer.cli.context import State, emit_json, pass_state
 
 if TYPE_CHECKING:
-    from syncer.archive.store import ArchiveStore
+    from syncer.archive.reader import MessageReader
     from syncer.archive.views import MessageDetail
 
 
@@ -70,7 +70,9 @@ def show(
         )
     if (attachment is None) != (out is None):
         raise click.UsageError("--attachment N and --out FILE go together.")
-    with state.open_store() as store:
+    from syncer.archive.reader import MessageReader
+
+    with state.open_as(MessageReader) as store:  # not all of ArchiveStore: start-up
         message_pk = store.find_message(message)
         detail = store.message_detail(message_pk)
         if raw or attachment is not None or attachments_dir is not None:
@@ -101,7 +103,7 @@ def show(
     render_show(detail.to_dict())
 
 
-def _thread_details(store: ArchiveStore, detail: MessageDetail) -> list[MessageDetail]:
+def _thread_details(store: MessageReader, detail: MessageDetail) -> list[MessageDetail]:
     """Every message of ``detail``'s thread (just it, before normalization), oldest first."""
     if not detail.thread_key:
         return [detail]

@@ -16,6 +16,14 @@ installed one is. Not part of ``make test``::
     python -m tests.bench.bench_cli_start --messages 100000 --notmuch [--runs 15]
     python -m tests.bench.bench_cli_start --archive /path/archive.db   # an existing archive
     python -m tests.bench.bench_cli_start --messages 100000 --notmuch --workdir DIR  # kept, reused
+
+By default it times this venv's ``syncer`` (in a checkout, an editable install: its
+path finder costs about 50 M instructions of the interpreter's start, ~1 % of a
+``search``, see docs/performance.md). ``--syncer`` times another venv's, for example
+what users install::
+
+    python3 -m venv /tmp/inst && /tmp/inst/bin/pip install .
+    python -m tests.bench.bench_cli_start --archive DIR/archive.db --syncer /tmp/inst/bin/syncer
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.bench.syncer_peer import syncer_binary
+from tests.bench.syncer_peer import compile_tree, syncer_binary
 
 COMMANDS = (
     ("search", "budget", "--limit", "20"),
@@ -116,9 +124,11 @@ def _notmuch_lines(messages: int, workdir: Path, runs: int) -> list[str]:
 
 
 def _slowest_imports(argv: Sequence[str], env: dict[str, str], shown: int = 6) -> str:
+    python = Path(argv[0]).with_name("python")  # the syncer script's own interpreter
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "syncer", *argv[1:]],
+        [str(python), "-X", "importtime", "-m", "syncer", *argv[1:]],
         env=env,
+        cwd="/",  # not this checkout's syncer ahead of the one timed (-m puts the cwd first)
         capture_output=True,
         text=True,
         check=True,
@@ -142,7 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--notmuch", action="store_true", help="also index the corpus with notmuch and time it"
     )
+    parser.add_argument(
+        "--syncer", help="the syncer script to time (another venv's, e.g. a non-editable install)"
+    )
     args = parser.parse_args(argv)
+    if args.syncer:
+        compile_tree(args.syncer)  # a pip-installed one has its bytecode already
+    binary = args.syncer or syncer_binary()
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -164,10 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCER_")}
         env["BENCH_PASS"] = "x"
         notmuch = _notmuch_lines(args.messages, work, args.runs) if args.notmuch else []
-        print(f"load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
+        print(f"syncer: {binary}; load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
         print(f"{'command':<48} {'p50 wall':>8} {'min':>8} {'max':>8} {'p50 CPU':>8}")
         for command in COMMANDS:
-            line = [syncer_binary(), "--config", str(config), *command]
+            line = [binary, "--config", str(config), *command]
             print(_line("syncer " + " ".join(command), _times(line, args.runs, env)))
             print(f"    slowest imports: {_slowest_imports(line, env)}")
         for text in notmuch:

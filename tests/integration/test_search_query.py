@@ -8,7 +8,7 @@ the module. Every test names the messages it expects by key (see ``MAIL``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -494,6 +494,17 @@ def test_snippets_mark_the_matched_words(archive: Archive) -> None:
     assert hit.snippet == "Please [[pay]] the [[invoice]] by [[Friday]]."
     (hit,) = archive.store.search("메일")
     assert "사진을 [[메일]]을 보냈습니다" in hit.snippet
+
+
+def test_search_without_snippets_gives_the_same_hits_with_empty_snippets(
+    archive: Archive,
+) -> None:
+    query = "invoice OR quarterly OR from:bruno"
+    with_snippets = archive.store.search(query)
+    without = archive.store.search(query, snippets=False)
+    assert [h.snippet for h in without] == [""] * len(with_snippets) != []
+    assert without == [replace(h, snippet="") for h in with_snippets]
+    assert all(h.snippet for h in with_snippets)
 
 
 def test_relevance_ranks_by_the_text_terms(archive: Archive) -> None:

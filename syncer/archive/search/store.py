@@ -119,6 +119,7 @@ class StoreSearch(StoreCore):
         offset: int = 0,
         sort: str = "-date",
         accounts: Sequence[str] | None = None,
+        snippets: bool = True,
     ) -> list[SearchHit]:
         """The messages matching ``query``, one hit each, sorted and paged.
 
@@ -126,6 +127,9 @@ class StoreSearch(StoreCore):
             without one come last either way), ``relevance`` ranks by the free
             text and ``subject:``/``body:`` terms (newest first without any).
         :param accounts: as for :meth:`select_message_ids`.
+        :param snippets: False: every hit's ``snippet`` is ``""``, and the texts are
+            not read (a caller that prints no snippet, such as ``syncer search``'s
+            columns, pays neither the reads nor the snippet module's import).
         :raises QuerySyntaxError: for a malformed query.
         :raises UsageError: for an unknown sort or a negative limit or offset.
         """
@@ -134,7 +138,6 @@ class StoreSearch(StoreCore):
         if limit < 0 or offset < 0:
             raise UsageError("limit and offset must not be negative.")
         from syncer.archive.search.compile import compile_query, positive_texts
-        from syncer.archive.search.snippet import snippet
         from syncer.query import parse
 
         parsed = parse(query)
@@ -158,7 +161,7 @@ class StoreSearch(StoreCore):
             rows = conn.execute(statement).all()
             pks = [int(row.id) for row in rows]
             where_found = _folders_of(conn, pks)
-            texts_of = _texts_of(conn, pks)
+            snippet_of = _snippets_of(conn, pks, texts) if snippets else {}
         return [
             SearchHit(
                 id=int(row.id),
@@ -168,7 +171,7 @@ class StoreSearch(StoreCore):
                 subject=row.subject,
                 size=int(row.size),
                 folders=where_found.get(int(row.id), ()),
-                snippet=snippet(texts_of.get(int(row.id), ""), texts),
+                snippet=snippet_of.get(int(row.id), ""),
             )
             for row in rows
         ]
@@ -232,10 +235,11 @@ def _folders_of(conn: Connection, pks: Sequence[int]) -> dict[int, tuple[str, ..
     return {pk: tuple(sorted(names)) for pk, names in found.items()}
 
 
-def _texts_of(conn: Connection, pks: Sequence[int]) -> dict[int, str]:
-    """The first :data:`~syncer.archive.search.snippet.SNIPPET_SOURCE` characters of each
-    message's text."""
-    from syncer.archive.search.snippet import SNIPPET_SOURCE
+def _snippets_of(conn: Connection, pks: Sequence[int], terms: Sequence[str]) -> dict[int, str]:
+    """Each message's snippet: a line of the first
+    :data:`~syncer.archive.search.snippet.SNIPPET_SOURCE` characters of its text around
+    ``terms`` (a message without text has none here, and gets ``""``)."""
+    from syncer.archive.search.snippet import SNIPPET_SOURCE, snippet
 
     if not pks:
         return {}
@@ -244,4 +248,4 @@ def _texts_of(conn: Connection, pks: Sequence[int]) -> dict[int, str]:
             message_texts.c.message_pk, func.substr(message_texts.c.text, 1, SNIPPET_SOURCE)
         ).where(message_texts.c.message_pk.in_(pks))
     )
-    return {int(pk): text for pk, text in rows}
+    return {int(pk): snippet(text, terms) for pk, text in rows}
