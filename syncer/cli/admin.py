@@ -240,7 +240,7 @@ def status(state: State, as_json: bool, check: bool) -> None:
     """
     if check:
         _check(state, as_json)
-    from syncer.daemon.push import push_status
+    from syncer.daemon.push_state import push_status
     from syncer.daemon.scheduler import jobs_status
 
     config = state.config

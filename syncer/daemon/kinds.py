@@ -30,14 +30,6 @@ import structlog
 from syncer.archive.leases import Lease
 from syncer.daemon.jobs import JobKind, JobSpec, LastRun, Outcome, Runtime, Schedule, guarded
 from syncer.errors import ConfigError, LeaseHeld, Stopped
-from syncer.relay.digests import digest_config, run_digest
-from syncer.relay.forwards import apply_forwards
-from syncer.relay.outbox import LEASE as OUTBOX_LEASE
-from syncer.relay.outbox import flush_outbox
-from syncer.retention.job import LEASE as RETENTION_LEASE
-from syncer.retention.job import run_retention
-from syncer.sync.normalize import normalize_pending
-from syncer.sync.runner import job_lease, sync_account
 
 if TYPE_CHECKING:
     from syncer.archive.store import ArchiveStore
@@ -69,6 +61,8 @@ def _holding(runtime: Runtime, name: str) -> Iterator[Lease]:
 
     :raises LeaseHeld: when another live worker holds it.
     """
+    from syncer.sync.runner import job_lease
+
     with (
         job_lease(runtime.store, runtime.config, name, holder=runtime.holder) as lease,
         runtime.holding(name),
@@ -100,6 +94,8 @@ def sync_job(runtime: Runtime, account_name: str) -> Outcome:
 
 
 def _sync(runtime: Runtime, account_name: str) -> Outcome:
+    from syncer.sync.runner import sync_account
+
     try:
         account = runtime.config.account(account_name)
     except ConfigError:
@@ -143,6 +139,8 @@ def normalize_job(runtime: Runtime) -> Outcome:
 
 
 def _normalize(runtime: Runtime) -> Outcome:
+    from syncer.sync.normalize import normalize_pending
+
     try:
         with _holding(runtime, "normalize") as lease:
             beat = lease.heartbeat(runtime.stop)
@@ -174,6 +172,9 @@ def retention_job(runtime: Runtime) -> Outcome:
 
 
 def _retention(runtime: Runtime) -> Outcome:
+    from syncer.retention.job import LEASE as RETENTION_LEASE
+    from syncer.retention.job import run_retention
+
     try:
         with runtime.holding(RETENTION_LEASE):
             _plan, result = run_retention(
@@ -205,6 +206,8 @@ def digest_job(runtime: Runtime, name: str) -> Outcome:
 
 
 def _digest(runtime: Runtime, name: str) -> Outcome:
+    from syncer.relay.digests import digest_config, run_digest
+
     try:
         digest = digest_config(runtime.config, name)
     except ConfigError:
@@ -239,6 +242,10 @@ def outbox_job(runtime: Runtime) -> Outcome:
 
 
 def _outbox(runtime: Runtime) -> Outcome:
+    from syncer.relay.forwards import apply_forwards
+    from syncer.relay.outbox import LEASE as OUTBOX_LEASE
+    from syncer.relay.outbox import flush_outbox
+
     config = runtime.config
     try:
         with _holding(runtime, OUTBOX_LEASE) as lease:

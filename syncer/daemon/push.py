@@ -26,11 +26,12 @@ two; a push sync in flight stops after its batch, like any job.
 
 Visible: the state of each account (mode, connected, since, error) is a
 ``job_state`` row (:mod:`syncer.archive.store_push`) that ``syncer status``
-reads (:func:`push_status`); the metrics ``syncer_push_connected{account}`` and
-``syncer_push_delay_seconds{account}`` come through the runtime's observer;
+reads (:func:`syncer.daemon.push_state.push_status`); the metrics
+``syncer_push_connected{account}`` and ``syncer_push_delay_seconds{account}`` come
+through the runtime's observer;
 :meth:`PushSupervisor.problems` feeds ``/healthz``.
 
-Public API: :class:`PushSupervisor`, :func:`wants_push`, :func:`push_status`.
+Public API: :class:`PushSupervisor`, :func:`wants_push`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ from syncer.sync.runner import job_lease, sync_account, sync_options
 
 if TYPE_CHECKING:
     from syncer.archive.leases import Lease
-    from syncer.archive.store import ArchiveStore
     from syncer.config.schema import AccountConfig, Config
     from syncer.daemon.jobs import Outcome, Runtime
     from syncer.sources.imap.watch import IMAPWatcher, WatchEvent
@@ -453,31 +453,3 @@ class PushSupervisor:
             if down > interval:
                 found.append(f"push for account {name!r} down for {down:.0f} s")
         return found
-
-
-def push_status(config: Config, store: ArchiveStore) -> list[dict[str, Any]]:
-    """Per IMAP account: whether push is configured, and what the daemon last recorded
-    (``state``: connected, down, unsupported, elsewhere, stopped; ``mode``: notify or
-    idle; ``since``), reported as ``not running`` when no live worker holds the
-    account's push lease (the daemon is stopped or was killed)."""
-    states = store.push_states()
-    live = {lease.name for lease in store.leases() if not lease.expired}
-    result = []
-    for account in config.accounts:
-        if account.protocol != "imap":
-            continue
-        state = states.get(account.name, {})
-        running = f"push:{account.name}" in live or state.get("state") == "unsupported"
-        result.append(
-            {
-                "account": account.name,
-                "push": "off" if account.push is False else "on" if account.push else "auto",
-                "state": state.get("state") if running else "not running",
-                "mode": state.get("mode") if running else None,
-                "since": state.get("since") if running else None,
-                "holder": state.get("holder") if running else None,
-                "folders": state.get("folders") if running else None,
-                "error": state.get("error") if running else None,
-            }
-        )
-    return result

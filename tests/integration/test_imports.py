@@ -56,6 +56,17 @@ OTHER_STORE_MIXINS = (
 #: What ``search`` printing columns does not import either: the message view and
 #: normalization mixin (``show``'s), and the snippets (the columns show none).
 NOT_TO_SEARCH = ("syncer.archive.store_normalize", "syncer.archive.search.snippet")
+#: What ``status`` does not import: it reads what the jobs and the push watchers
+#: recorded; it runs no job (the sync pipeline, push, retention, relay) and connects nowhere.
+NOT_TO_STATUS = (
+    "syncer.daemon.push",
+    "syncer.sync.runner",
+    "syncer.sync.normalize",
+    "syncer.retention.job",
+    "syncer.relay.outbox",
+    "syncer.connect",
+    "imapclient",
+)
 
 
 class Imports(dict[str, str]):
@@ -231,6 +242,8 @@ def test_commands_people_type_import_no_parser_stage_or_orm(
     assert _forbidden(modules, NEVER) == []
     if command[0] != "status":  # status draws its tables with rich, shows every job
         assert _forbidden(modules, NOT_TO_SEARCH_OR_SHOW + OTHER_STORE_MIXINS) == []
+    else:
+        assert _forbidden(modules, NOT_TO_STATUS) == []
     if command[0] == "search":
         assert _forbidden(modules, NOT_TO_SEARCH) == []
         # [archive] and [logging] only: no account, relay, web ... model is built.
